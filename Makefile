@@ -1,0 +1,49 @@
+# Thin wrapper around CMake: the two commands a new user needs, plus the
+# benchmark.  `deps` installs the Debian packages that are missing.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+CONFIG     ?= sales.ini
+PYTHON     ?= /usr/bin/python3
+
+PACKAGES = build-essential cmake pkg-config libevent-dev libsqlite3-dev \
+	libcurl4-openssl-dev libssl-dev libjsmn-dev libwslay-dev libinih-dev \
+	libhttp-parser-dev libcmocka-dev sqlite3 python3 python3-pytest \
+	python3-websockets
+
+BENCH_PACKAGES = wrk nginx-light
+
+.PHONY: all deps build run test test-unit test-e2e test-sanitize bench clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES) $(EXTRA_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j$$(nproc)
+
+run: build
+	./$(BUILD)/salesd -c $(CONFIG)
+
+test: build test-sanitize
+	tests/run $(BUILD)
+
+test-sanitize: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSALES_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j$$(nproc)
+	tests/run $(ASAN_BUILD)
+
+bench: EXTRA_PACKAGES = $(BENCH_PACKAGES)
+bench: build
+	tests/bench/run $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,18 @@
+/*
+ * bus.h - the in-process event bus: topics, queued delivery on the loop
+ * in publish order.
+ */
+#ifndef CORE_BUS_H
+#define CORE_BUS_H
+
+#include <sales/bus.h>
+
+int	core_bus_init(void);
+int	core_bus_subscribe(const char *owner, const char *topic,
+	    sales_bus_handler handler, void *arg);
+void	core_bus_publish(const char *topic, const void *payload, size_t len);
+/* Delivers everything queued now (shutdown, tests). */
+void	core_bus_drain(void);
+void	core_bus_free(void);
+
+#endif /* CORE_BUS_H */

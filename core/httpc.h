@@ -1,0 +1,17 @@
+/*
+ * httpc.h - asynchronous HTTP client: libcurl multi driven by the loop
+ * (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION).
+ */
+#ifndef CORE_HTTPC_H
+#define CORE_HTTPC_H
+
+#include <sales/httpc.h>
+
+int	core_httpc_init(void);
+/* Fails every request in flight with "shutdown" and frees libcurl. */
+void	core_httpc_shutdown(void);
+int	core_httpc_request(const struct sales_httpc_request *req,
+	    sales_httpc_cb cb, void *arg);
+uint64_t core_httpc_requests(void);	/* started so far */
+
+#endif /* CORE_HTTPC_H */

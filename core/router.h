@@ -1,0 +1,36 @@
+/*
+ * router.h - (method, pattern) -> handler.  Routes are added during
+ * start-up only; matching is read-only afterwards.
+ */
+#ifndef CORE_ROUTER_H
+#define CORE_ROUTER_H
+
+#include <sales/http.h>
+
+enum core_route_result {
+	CORE_ROUTE_FOUND = 0,
+	CORE_ROUTE_NOT_FOUND,
+	CORE_ROUTE_BAD_METHOD		/* path known, method not: see allow */
+};
+
+struct core_route_match {
+	sales_http_handler	 handler;
+	void			*arg;
+	int			 nparams;
+	/* names point into the route table; values are percent-decoded, owned by the match */
+	const char		*names[SALES_HTTP_MAX_PARAMS];
+	char			*values[SALES_HTTP_MAX_PARAMS];
+	char			 allow[128];	/* "GET, POST" on BAD_METHOD */
+};
+
+/* owner names the module in errors ("core" for the core's own routes).
+ * -1 on a malformed pattern or a duplicate (method, pattern), logged. */
+int	core_router_add(const char *owner, const char *method,
+	    const char *pattern, sales_http_handler handler, void *arg);
+/* path excludes the query string.  HEAD matches GET routes. */
+enum core_route_result core_router_match(const char *method, const char *path,
+	    struct core_route_match *m);
+void	core_route_match_free(struct core_route_match *m);
+void	core_router_free(void);
+
+#endif /* CORE_ROUTER_H */

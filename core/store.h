@@ -1,0 +1,72 @@
+/*
+ * store.h - the storage interface: a driver table plus the group-commit
+ * machinery around it.  store.c owns the writer and reader threads and
+ * the hand-off to and from the loop; a driver (store_sqlite.c) only runs
+ * statements on its own connections, on those threads.
+ */
+#ifndef CORE_STORE_H
+#define CORE_STORE_H
+
+#include <sales/store.h>
+
+struct core_store_config {
+	const char	*driver;	/* "sqlite" */
+	const char	*path;		/* database file; parent dir is created */
+	const char	*migrations;	/* directory of NNN_*.sql files */
+	int		 max_group;	/* units per transaction */
+};
+
+/*
+ * A driver.  Every call but open/close runs on the one thread that owns
+ * the connection; errors are written to err (NUL-terminated).
+ */
+struct core_store_driver {
+	const char *name;
+	void	*(*open)(const struct core_store_config *cfg, int writer,
+		    char *err, size_t errlen);
+	void	 (*close)(void *conn);
+	/* Applies migrations in order, remembering what is applied. */
+	int	 (*migrate)(void *conn, const char *dir, char *err,
+		    size_t errlen);
+	int	 (*begin)(void *conn, char *err, size_t errlen);
+	int	 (*commit)(void *conn, char *err, size_t errlen);
+	int	 (*rollback)(void *conn);
+	int	 (*savepoint)(void *conn, char *err, size_t errlen);
+	int	 (*release)(void *conn, char *err, size_t errlen);
+	int	 (*rollback_to)(void *conn);
+	/* *constraint set to 1 on a constraint violation. */
+	int	 (*exec)(void *conn, const struct sales_store_stmt *stmt,
+		    struct sales_store_result **res, int *constraint,
+		    char *err, size_t errlen);
+};
+
+extern const struct core_store_driver core_store_sqlite;
+
+int	core_store_open(const struct core_store_config *cfg);
+/* Stops taking work, commits what is queued, joins the threads. */
+void	core_store_close(void);
+int	core_store_writable(void);	/* 0 after a failed commit */
+size_t	core_store_pending(void);	/* units and queries not yet answered */
+const char *core_store_driver_name(void);
+uint64_t core_store_commits(void);	/* transactions committed */
+uint64_t core_store_units(void);	/* units committed */
+
+/* Service-table implementations. */
+int	core_store_write(const struct sales_store_stmt *stmts, size_t n,
+	    sales_store_write_cb cb, void *arg);
+int	core_store_query(const char *sql, const struct sales_value *params,
+	    size_t nparams, sales_store_query_cb cb, void *arg);
+struct sales_store_result *core_store_query_sync(const char *sql,
+	    const struct sales_value *params, size_t nparams);
+void	core_store_result_free(struct sales_store_result *res);
+size_t	core_store_rows(const struct sales_store_result *res);
+size_t	core_store_cols(const struct sales_store_result *res);
+const struct sales_value *core_store_value(const struct sales_store_result *res,
+	    size_t row, size_t col);
+
+/* Result building, for drivers. */
+struct sales_store_result *core_store_result_new(size_t ncols);
+int	core_store_result_add(struct sales_store_result *res,
+	    const struct sales_value *row);
+
+#endif /* CORE_STORE_H */

@@ -1,0 +1,234 @@
+/*
+ * sales/module.h - the salesd module SDK.  A module includes this header
+ * and nothing of the core's.
+ *
+ * A module is a shared object that exports exactly three symbols
+ * (build with -fvisibility=hidden; the macros below export them):
+ *
+ *	SALES_MODULE_MAGIC("name", "1.0");
+ *	SALES_MODULE_INIT(core, self) { ... register ...; return 0; }
+ *	SALES_MODULE_FINI(void) { ... }			(optional)
+ *
+ * The loader reads the magic block before any module code runs and
+ * refuses a module built for another ABI, naming what differs.  Then it
+ * calls init with the core's service table and the module's handle (its
+ * name and its sales.ini section [name]).  Routes, WebSocket message
+ * types, bus subscriptions and metrics may be registered only inside
+ * init, so that a failed init is undone exactly.  init returns 0, or -1
+ * after logging why; -1 stops start-up.  fini runs at shutdown, modules
+ * in reverse load order, after the last commit and upstream call.
+ *
+ * Threads: every service is loop-thread only, and every callback a
+ * module gets runs on the loop thread.  Never block in one.
+ *
+ * The table is append-only: new services go at the end and bump
+ * SALES_ABI_MINOR.  A module built against an older minor version runs on
+ * a newer core; to use a newer member at run time, check
+ * offsetof(struct sales_core, member) < core->size first.
+ */
+#ifndef SALES_MODULE_H
+#define SALES_MODULE_H
+
+#include <sales/types.h>
+#include <sales/http.h>
+#include <sales/ws.h>
+#include <sales/bus.h>
+#include <sales/events.h>
+#include <sales/store.h>
+#include <sales/httpc.h>
+#include <sales/json.h>
+
+#define SALES_ABI_MAJOR		1
+#define SALES_ABI_MINOR		0
+#define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
+
+#define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
+
+struct sales_metric;
+
+struct sales_core {
+	size_t		 size;		/* sizeof(struct sales_core) of the core */
+	const char	*version;	/* the server's version string */
+
+	/* Logging to the server log, prefixed with the module's name. */
+	void	(*log)(struct sales_module *self, enum sales_log_level level,
+		    const char *fmt, ...) SALES_PRINTF(3, 4);
+
+	/*
+	 * Configuration: keys of the module's own section.  A key that no
+	 * module reads is reported at start-up as unknown.  Typed getters
+	 * store def when the key is absent and return 0; a value that does
+	 * not parse or is out of [min, max] is logged (section, key, why)
+	 * and returns -1.  Returned strings live until shutdown.
+	 */
+	const char *(*config_str)(struct sales_module *self, const char *key,
+		    const char *def);
+	int	(*config_int)(struct sales_module *self, const char *key,
+		    long long def, long long min, long long max, long long *out);
+	int	(*config_double)(struct sales_module *self, const char *key,
+		    double def, double min, double max, double *out);
+	int	(*config_bool)(struct sales_module *self, const char *key,
+		    int def, int *out);
+	/* Calls cb for every key of the section, in file order; those count as read. */
+	void	(*config_each)(struct sales_module *self,
+		    void (*cb)(const char *key, const char *value, void *arg),
+		    void *arg);
+	const char *(*module_name)(struct sales_module *self);
+
+	/* HTTP server: see <sales/http.h>.  http_route is init only. */
+	int	(*http_route)(struct sales_module *self, const char *method,
+		    const char *pattern, sales_http_handler handler, void *arg);
+	const char *(*http_method)(struct sales_request *req);
+	const char *(*http_path)(struct sales_request *req);
+	/* "{name}" segment of the matched pattern, percent-decoded. */
+	const char *(*http_param)(struct sales_request *req, const char *name);
+	/* Query parameter, percent-decoded; NULL when absent. */
+	const char *(*http_query)(struct sales_request *req, const char *name);
+	/* Request header, case-insensitive; NULL when absent. */
+	const char *(*http_header)(struct sales_request *req, const char *name);
+	/* The whole decoded body (Content-Length or chunked); "" when none. */
+	const char *(*http_body)(struct sales_request *req, size_t *len);
+	/* Adds a response header; before http_respond only. */
+	int	(*http_add_header)(struct sales_request *req, const char *name,
+		    const char *value);
+	/* Answers the request; the core copies body. */
+	void	(*http_respond)(struct sales_request *req, int status,
+		    const char *content_type, const char *body, size_t len);
+	/* Answers with {"error":{"code","message","field"}}; field may be NULL. */
+	void	(*http_error)(struct sales_request *req, int status,
+		    const char *code, const char *message, const char *field);
+
+	/* WebSocket: see <sales/ws.h>.  ws_on_message is init only. */
+	int	(*ws_on_message)(struct sales_module *self, const char *type,
+		    sales_ws_handler handler, void *arg);
+	int	(*ws_send)(uint64_t client, const char *type, const char *data,
+		    size_t len);
+	void	(*ws_broadcast)(const char *type, const char *data, size_t len);
+	size_t	(*ws_clients)(void);
+
+	/* Event bus: see <sales/bus.h>.  bus_subscribe is init only. */
+	int	(*bus_subscribe)(struct sales_module *self, const char *topic,
+		    sales_bus_handler handler, void *arg);
+	void	(*bus_publish)(const char *topic, const void *payload,
+		    size_t len);
+
+	/* Storage: see <sales/store.h>.  -1 when storage is closing. */
+	int	(*store_write)(const struct sales_store_stmt *stmts, size_t n,
+		    sales_store_write_cb cb, void *arg);
+	int	(*store_query)(const char *sql, const struct sales_value *params,
+		    size_t nparams, sales_store_query_cb cb, void *arg);
+	/* Init only: blocks.  NULL on error (logged). */
+	struct sales_store_result *(*store_query_sync)(const char *sql,
+		    const struct sales_value *params, size_t nparams);
+	void	(*store_result_free)(struct sales_store_result *res);
+	size_t	(*store_rows)(const struct sales_store_result *res);
+	size_t	(*store_cols)(const struct sales_store_result *res);
+	const struct sales_value *(*store_value)(
+		    const struct sales_store_result *res, size_t row, size_t col);
+
+	/* Upstream HTTP: see <sales/httpc.h>.  -1 if it cannot start. */
+	int	(*httpc_request)(const struct sales_httpc_request *req,
+		    sales_httpc_cb cb, void *arg);
+
+	/* Timers on the loop; ms >= 0.  timer_del also frees. */
+	struct sales_timer *(*timer_add)(long ms, int repeat,
+		    void (*cb)(void *arg), void *arg);
+	void	(*timer_del)(struct sales_timer *timer);
+	/* Wall clock, ms since the epoch (UTC). */
+	int64_t	(*now_ms)(void);
+
+	/* JSON reading: see <sales/json.h>.  Tokens are ints, 0 = root. */
+	struct sales_json *(*json_parse)(const char *text, size_t len);
+	void	(*json_free)(struct sales_json *json);
+	enum sales_json_type (*json_type)(const struct sales_json *json,
+		    int tok);
+	/* Value of member key of object obj, or -1. */
+	int	(*json_get)(const struct sales_json *json, int obj,
+		    const char *key);
+	/* Number of elements of an array or members of an object, or -1. */
+	int	(*json_len)(const struct sales_json *json, int tok);
+	/* i-th element of an array, or -1. */
+	int	(*json_at)(const struct sales_json *json, int arr, int i);
+	/* i-th member of an object: returns the key token, sets *value. */
+	int	(*json_member)(const struct sales_json *json, int obj, int i,
+		    int *value);
+	/* Source text of a token (strings without quotes, still escaped). */
+	const char *(*json_raw)(const struct sales_json *json, int tok,
+		    size_t *len);
+	/* Appends the unescaped UTF-8 of a string token to out. */
+	int	(*json_string)(const struct sales_json *json, int tok,
+		    struct sales_buf *out);
+	/* Number tokens; json_int fails on fractions, exponents or overflow. */
+	int	(*json_int)(const struct sales_json *json, int tok,
+		    long long *out);
+	int	(*json_double)(const struct sales_json *json, int tok,
+		    double *out);
+	int	(*json_bool)(const struct sales_json *json, int tok, int *out);
+
+	/* Buffers: see struct sales_buf.  -1 only when memory runs out. */
+	int	(*buf_append)(struct sales_buf *buf, const void *data,
+		    size_t len);
+	int	(*buf_printf)(struct sales_buf *buf, const char *fmt, ...)
+		    SALES_PRINTF(2, 3);
+	/* Appends s as a quoted, escaped JSON string. */
+	int	(*buf_json_string)(struct sales_buf *buf, const char *s,
+		    size_t len);
+	void	(*buf_free)(struct sales_buf *buf);
+
+	/*
+	 * Metrics for GET /metrics (Prometheus text).  Registration is
+	 * init only; names get the "salesd_" prefix.
+	 */
+	struct sales_metric *(*metric_counter)(struct sales_module *self,
+		    const char *name, const char *help);
+	struct sales_metric *(*metric_gauge)(struct sales_module *self,
+		    const char *name, const char *help);
+	void	(*metric_add)(struct sales_metric *metric, double v);
+	void	(*metric_set)(struct sales_metric *metric, double v);
+};
+
+/*
+ * The magic block.  Its first fields never move, so that any loader can
+ * read them: magic, the block's size, ABI major/minor, the size of the
+ * core table the module was built against, build flags; then identity.
+ */
+struct sales_module_magic {
+	uint32_t	 magic;
+	uint32_t	 size;
+	uint16_t	 abi_major;
+	uint16_t	 abi_minor;
+	uint32_t	 core_size;
+	uint32_t	 build_flags;
+	const char	*name;		/* must equal the name it is loaded as */
+	const char	*version;
+};
+
+/* What must agree between core and module beyond the ABI version. */
+#define SALES_BUILD_FLAGS						\
+	((uint32_t)sizeof(void *) | ((uint32_t)sizeof(long) << 8) |	\
+	 ((uint32_t)sizeof(size_t) << 16))
+
+#define SALES_EXPORT	__attribute__((visibility("default")))
+
+#define SALES_MODULE_MAGIC(name, version)				\
+	SALES_EXPORT extern const struct sales_module_magic		\
+	    sales_module_magic;						\
+	const struct sales_module_magic sales_module_magic = {		\
+		SALES_MODULE_MAGIC_VALUE,				\
+		(uint32_t)sizeof(struct sales_module_magic),		\
+		SALES_ABI_MAJOR, SALES_ABI_MINOR,			\
+		(uint32_t)sizeof(struct sales_core),			\
+		SALES_BUILD_FLAGS, (name), (version)			\
+	}
+
+#define SALES_MODULE_INIT(core, self)					\
+	SALES_EXPORT int sales_module_init(const struct sales_core *core, \
+	    struct sales_module *self);					\
+	int sales_module_init(const struct sales_core *core,		\
+	    struct sales_module *self)
+
+#define SALES_MODULE_FINI()						\
+	SALES_EXPORT void sales_module_fini(void);			\
+	void sales_module_fini(void)
+
+#endif /* SALES_MODULE_H */

@@ -1,0 +1,66 @@
+/*
+ * sales/store.h - the storage interface as a module sees it.
+ *
+ * Modules own their tables (schema in sql/NNN_*.sql, applied by the core
+ * at start-up) and speak SQL with positional parameters (?1, ?2, ...).
+ * The driver behind it (SQLite by default) is hidden.
+ *
+ * Writes: core->store_write() takes a unit of one or more statements that
+ * succeed or fail together.  Units from many requests are committed in
+ * one transaction (group commit), off the loop thread, so one fsync
+ * serves many; a failing unit is rolled back alone and does not disturb
+ * the others of its group.  The callback runs on the loop once the
+ * group is durable (or the unit failed): answer the client only then.
+ *
+ * Reads: core->store_query() runs one statement off the loop and hands
+ * the rows back on the loop.  core->store_query_sync() blocks and is for
+ * module init only (rebuilding state before the server takes requests).
+ *
+ * All SQL text and parameter values are copied by the core at call time.
+ */
+#ifndef SALES_STORE_H
+#define SALES_STORE_H
+
+#include <sales/types.h>
+
+enum sales_value_type {
+	SALES_VALUE_NULL = 0,
+	SALES_VALUE_INT,
+	SALES_VALUE_REAL,
+	SALES_VALUE_TEXT,
+	SALES_VALUE_BLOB
+};
+
+/* A parameter or column value.  s/len for TEXT and BLOB. */
+struct sales_value {
+	enum sales_value_type	 type;
+	int64_t			 i;
+	double			 d;
+	const char		*s;
+	size_t			 len;
+};
+
+/* One statement of a write unit. */
+struct sales_store_stmt {
+	const char			*sql;
+	const struct sales_value	*params;
+	size_t				 nparams;
+};
+
+/*
+ * Write outcome, on the loop.  status 0: the unit is durably committed.
+ * -1: the unit was rolled back (nothing of it is stored); err says why
+ * and constraint is 1 when a UNIQUE/PRIMARY KEY/CHECK constraint failed,
+ * so a caller can tell a duplicate from a broken disk.
+ */
+typedef void (*sales_store_write_cb)(int status, int constraint,
+    const char *err, void *arg);
+
+/*
+ * Query outcome, on the loop.  On success res holds every row; it is
+ * valid for the call only.  On failure res is NULL and err says why.
+ */
+typedef void (*sales_store_query_cb)(const struct sales_store_result *res,
+    const char *err, void *arg);
+
+#endif /* SALES_STORE_H */

@@ -1,0 +1,163 @@
+"""End-to-end harness: starts the real build/salesd on a free loopback port.
+
+Everything here uses the standard library plus Debian's python3-pytest and
+python3-websockets; run with /usr/bin/python3.  The build under test is
+$SALESD_BUILD (tests/run sets it).
+"""
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("SALESD_BUILD", os.path.join(ROOT, "build"))
+SALESD = os.path.join(BUILD, "salesd")
+
+
+class Server:
+    """One salesd process with its own config, module dir and database."""
+
+    def __init__(self, tmpdir, modules, config=None, env=None):
+        self.tmpdir = str(tmpdir)
+        self.moddir = os.path.join(self.tmpdir, "modules")
+        os.makedirs(self.moddir, exist_ok=True)
+        for sub in ("modules", "test-modules"):
+            d = os.path.join(BUILD, sub)
+            if not os.path.isdir(d):
+                continue
+            for f in os.listdir(d):
+                link = os.path.join(self.moddir, f)
+                if f.endswith(".so") and not os.path.exists(link):
+                    os.symlink(os.path.join(d, f), link)
+        self.db = os.path.join(self.tmpdir, "sales.db")
+        sections = {
+            "server": {"host": "127.0.0.1", "port": "0", "log_level": "info"},
+            "modules": {"dir": self.moddir, "load": " ".join(modules)},
+            "storage": {"driver": "sqlite", "path": self.db,
+                        "migrations": os.path.join(ROOT, "sql")},
+        }
+        for sec, kv in (config or {}).items():
+            sections.setdefault(sec, {}).update({k: str(v) for k, v in kv.items()})
+        self.config = os.path.join(self.tmpdir, "sales.ini")
+        with open(self.config, "w") as f:
+            for sec, kv in sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(self.tmpdir, "salesd.log")
+
+    def start(self, timeout=20):
+        self.logf = open(self.log_path, "ab")
+        start = self.logf.tell()
+        self.proc = subprocess.Popen([SALESD, "-c", self.config],
+                                     stdout=self.logf, stderr=self.logf,
+                                     env=self.env, cwd=self.tmpdir)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.log_path, "rb") as f:
+                f.seek(start)
+                m = re.search(rb"listening on http://[^:]+:(\d+)", f.read())
+            if m:
+                self.port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("salesd exited %d:\n%s" % (self.proc.returncode, self.log()))
+            time.sleep(0.02)
+        raise RuntimeError("salesd did not start:\n" + self.log())
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stops the server; returns its exit status (-9 after kill -9)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise RuntimeError("salesd did not stop:\n" + self.log())
+        finally:
+            self.proc = None
+            self.logf.close()
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    # -- HTTP helpers ------------------------------------------------------
+    def conn(self, timeout=10):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        """Returns (status, headers dict (lower-case names), parsed JSON or raw bytes)."""
+        c = self.conn(timeout)
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        hdrs.update(headers or {})
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+        h = {k.lower(): v for k, v in r.getheaders()}
+        c.close()
+        try:
+            data = json.loads(data)
+        except ValueError:
+            pass
+        return r.status, h, data
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    @property
+    def ws_url(self):
+        return "ws://127.0.0.1:%d/" % self.port
+
+
+def run_check(tmpdir, modules, extra=None):
+    """Runs `salesd --check` on a config; returns (exit code, output)."""
+    s = Server(tmpdir, modules, extra)
+    p = subprocess.run([SALESD, "-c", s.config, "--check"], capture_output=True,
+                       timeout=30, cwd=s.tmpdir)
+    return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """make_server(modules, config={section: {key: value}}, env={}) -> started Server."""
+    servers = []
+
+    def factory(modules, config=None, env=None, start=True, subdir=None):
+        d = tmp_path / (subdir or "srv%d" % len(servers))
+        d.mkdir(exist_ok=True)
+        s = Server(d, modules, config, env)
+        servers.append(s)
+        return s.start() if start else s
+
+    yield factory
+    for s in servers:
+        if s.proc is not None:
+            rc = s.stop()
+            assert rc == 0, "salesd exited %r on SIGTERM:\n%s" % (rc, s.log())
+        # Sanitizer reports go to the log; any is a failure.
+        log = s.log()
+        assert "ERROR: AddressSanitizer" not in log, log
+        assert "runtime error:" not in log, log
+        assert "ERROR: LeakSanitizer" not in log, log
