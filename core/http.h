@@ -7,6 +7,7 @@
 #define CORE_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <sales/module.h>
 
@@ -28,6 +29,7 @@ void	core_http_stop_accepting(void);
 /* Closes idle connections; busy ones close after their last response. */
 void	core_http_shutdown(void);
 size_t	core_http_connections(void);
+uint64_t core_http_requests_total(void);	/* requests parsed so far */
 
 /* Service-table implementations (see struct sales_core). */
 const char *core_http_method(struct sales_request *req);

@@ -1,0 +1,17 @@
+/*
+ * buf.h - growable byte buffers (struct sales_buf) and JSON string
+ * escaping, shared by the core and handed to modules.
+ */
+#ifndef CORE_BUF_H
+#define CORE_BUF_H
+
+#include <sales/types.h>
+
+int	core_buf_append(struct sales_buf *b, const void *data, size_t len);
+int	core_buf_printf(struct sales_buf *b, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	core_buf_vprintf(struct sales_buf *b, const char *fmt, va_list ap);
+int	core_buf_json_string(struct sales_buf *b, const char *s, size_t len);
+void	core_buf_free(struct sales_buf *b);
+
+#endif /* CORE_BUF_H */

@@ -1,0 +1,387 @@
+/*
+ * config.c - reads sales.ini with Debian's inih and keeps every entry in
+ * file order.  Values may contain ${NAME}: the environment wins, then a
+ * .env file beside the config (KEY=VALUE lines, as docker and systemd
+ * write them); a name set nowhere expands to "" so the feature that
+ * needs it stays on its offline fallback.  Nothing here knows what the
+ * keys mean: the core and each module read their own, and whatever no
+ * one read is reported, which catches typos.
+ */
+#include <errno.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "buf.h"
+#include "config.h"
+#include "log.h"
+
+struct config_entry {
+	char	*section;
+	char	*key;
+	char	*value;
+	int	 read;
+};
+
+struct core_config {
+	char			*path;
+	struct config_entry	*e;
+	size_t			 n, cap;
+	struct config_entry	*env;	/* .env: section unused */
+	size_t			 nenv, capenv;
+};
+
+static int
+config_push(struct config_entry **v, size_t *n, size_t *cap,
+    const char *section, const char *key, const char *value)
+{
+	struct config_entry *p, *e;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 32;
+
+		if ((p = realloc(*v, ncap * sizeof(*p))) == NULL)
+			return -1;
+		*v = p;
+		*cap = ncap;
+	}
+	e = &(*v)[*n];
+	memset(e, 0, sizeof(*e));
+	e->section = strdup(section ? section : "");
+	e->key = strdup(key);
+	e->value = strdup(value);
+	if (!e->section || !e->key || !e->value) {
+		free(e->section);
+		free(e->key);
+		free(e->value);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
+static int
+config_on_entry(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct core_config *cfg = user;
+
+	return config_push(&cfg->e, &cfg->n, &cfg->cap, section, name,
+	    value) == 0;
+}
+
+/* .env: NAME=value, optional "export ", quotes, # comments. */
+static void
+config_load_env(struct core_config *cfg)
+{
+	char path[4096], line[4096], *dir, *p, *eq, *k, *v, *end;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s", cfg->path);
+	if ((dir = strrchr(path, '/')) != NULL)
+		snprintf(dir + 1, sizeof(path) - (dir + 1 - path), ".env");
+	else
+		snprintf(path, sizeof(path), ".env");
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		for (p = line; isspace((unsigned char)*p); p++)
+			;
+		if (*p == '#' || *p == '\0')
+			continue;
+		if (strncmp(p, "export ", 7) == 0)
+			p += 7;
+		if ((eq = strchr(p, '=')) == NULL)
+			continue;
+		*eq = '\0';
+		k = p;
+		for (end = eq; end > k && isspace((unsigned char)end[-1]); end--)
+			*(end - 1) = '\0';
+		for (v = eq + 1; isspace((unsigned char)*v); v++)
+			;
+		for (end = v + strlen(v); end > v &&
+		    isspace((unsigned char)end[-1]); end--)
+			;
+		*end = '\0';
+		if (end - v >= 2 && (*v == '"' || *v == '\'') && end[-1] == *v) {
+			end[-1] = '\0';
+			v++;
+		}
+		config_push(&cfg->env, &cfg->nenv, &cfg->capenv, NULL, k, v);
+	}
+	fclose(f);
+}
+
+static const char *
+config_lookup_env(struct core_config *cfg, const char *name)
+{
+	const char *v;
+	size_t i;
+
+	if ((v = getenv(name)) != NULL)
+		return v;
+	for (i = cfg->nenv; i-- > 0; )
+		if (strcmp(cfg->env[i].key, name) == 0)
+			return cfg->env[i].value;
+	return NULL;
+}
+
+/* Replaces ${NAME} in every value; -1 on a malformed reference. */
+static int
+config_expand(struct core_config *cfg, char *err, size_t errlen)
+{
+	struct config_entry *e;
+	struct sales_buf b = {0};
+	const char *p, *close, *v;
+	char name[128];
+	size_t i, n;
+
+	for (i = 0; i < cfg->n; i++) {
+		e = &cfg->e[i];
+		if (strstr(e->value, "${") == NULL)
+			continue;
+		b.len = 0;
+		core_buf_append(&b, "", 0);
+		for (p = e->value; *p; ) {
+			if (p[0] != '$' || p[1] != '{') {
+				core_buf_append(&b, p++, 1);
+				continue;
+			}
+			if ((close = strchr(p + 2, '}')) == NULL ||
+			    (n = (size_t)(close - p - 2)) == 0 ||
+			    n >= sizeof(name)) {
+				snprintf(err, errlen, "%s: [%s] %s: malformed "
+				    "${NAME}", cfg->path, e->section, e->key);
+				core_buf_free(&b);
+				return -1;
+			}
+			memcpy(name, p + 2, n);
+			name[n] = '\0';
+			if ((v = config_lookup_env(cfg, name)) != NULL)
+				core_buf_append(&b, v, strlen(v));
+			p = close + 1;
+		}
+		free(e->value);
+		e->value = b.data;
+		b.data = NULL;
+		b.cap = b.len = 0;
+	}
+	return 0;
+}
+
+struct core_config *
+core_config_load(const char *path, char *err, size_t errlen)
+{
+	struct core_config *cfg;
+	int rc;
+
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL ||
+	    (cfg->path = strdup(path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	rc = ini_parse(path, config_on_entry, cfg);
+	if (rc == -1) {
+		snprintf(err, errlen, "cannot open config \"%s\": %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	if (rc != 0) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected "
+		    "\"[section]\" or \"key = value\", lines up to 200 "
+		    "characters)", path, rc);
+		goto fail;
+	}
+	config_load_env(cfg);
+	if (config_expand(cfg, err, errlen) == -1)
+		goto fail;
+	return cfg;
+fail:
+	core_config_free(cfg);
+	return NULL;
+}
+
+static void
+entries_free(struct config_entry *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].section);
+		free(v[i].key);
+		free(v[i].value);
+	}
+	free(v);
+}
+
+void
+core_config_free(struct core_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	entries_free(cfg->e, cfg->n);
+	entries_free(cfg->env, cfg->nenv);
+	free(cfg->path);
+	free(cfg);
+}
+
+/* The last assignment of a key wins, as in most INI readers. */
+static struct config_entry *
+config_find(struct core_config *cfg, const char *section, const char *key)
+{
+	struct config_entry *found = NULL;
+	size_t i;
+
+	for (i = 0; i < cfg->n; i++) {
+		if (strcmp(cfg->e[i].section, section) == 0 &&
+		    strcmp(cfg->e[i].key, key) == 0) {
+			cfg->e[i].read = 1;
+			found = &cfg->e[i];
+		}
+	}
+	return found;
+}
+
+const char *
+core_config_str(struct core_config *cfg, const char *section, const char *key,
+    const char *def)
+{
+	struct config_entry *e = config_find(cfg, section, key);
+
+	return e ? e->value : def;
+}
+
+int
+core_config_int(struct core_config *cfg, const char *section, const char *key,
+    long long def, long long min, long long max, long long *out)
+{
+	struct config_entry *e = config_find(cfg, section, key);
+	char *end;
+	long long v;
+
+	if (e == NULL) {
+		*out = def;
+		return 0;
+	}
+	errno = 0;
+	v = strtoll(e->value, &end, 10);
+	if (errno || end == e->value || *end != '\0') {
+		log_error("[%s] %s: \"%s\" is not an integer", section, key,
+		    e->value);
+		return -1;
+	}
+	if (v < min || v > max) {
+		log_error("[%s] %s: %lld is out of range (%lld to %lld)",
+		    section, key, v, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+core_config_double(struct core_config *cfg, const char *section,
+    const char *key, double def, double min, double max, double *out)
+{
+	struct config_entry *e = config_find(cfg, section, key);
+	char *end;
+	double v;
+
+	if (e == NULL) {
+		*out = def;
+		return 0;
+	}
+	v = strtod(e->value, &end);
+	if (end == e->value || *end != '\0' || !isfinite(v)) {
+		log_error("[%s] %s: \"%s\" is not a number", section, key,
+		    e->value);
+		return -1;
+	}
+	if (v < min || v > max) {
+		log_error("[%s] %s: %g is out of range (%g to %g)", section,
+		    key, v, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+core_config_bool(struct core_config *cfg, const char *section, const char *key,
+    int def, int *out)
+{
+	static const char *yes[] = { "1", "true", "yes", "on" };
+	static const char *no[] = { "0", "false", "no", "off" };
+	struct config_entry *e = config_find(cfg, section, key);
+	size_t i;
+
+	if (e == NULL) {
+		*out = def;
+		return 0;
+	}
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(e->value, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(e->value, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	log_error("[%s] %s: \"%s\" is not a boolean (true or false)", section,
+	    key, e->value);
+	return -1;
+}
+
+void
+core_config_each(struct core_config *cfg, const char *section,
+    void (*cb)(const char *key, const char *value, void *arg), void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n; i++) {
+		if (strcmp(cfg->e[i].section, section) == 0) {
+			cfg->e[i].read = 1;
+			cb(cfg->e[i].key, cfg->e[i].value, arg);
+		}
+	}
+}
+
+int
+core_config_report_unknown(struct core_config *cfg, const char *const *used,
+    size_t nused)
+{
+	size_t i, k;
+	int warnings = 0, known;
+
+	for (i = 0; i < cfg->n; i++) {
+		struct config_entry *e = &cfg->e[i];
+
+		for (known = 0, k = 0; k < nused && !known; k++)
+			known = strcmp(e->section, used[k]) == 0;
+		if (!known) {
+			/* Report each unused section once, at its first key. */
+			for (k = 0; k < i; k++)
+				if (strcmp(cfg->e[k].section, e->section) == 0)
+					break;
+			if (k == i) {
+				log_warn("%s: section [%s] is not used (no "
+				    "module of that name is loaded)", cfg->path,
+				    e->section);
+			}
+			continue;
+		}
+		if (!e->read) {
+			log_warn("%s: unknown key \"%s\" in [%s]", cfg->path,
+			    e->key, e->section);
+			warnings++;
+		}
+	}
+	return warnings;
+}

@@ -1,0 +1,44 @@
+/*
+ * config.h - sales.ini: sections of key = value, ${NAME} taken from the
+ * environment or a .env file beside the config, typed getters that
+ * remember which keys were read so the rest can be reported as unknown.
+ */
+#ifndef CORE_CONFIG_H
+#define CORE_CONFIG_H
+
+#include <stddef.h>
+
+struct core_config;
+
+/* NULL with err filled ("sales.ini:12: ...") on failure. */
+struct core_config *core_config_load(const char *path, char *err,
+	    size_t errlen);
+void	core_config_free(struct core_config *cfg);
+
+/*
+ * Getters.  A missing key gives def (and 0); a malformed or out-of-range
+ * value is logged as "[section] key: why" and gives -1.  Strings live as
+ * long as cfg.
+ */
+const char *core_config_str(struct core_config *cfg, const char *section,
+	    const char *key, const char *def);
+int	core_config_int(struct core_config *cfg, const char *section,
+	    const char *key, long long def, long long min, long long max,
+	    long long *out);
+int	core_config_double(struct core_config *cfg, const char *section,
+	    const char *key, double def, double min, double max, double *out);
+int	core_config_bool(struct core_config *cfg, const char *section,
+	    const char *key, int def, int *out);
+void	core_config_each(struct core_config *cfg, const char *section,
+	    void (*cb)(const char *key, const char *value, void *arg),
+	    void *arg);
+
+/*
+ * Warns about every key that was never read in a section listed in
+ * used, and about sections not listed at all.  Returns the number of
+ * unknown keys (unused sections are only noted).
+ */
+int	core_config_report_unknown(struct core_config *cfg,
+	    const char *const *used, size_t nused);
+
+#endif /* CORE_CONFIG_H */

@@ -1,0 +1,294 @@
+/*
+ * main.c - salesd: reads sales.ini, opens storage, loads the modules,
+ * serves until SIGINT/SIGTERM, then shuts down in the order that loses
+ * nothing: stop accepting, let the commits in flight finish and their
+ * clients get answered, stop upstream calls, finalise modules.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <curl/curl.h>
+
+#include "bus.h"
+#include "config.h"
+#include "core.h"
+#include "http.h"
+#include "httpc.h"
+#include "log.h"
+#include "metrics.h"
+#include "module.h"
+#include "ops.h"
+#include "router.h"
+#include "store.h"
+#include "timer.h"
+#include "ws.h"
+
+#define SHUTDOWN_GRACE_MS	10000
+
+static struct sales_timer	*drain_timer;
+static int64_t			 drain_deadline;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: salesd [-c FILE] [--check] [--version] [--help]\n"
+	    "  -c, --config FILE  configuration (default sales.ini)\n"
+	    "      --check        validate the configuration, load every "
+	    "module, exit\n"
+	    "  -V, --version      print the version and exit\n"
+	    "  -h, --help         print this help and exit\n");
+}
+
+/* Reads [server] into the HTTP and WebSocket settings. */
+static int
+read_server_config(struct core_config *cfg, struct core_http_config *http,
+    struct core_ws_config *ws)
+{
+	long long port, max_body, max_header, hto, bto, ito, pipe, conns;
+	long long wsmsg, wsbuf, wsping;
+
+	http->host = core_config_str(cfg, "server", "host", "127.0.0.1");
+	if (core_config_int(cfg, "server", "port", 3000, 0, 65535, &port) ||
+	    core_config_int(cfg, "server", "max_body", 1048576, 1024,
+	    1LL << 30, &max_body) ||
+	    core_config_int(cfg, "server", "max_header", 16384, 1024,
+	    1048576, &max_header) ||
+	    core_config_int(cfg, "server", "header_timeout_ms", 10000, 10,
+	    3600000, &hto) ||
+	    core_config_int(cfg, "server", "body_timeout_ms", 30000, 10,
+	    3600000, &bto) ||
+	    core_config_int(cfg, "server", "idle_timeout_ms", 60000, 10,
+	    3600000, &ito) ||
+	    core_config_int(cfg, "server", "max_pipeline", 32, 1, 1024, &pipe) ||
+	    core_config_int(cfg, "server", "max_connections", 10000, 1,
+	    1000000, &conns) ||
+	    core_config_int(cfg, "server", "ws_max_message", 65536, 125,
+	    1LL << 30, &wsmsg) ||
+	    core_config_int(cfg, "server", "ws_max_buffered", 4194304, 4096,
+	    1LL << 32, &wsbuf) ||
+	    core_config_int(cfg, "server", "ws_ping_interval_ms", 30000, 0,
+	    3600000, &wsping))
+		return -1;
+	http->port = (int)port;
+	http->max_body = (size_t)max_body;
+	http->max_header = (size_t)max_header;
+	http->header_timeout_ms = (long)hto;
+	http->body_timeout_ms = (long)bto;
+	http->idle_timeout_ms = (long)ito;
+	http->max_pipeline = (int)pipe;
+	http->max_connections = (int)conns;
+	ws->max_message = (size_t)wsmsg;
+	ws->max_buffered = (size_t)wsbuf;
+	ws->idle_ping_ms = (long)wsping;
+	return 0;
+}
+
+static int
+read_storage_config(struct core_config *cfg, struct core_store_config *st)
+{
+	long long group;
+
+	st->driver = core_config_str(cfg, "storage", "driver", "sqlite");
+	st->path = core_config_str(cfg, "storage", "path", "database/sales.db");
+	st->migrations = core_config_str(cfg, "storage", "migrations", "sql");
+	if (core_config_int(cfg, "storage", "max_group", 1024, 1, 100000,
+	    &group))
+		return -1;
+	st->max_group = (int)group;
+	if (strcmp(st->driver, "sqlite") != 0) {
+		log_error("[storage] driver: \"%s\" is not available (this "
+		    "build has: sqlite)", st->driver);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+finish(void)
+{
+	if (drain_timer) {
+		core_timer_del(drain_timer);
+		drain_timer = NULL;
+	}
+	core_httpc_shutdown();
+	core_store_close();
+	core_bus_drain();
+	event_base_loopbreak(core_base);
+}
+
+/* Waits for answers to the requests already taken, within a grace time. */
+static void
+drain_tick(void *arg)
+{
+	(void)arg;
+	if ((core_store_pending() == 0 && core_http_connections() == 0) ||
+	    core_mono_ms() > drain_deadline) {
+		if (core_store_pending() || core_http_connections())
+			log_warn("shutdown: grace time over with %zu storage "
+			    "jobs and %zu connections left",
+			    core_store_pending(), core_http_connections());
+		finish();
+	}
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	if (drain_timer)
+		return;
+	log_info("%s received, shutting down", sig == SIGINT ? "SIGINT" :
+	    "SIGTERM");
+	core_http_stop_accepting();
+	core_http_shutdown();
+	core_ws_shutdown();
+	drain_deadline = core_mono_ms() + SHUTDOWN_GRACE_MS;
+	drain_timer = core_timer_add(10, 1, drain_tick, NULL);
+	if (drain_timer == NULL)
+		finish();
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct core_http_config http;
+	struct core_ws_config ws;
+	struct core_store_config st;
+	struct core_config *cfg = NULL;
+	struct event *sigint = NULL, *sigterm = NULL;
+	const char *path = "sales.ini", *used[66];
+	char err[512];
+	int ch, check = 0, rc = 1, store_open = 0, unknown;
+	size_t i, nused = 0;
+
+	while ((ch = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'V':
+			printf("salesd %s (module ABI %d.%d)\n", CORE_VERSION,
+			    SALES_ABI_MAJOR, SALES_ABI_MINOR);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((cfg = core_config_load(path, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (core_log_set_level(core_config_str(cfg, "server", "log_level",
+	    "info")) == -1) {
+		log_error("[server] log_level: use error, warn, info or debug");
+		goto out;
+	}
+	if (read_server_config(cfg, &http, &ws) == -1 ||
+	    read_storage_config(cfg, &st) == -1)
+		goto out;
+
+	/* Storage threads hand results back with event_active(). */
+	if (evthread_use_pthreads() == -1 ||
+	    (core_base = event_base_new()) == NULL) {
+		log_error("cannot create the event loop");
+		goto out;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		log_error("cannot initialise libcurl");
+		goto out;
+	}
+	core_ws_configure(&ws);
+	if (core_bus_init() == -1 || core_httpc_init() == -1 ||
+	    core_ops_register() == -1)
+		goto out;
+	if (core_store_open(&st) == -1)
+		goto out;
+	store_open = 1;
+	if (core_modules_load(cfg, core_config_str(cfg, "modules", "dir",
+	    "build/modules"), core_config_str(cfg, "modules", "load", "")) == -1)
+		goto out;
+
+	used[nused++] = "server";
+	used[nused++] = "modules";
+	used[nused++] = "storage";
+	for (i = 0; i < core_modules_count() && nused < 66; i++)
+		used[nused++] = core_modules_name(i);
+	unknown = core_config_report_unknown(cfg, used, nused);
+	if (check) {
+		if (unknown)
+			log_error("%s: %d unknown key(s), see above", path,
+			    unknown);
+		else
+			printf("%s: ok (%zu modules)\n", path,
+			    core_modules_count());
+		rc = unknown ? 1 : 0;
+		goto out;
+	}
+
+	if (core_http_start(&http) == -1)
+		goto out;
+	log_info("salesd %s listening on http://%s:%d (ws://%s:%d/)",
+	    CORE_VERSION, http.host, core_http_port(), http.host,
+	    core_http_port());
+	sigint = evsignal_new(core_base, SIGINT, on_signal, NULL);
+	sigterm = evsignal_new(core_base, SIGTERM, on_signal, NULL);
+	if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) ||
+	    evsignal_add(sigterm, NULL)) {
+		log_error("cannot install signal handlers");
+		goto out;
+	}
+	event_base_dispatch(core_base);
+	store_open = 0;		/* finish() closed it */
+	rc = 0;
+	log_info("stopped");
+out:
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
+	/* Each of these is a no-op when already done or never started. */
+	core_http_stop_accepting();
+	core_ws_shutdown();
+	core_httpc_shutdown();
+	if (store_open)
+		core_store_close();
+	core_bus_drain();
+	core_modules_fini();
+	core_bus_free();
+	core_router_free();
+	core_metrics_free();
+	if (core_base) {
+		event_base_free(core_base);
+		libevent_global_shutdown();
+	}
+	curl_global_cleanup();
+	core_config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,232 @@
+/*
+ * module.c - loads modules as sales.ini [modules] says.
+ *
+ * Names are [a-z0-9_]+ and become "<dir>/<name>.so", so a name can never
+ * reach outside the module directory.  The magic block is read with
+ * dlsym before any module code runs (dlopen runs no constructors of ours:
+ * modules are built without them), so a module built for another ABI is
+ * refused with both versions named, as PostgreSQL does.  Nothing is ever
+ * unloaded while the server runs.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core.h"
+#include "log.h"
+#include "module.h"
+
+struct sales_module {
+	char				 name[CORE_MODULE_NAME_MAX + 1];
+	void				*dl;
+	const struct sales_module_magic	*magic;
+	void				(*fini)(void);
+	struct core_config		*cfg;
+	int				 initialised;
+};
+
+static struct sales_module	**mods;
+static size_t			  nmods;
+static struct sales_module	 *in_init;
+
+static int
+name_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > CORE_MODULE_NAME_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+int
+core_module_check_magic(const char *name, const struct sales_module_magic *mg,
+    char *why, size_t whylen)
+{
+	if (mg->magic != SALES_MODULE_MAGIC_VALUE ||
+	    mg->size < sizeof(struct sales_module_magic)) {
+		snprintf(why, whylen, "bad magic block (not a salesd module, "
+		    "or built with a broken SDK)");
+		return -1;
+	}
+	if (mg->abi_major != SALES_ABI_MAJOR ||
+	    mg->abi_minor > SALES_ABI_MINOR) {
+		snprintf(why, whylen, "ABI mismatch (server %d.%d, module "
+		    "%d.%d); rebuild the module against this server's SDK",
+		    SALES_ABI_MAJOR, SALES_ABI_MINOR, mg->abi_major,
+		    mg->abi_minor);
+		return -1;
+	}
+	if (mg->core_size > sizeof(struct sales_core)) {
+		snprintf(why, whylen, "built for a newer core (its service "
+		    "table is %u bytes, this server's %zu)", mg->core_size,
+		    sizeof(struct sales_core));
+		return -1;
+	}
+	if (mg->build_flags != SALES_BUILD_FLAGS) {
+		snprintf(why, whylen, "build flags differ (server %#x, module "
+		    "%#x): built for another platform", SALES_BUILD_FLAGS,
+		    mg->build_flags);
+		return -1;
+	}
+	if (mg->name == NULL || strcmp(mg->name, name) != 0) {
+		snprintf(why, whylen, "calls itself \"%s\"; rename the file or "
+		    "fix SALES_MODULE_MAGIC", mg->name ? mg->name : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+module_load_one(struct core_config *cfg, const char *dir, const char *name)
+{
+	int (*init)(const struct sales_core *, struct sales_module *);
+	struct sales_module *m, **p;
+	char path[4096], why[256];
+	size_t i;
+
+	for (i = 0; i < nmods; i++) {
+		if (strcmp(mods[i]->name, name) == 0) {
+			log_error("module \"%s\": listed twice in [modules] load",
+			    name);
+			return -1;
+		}
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    (p = realloc(mods, (nmods + 1) * sizeof(*p))) == NULL) {
+		free(m);
+		log_error("module \"%s\": out of memory", name);
+		return -1;
+	}
+	mods = p;
+	mods[nmods++] = m;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	m->cfg = cfg;
+	snprintf(path, sizeof(path), "%s/%s.so", dir, name);
+	if ((m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		log_error("module \"%s\": cannot load \"%s\": %s", name, path,
+		    dlerror());
+		return -1;
+	}
+	m->magic = dlsym(m->dl, "sales_module_magic");
+	if (m->magic == NULL) {
+		log_error("module \"%s\": no magic block in \"%s\" (a module "
+		    "must use SALES_MODULE_MAGIC)", name, path);
+		return -1;
+	}
+	if (core_module_check_magic(name, m->magic, why, sizeof(why)) == -1) {
+		log_error("module \"%s\": %s", name, why);
+		return -1;
+	}
+	*(void **)&init = dlsym(m->dl, "sales_module_init");
+	if (init == NULL) {
+		log_error("module \"%s\": no sales_module_init in \"%s\"",
+		    name, path);
+		return -1;
+	}
+	*(void **)&m->fini = dlsym(m->dl, "sales_module_fini");
+	in_init = m;
+	if (init(&core_api, m) != 0) {
+		in_init = NULL;
+		log_error("module \"%s\": init failed (see above)", name);
+		return -1;
+	}
+	in_init = NULL;
+	m->initialised = 1;
+	log_info("module \"%s\" %s loaded", name, m->magic->version ?
+	    m->magic->version : "");
+	return 0;
+}
+
+int
+core_modules_load(struct core_config *cfg, const char *dir, const char *list)
+{
+	char name[CORE_MODULE_NAME_MAX + 1];
+	const char *p = list, *s;
+	size_t n;
+
+	for (;;) {
+		p += strspn(p, " \t,");
+		if (*p == '\0')
+			break;
+		s = p;
+		n = strcspn(p, " \t,");
+		p += n;
+		if (!name_ok(s, n)) {
+			log_error("module \"%.*s\": invalid name (use lower-case "
+			    "letters, digits and _, at most %d)", (int)n, s,
+			    CORE_MODULE_NAME_MAX);
+			goto fail;
+		}
+		memcpy(name, s, n);
+		name[n] = '\0';
+		if (module_load_one(cfg, dir, name) == -1)
+			goto fail;
+	}
+	return 0;
+fail:
+	core_modules_fini();
+	return -1;
+}
+
+void
+core_modules_fini(void)
+{
+	struct sales_module *m;
+
+	while (nmods > 0) {
+		m = mods[--nmods];
+		if (m->initialised && m->fini)
+			m->fini();
+		/*
+		 * No dlclose: the process is ending, and keeping the code
+		 * mapped keeps a leak checker's stack traces readable.
+		 */
+		free(m);
+	}
+	free(mods);
+	mods = NULL;
+}
+
+size_t
+core_modules_count(void)
+{
+	return nmods;
+}
+
+const char *
+core_modules_name(size_t i)
+{
+	return i < nmods ? mods[i]->name : NULL;
+}
+
+const char *
+core_modules_version(size_t i)
+{
+	return i < nmods && mods[i]->magic && mods[i]->magic->version ?
+	    mods[i]->magic->version : "";
+}
+
+int
+core_module_in_init(struct sales_module *m)
+{
+	return m != NULL && m == in_init;
+}
+
+const char *
+core_module_name(struct sales_module *m)
+{
+	return m ? m->name : "core";
+}
+
+struct core_config *
+core_module_config(struct sales_module *m)
+{
+	return m->cfg;
+}

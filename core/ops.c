@@ -1,0 +1,95 @@
+/*
+ * ops.c - GET /health and GET /metrics, the core's only routes.  They
+ * report on the server itself (modules, storage, connections), never on
+ * sales: figures a module wants shown it registers as metrics.
+ */
+#include <string.h>
+
+#include "buf.h"
+#include "core.h"
+#include "http.h"
+#include "httpc.h"
+#include "metrics.h"
+#include "module.h"
+#include "router.h"
+#include "store.h"
+#include "ws.h"
+
+static int64_t	started_ms;
+
+static void
+ops_health(struct sales_request *req, void *arg)
+{
+	struct sales_buf b = {0};
+	int writable = core_store_writable();
+	size_t i;
+
+	(void)arg;
+	core_buf_printf(&b, "{\"status\":\"%s\",\"version\":\"%s\","
+	    "\"uptimeSeconds\":%lld,\"modules\":[",
+	    writable ? "ok" : "degraded", CORE_VERSION,
+	    (long long)((core_mono_ms() - started_ms) / 1000));
+	for (i = 0; i < core_modules_count(); i++) {
+		core_buf_printf(&b, "%s{\"name\":", i ? "," : "");
+		core_buf_json_string(&b, core_modules_name(i),
+		    strlen(core_modules_name(i)));
+		core_buf_printf(&b, ",\"version\":");
+		core_buf_json_string(&b, core_modules_version(i),
+		    strlen(core_modules_version(i)));
+		core_buf_printf(&b, "}");
+	}
+	core_buf_printf(&b, "],\"storage\":{\"driver\":\"%s\",\"writable\":%s,"
+	    "\"pending\":%zu,\"commits\":%llu,\"units\":%llu},"
+	    "\"websocketClients\":%zu,\"httpConnections\":%zu}",
+	    core_store_driver_name(), writable ? "true" : "false",
+	    core_store_pending(), (unsigned long long)core_store_commits(),
+	    (unsigned long long)core_store_units(), core_ws_clients(),
+	    core_http_connections());
+	core_http_respond(req, writable ? 200 : 503, NULL, b.data, b.len);
+	core_buf_free(&b);
+}
+
+static void
+ops_metric(struct sales_buf *b, const char *name, const char *type,
+    const char *help, double v)
+{
+	core_buf_printf(b, "# HELP salesd_%s %s\n# TYPE salesd_%s %s\n"
+	    "salesd_%s %.17g\n", name, help, name, type, name, v);
+}
+
+static void
+ops_metrics(struct sales_request *req, void *arg)
+{
+	struct sales_buf b = {0};
+
+	(void)arg;
+	ops_metric(&b, "uptime_seconds", "gauge", "seconds since start",
+	    (double)(core_mono_ms() - started_ms) / 1000.0);
+	ops_metric(&b, "http_requests_total", "counter",
+	    "HTTP requests received", (double)core_http_requests_total());
+	ops_metric(&b, "http_connections", "gauge", "open HTTP connections",
+	    (double)core_http_connections());
+	ops_metric(&b, "websocket_clients", "gauge",
+	    "connected WebSocket clients", (double)core_ws_clients());
+	ops_metric(&b, "storage_commits_total", "counter",
+	    "storage transactions committed", (double)core_store_commits());
+	ops_metric(&b, "storage_units_total", "counter",
+	    "storage write units committed", (double)core_store_units());
+	ops_metric(&b, "storage_pending", "gauge",
+	    "storage work queued or running", (double)core_store_pending());
+	ops_metric(&b, "upstream_requests_total", "counter",
+	    "upstream HTTP requests started", (double)core_httpc_requests());
+	core_metrics_render(&b);
+	core_http_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
+	core_buf_free(&b);
+}
+
+int
+core_ops_register(void)
+{
+	started_ms = core_mono_ms();
+	if (core_router_add("core", "GET", "/health", ops_health, NULL) == -1 ||
+	    core_router_add("core", "GET", "/metrics", ops_metrics, NULL) == -1)
+		return -1;
+	return 0;
+}

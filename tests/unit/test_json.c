@@ -1,0 +1,157 @@
+/*
+ * test_json.c - the strict JSON reader modules get: what it accepts,
+ * what it refuses (where jsmn alone would not), and the accessors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "json.h"
+
+static void
+test_accepts(void **state)
+{
+	static const char *good[] = {
+		"{}", "[]", "0", "-1.5e+10", "\"x\"", "true", "null",
+		" {\"a\" : [1, 2, {\"b\": null}], \"c\": \"\\u00e9\\n\"} ",
+		"[\"\\ud83d\\ude00\"]", "{\"a\":{\"b\":{\"c\":[[]]}}}",
+		"\"caf\xc3\xa9\"",
+	};
+	struct sales_json *j;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		j = core_json_parse(good[i], strlen(good[i]));
+		if (j == NULL)
+			fail_msg("refused: %s", good[i]);
+		core_json_free(j);
+	}
+}
+
+static void
+test_refuses(void **state)
+{
+	static const char *bad[] = {
+		"", " ", "{", "}", "[1,]", "[,1]", "{\"a\":1,}", "{\"a\" 1}",
+		"{\"a\":1 \"b\":2}", "[1 2]", "{1:2}", "{\"a\"}", "01", "1.",
+		".5", "-", "1e", "+1", "NaN", "Infinity", "tru", "nul",
+		"\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00x\"",
+		"\"a\tb\"", "{} {}", "[] x", "\"\xff\"", "\"\xc0\xaf\"",
+		"{\"a\":1}}", "[[]", "'x'",
+	};
+	struct sales_json *j;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = core_json_parse(bad[i], strlen(bad[i]));
+		if (j != NULL) {
+			core_json_free(j);
+			fail_msg("accepted: %s", bad[i]);
+		}
+	}
+	/* An embedded NUL ends nothing: the whole input must be one value. */
+	assert_null(core_json_parse("{}\0{}", 5));
+}
+
+static void
+test_depth_limit(void **state)
+{
+	char deep[2 * (CORE_JSON_MAX_DEPTH + 2) + 1];
+	struct sales_json *j;
+	int n = CORE_JSON_MAX_DEPTH + 2, i;
+
+	(void)state;
+	for (i = 0; i < n; i++) {
+		deep[i] = '[';
+		deep[2 * n - 1 - i] = ']';
+	}
+	deep[2 * n] = '\0';
+	assert_null(core_json_parse(deep, strlen(deep)));
+	j = core_json_parse(deep + 4, strlen(deep) - 8);
+	assert_non_null(j);
+	core_json_free(j);
+}
+
+static void
+test_accessors(void **state)
+{
+	const char *text = "{\"id\":42,\"price\":25.50,\"name\":\"a\\\"b\\u00e9\","
+	    "\"list\":[{\"x\":1},[2,3],\"s\"],\"ok\":true,\"n\":null,"
+	    "\"k\\u0065y\":7,\"big\":9223372036854775808,\"frac\":1.0}";
+	struct sales_json *j = core_json_parse(text, strlen(text));
+	struct sales_buf b = {0};
+	long long i;
+	double d;
+	int v, t, flag;
+	size_t len;
+	const char *raw;
+
+	(void)state;
+	assert_non_null(j);
+	assert_int_equal(core_json_type(j, 0), SALES_JSON_OBJECT);
+	assert_int_equal(core_json_len(j, 0), 9);
+	assert_int_equal(core_json_int(j, core_json_get(j, 0, "id"), &i), 0);
+	assert_int_equal(i, 42);
+	assert_int_equal(core_json_double(j, core_json_get(j, 0, "price"), &d), 0);
+	assert_true(d == 25.5);
+	raw = core_json_raw(j, core_json_get(j, 0, "price"), &len);
+	assert_int_equal(len, 5);
+	assert_memory_equal(raw, "25.50", 5);
+	assert_int_equal(core_json_string(j, core_json_get(j, 0, "name"), &b), 0);
+	assert_string_equal(b.data, "a\"b\xc3\xa9");
+	core_buf_free(&b);
+	t = core_json_get(j, 0, "list");
+	assert_int_equal(core_json_len(j, t), 3);
+	assert_int_equal(core_json_type(j, core_json_at(j, t, 1)), SALES_JSON_ARRAY);
+	assert_int_equal(core_json_type(j, core_json_at(j, t, 2)), SALES_JSON_STRING);
+	assert_int_equal(core_json_at(j, t, 3), -1);
+	assert_int_equal(core_json_bool(j, core_json_get(j, 0, "ok"), &flag), 0);
+	assert_int_equal(flag, 1);
+	assert_int_equal(core_json_type(j, core_json_get(j, 0, "n")), SALES_JSON_NULL);
+	/* Escaped keys match their decoded form. */
+	assert_int_equal(core_json_int(j, core_json_get(j, 0, "key"), &i), 0);
+	assert_int_equal(i, 7);
+	assert_int_equal(core_json_int(j, core_json_get(j, 0, "big"), &i), -1);
+	assert_int_equal(core_json_int(j, core_json_get(j, 0, "frac"), &i), -1);
+	assert_int_equal(core_json_get(j, 0, "absent"), -1);
+	assert_int_equal(core_json_get(j, t, "x"), -1);	/* not an object */
+	/* Members in order, each with its value. */
+	assert_int_equal(core_json_member(j, 0, 3, &v), core_json_get(j, 0, "list") - 1);
+	assert_int_equal(v, t);
+	assert_int_equal(core_json_member(j, 0, 9, &v), -1);
+	core_json_free(j);
+}
+
+static void
+test_buf_escaping(void **state)
+{
+	struct sales_buf b = {0};
+
+	(void)state;
+	assert_int_equal(core_buf_json_string(&b, "a\"\\\n\x01\x7f\xc3\xa9", 8), 0);
+	assert_string_equal(b.data, "\"a\\\"\\\\\\n\\u0001\\u007f\xc3\xa9\"");
+	b.len = 0;
+	assert_int_equal(core_buf_printf(&b, "%d-%s", 12, "x"), 0);
+	assert_string_equal(b.data, "12-x");
+	core_buf_free(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_accepts),
+		cmocka_unit_test(test_refuses),
+		cmocka_unit_test(test_depth_limit),
+		cmocka_unit_test(test_accessors),
+		cmocka_unit_test(test_buf_escaping),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,147 @@
+/*
+ * test_loader.c - the module loader's refusals, each naming the module:
+ * missing file, bad name, no magic, wrong ABI, failing init, duplicates;
+ * the magic checks one by one; and a good module loading and finalising.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+
+#include "bus.h"
+#include "config.h"
+#include "core.h"
+#include "metrics.h"
+#include "module.h"
+#include "router.h"
+#include "ws.h"
+#include "unit.h"
+
+static struct core_config *cfg;
+
+static int
+setup(void **state)
+{
+	char *dir = unit_tmpdir(), err[256];
+
+	(void)state;
+	core_base = event_base_new();
+	core_bus_init();
+	cfg = core_config_load(unit_write_file(dir, "sales.ini",
+	    "[failinit]\nmust_be_positive = -5\n"), err, sizeof(err));
+	return cfg ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	core_ws_shutdown();
+	core_bus_free();
+	core_router_free();
+	core_metrics_free();
+	core_config_free(cfg);
+	event_base_free(core_base);
+	return 0;
+}
+
+/* Loads list and returns what was logged; the load must fail. */
+static char *
+load_fails(const char *list)
+{
+	int rc;
+
+	unit_capture_begin();
+	rc = core_modules_load(cfg, SALES_TEST_MODULE_DIR, list);
+	assert_int_equal(rc, -1);
+	assert_int_equal(core_modules_count(), 0);
+	return unit_capture_end();
+}
+
+static void
+test_refusals(void **state)
+{
+	(void)state;
+	assert_non_null(strstr(load_fails("missing"),
+	    "module \"missing\": cannot load"));
+	assert_non_null(strstr(load_fails("../echo"),
+	    "module \"../echo\": invalid name"));
+	assert_non_null(strstr(load_fails("Echo"), "invalid name"));
+	assert_non_null(strstr(load_fails("nomagic"),
+	    "module \"nomagic\": no magic block"));
+	assert_non_null(strstr(load_fails("badabi"),
+	    "module \"badabi\": ABI mismatch (server 1.0, module 99.0)"));
+	assert_non_null(strstr(load_fails("failinit"),
+	    "module \"failinit\": init failed"));
+	assert_non_null(strstr(load_fails("echo echo"),
+	    "module \"echo\": listed twice"));
+}
+
+static void
+test_magic_checks(void **state)
+{
+	struct sales_module_magic mg = {
+		SALES_MODULE_MAGIC_VALUE, sizeof(mg), SALES_ABI_MAJOR,
+		SALES_ABI_MINOR, sizeof(struct sales_core), SALES_BUILD_FLAGS,
+		"x", "1"
+	};
+	char why[256];
+
+	(void)state;
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), 0);
+	mg.name = "y";
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "calls itself \"y\""));
+	mg.name = "x";
+	mg.core_size += 8;
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "newer core"));
+	mg.core_size -= 16;		/* an older, smaller table is fine */
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), 0);
+	mg.build_flags ^= 1;
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
+	mg.build_flags ^= 1;
+	mg.abi_minor = SALES_ABI_MINOR + 1;
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
+	mg.abi_minor = SALES_ABI_MINOR;
+	mg.magic ^= 1;
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "bad magic"));
+}
+
+static void
+test_good_module(void **state)
+{
+	struct core_route_match m;
+	char *log;
+
+	(void)state;
+	unit_capture_begin();
+	assert_int_equal(core_modules_load(cfg, SALES_TEST_MODULE_DIR,
+	    " echo, "), 0);
+	assert_int_equal(core_modules_count(), 1);
+	assert_string_equal(core_modules_name(0), "echo");
+	assert_string_equal(core_modules_version(0), "1.0");
+	assert_int_equal(core_router_match("GET", "/echo", &m), CORE_ROUTE_FOUND);
+	core_route_match_free(&m);
+	core_modules_fini();
+	log = unit_capture_end();
+	assert_non_null(strstr(log, "module \"echo\" 1.0 loaded"));
+	assert_non_null(strstr(log, "echo: finalised"));
+	assert_int_equal(core_modules_count(), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_magic_checks),
+		cmocka_unit_test(test_good_module),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
