@@ -29,7 +29,7 @@ on_event(const char *topic, const void *payload, size_t len, void *arg)
 	strcat(trace, "=");
 	strncat(trace, payload, len);
 	strcat(trace, " ");
-	if (len == 5 && memcmp(payload, "first", 5) == 0)
+	if (len == 5 && memcmp(payload, "first", 5) == 0 && *(char *)arg == 'A')
 		core_bus_publish("t.one", "nested", 6);
 	depth--;
 }
