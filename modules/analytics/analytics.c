@@ -1,0 +1,277 @@
+/*
+ * analytics - live sales figures: GET /analytics, the "updateAnalytics"
+ * WebSocket message and the "analytics.updated" bus event, all from the
+ * state in analytics_state.c, fed by "order.created".
+ *
+ * Start-up rebuilds the state without reading every order: the totals
+ * per product come from product_totals (kept by a trigger in the same
+ * transaction as each insert), the minute windows from the orders of
+ * the last 2 x window_ms and the hour from per-minute sums of the last
+ * hour, both through the received_at index.  So start-up costs what the
+ * number of products and recent orders cost, not the number of orders.
+ *
+ * Updates are coalesced: after an order, one "updateAnalytics" follows
+ * at most every broadcast_interval_ms (0: a zero timer, so one update
+ * follows a whole commit group).  It never calls the orders module.
+ *
+ * [analytics] top = 5, broadcast_interval_ms = 100, window_ms = 60000.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analytics.h"
+
+SALES_MODULE_MAGIC("analytics", "1.0");
+
+const struct sales_core		*an_core;
+static struct sales_module	*self;
+static long long		 top_default, interval_ms, window_ms;
+static struct sales_timer	*timer;
+static int64_t			 last_sent = -1;
+static struct sales_metric	*m_updates;
+
+/* Revenue of stored sums split as (tera-units, units mod 1e6, micros). */
+#define AN_REVENUE_SUMS							\
+	"SUM(quantity * (pm / 1000000000000)), "				\
+	"SUM(quantity * ((pm / 1000000) % 1000000)), "			\
+	"SUM(quantity * (pm % 1000000))"
+#define AN_RECENT							\
+	"(SELECT received_at, quantity, COALESCE(price_micros, "	\
+	"CAST(round(price * 1000000.0) AS INTEGER)) AS pm FROM orders "	\
+	"WHERE received_at > ?1)"
+
+static an_money
+value_money(const struct sales_value *v)
+{
+	if (v == NULL)
+		return 0;
+	if (v->type == SALES_VALUE_INT)
+		return v->i;
+	if (v->type == SALES_VALUE_REAL)
+		return (an_money)v->d;	/* only past 9.2e18: already inexact */
+	return 0;
+}
+
+static int64_t
+value_int(const struct sales_value *v)
+{
+	return v != NULL && v->type == SALES_VALUE_INT ? v->i : 0;
+}
+
+static an_money
+row_revenue(const struct sales_store_result *res, size_t r, size_t c)
+{
+	const struct sales_core *core = an_core;
+
+	return value_money(core->store_value(res, r, c)) * 1000000000000LL +
+	    value_money(core->store_value(res, r, c + 1)) * 1000000 +
+	    value_money(core->store_value(res, r, c + 2));
+}
+
+static int
+rebuild(void)
+{
+	const struct sales_core *core = an_core;
+	struct sales_store_result *res;
+	struct sales_value since;
+	const struct sales_value *pid;
+	int64_t now = core->now_ms();
+	size_t r, n;
+
+	res = core->store_query_sync("SELECT product_id, orders, quantity, "
+	    "revenue_units, revenue_micros FROM product_totals", NULL, 0);
+	if (res == NULL)
+		goto fail;
+	n = core->store_rows(res);
+	for (r = 0; r < n; r++) {
+		pid = core->store_value(res, r, 0);
+		if (pid->type != SALES_VALUE_TEXT)
+			continue;
+		if (an_add_totals(pid->s, pid->len,
+		    value_int(core->store_value(res, r, 1)),
+		    value_int(core->store_value(res, r, 2)),
+		    value_money(core->store_value(res, r, 3)) * 1000000 +
+		    value_money(core->store_value(res, r, 4))) == -1)
+			goto nomem;
+	}
+	core->store_result_free(res);
+
+	memset(&since, 0, sizeof(since));
+	since.type = SALES_VALUE_INT;
+	since.i = now - 2 * window_ms;
+	res = core->store_query_sync("SELECT received_at, COUNT(*), "
+	    AN_REVENUE_SUMS " FROM " AN_RECENT " GROUP BY received_at "
+	    "ORDER BY received_at", &since, 1);
+	if (res == NULL)
+		goto fail;
+	n = core->store_rows(res);
+	for (r = 0; r < n; r++)
+		if (an_add_window(value_int(core->store_value(res, r, 0)),
+		    value_int(core->store_value(res, r, 1)),
+		    row_revenue(res, r, 2)) == -1)
+			goto nomem;
+	core->store_result_free(res);
+
+	since.i = (now / 60000 - 59) * 60000 - 1;
+	res = core->store_query_sync("SELECT received_at / 60000, COUNT(*), "
+	    AN_REVENUE_SUMS " FROM " AN_RECENT " GROUP BY 1", &since, 1);
+	if (res == NULL)
+		goto fail;
+	n = core->store_rows(res);
+	for (r = 0; r < n; r++)
+		an_add_hour(value_int(core->store_value(res, r, 0)),
+		    value_int(core->store_value(res, r, 1)),
+		    row_revenue(res, r, 2));
+	core->store_result_free(res);
+	return 0;
+nomem:
+	core->store_result_free(res);
+	core->log(self, SALES_LOG_ERROR, "out of memory rebuilding analytics");
+	return -1;
+fail:
+	core->log(self, SALES_LOG_ERROR, "cannot read the orders to rebuild "
+	    "analytics; are the migrations in sql/ applied?");
+	return -1;
+}
+
+static void
+broadcast(void *arg)
+{
+	const struct sales_core *core = an_core;
+	struct sales_analytics_v1 *ev;
+	struct sales_buf b = {0};
+	int64_t now = core->now_ms();
+
+	(void)arg;
+	if (timer != NULL)
+		core->timer_del(timer);
+	timer = NULL;
+	last_sent = now;
+	if (an_json(&b, (int)top_default, now) == -1) {
+		core->log(self, SALES_LOG_WARN, "out of memory for an update");
+		goto done;
+	}
+	core->ws_broadcast("updateAnalytics", b.data, b.len);
+	core->metric_add(m_updates, 1);
+	if ((ev = calloc(1, sizeof(*ev))) == NULL)
+		goto done;
+	an_snapshot(ev, now);
+	if (b.len <= sizeof(ev->json)) {
+		memcpy(ev->json, b.data, b.len);
+		ev->json_len = (uint32_t)b.len;
+	}
+	core->bus_publish(SALES_TOPIC_ANALYTICS_UPDATED, ev, sizeof(*ev));
+	free(ev);
+done:
+	core->buf_free(&b);
+}
+
+/* At most one update per interval: the first change arms a timer. */
+static void
+schedule(void)
+{
+	int64_t delay = 0, now;
+
+	if (timer != NULL)
+		return;
+	now = an_core->now_ms();
+	if (last_sent >= 0 && interval_ms > 0) {
+		delay = last_sent + interval_ms - now;
+		if (delay < 0 || delay > interval_ms)
+			delay = 0;	/* overdue, or the clock stepped */
+	}
+	if ((timer = an_core->timer_add((long)delay, 0, broadcast,
+	    NULL)) == NULL)
+		an_core->log(self, SALES_LOG_WARN, "cannot arm the update timer");
+}
+
+static void
+on_order(const char *topic, const void *payload, size_t len, void *arg)
+{
+	struct sales_order_v1 o;
+
+	(void)topic;
+	(void)arg;
+	if (len < sizeof(o))
+		return;
+	memcpy(&o, payload, sizeof(o));
+	o.product_id[sizeof(o.product_id) - 1] = '\0';
+	if (an_add_order(o.product_id, strlen(o.product_id), o.quantity,
+	    o.price_micros, o.received_at_ms) == -1)
+		an_core->log(self, SALES_LOG_WARN, "out of memory; order %lld "
+		    "is missing from the analytics", (long long)o.id);
+	schedule();
+}
+
+static void
+get_analytics(struct sales_request *req, void *arg)
+{
+	const struct sales_core *core = an_core;
+	struct sales_buf b = {0};
+	const char *q = core->http_query(req, "top");
+	long long top = top_default;
+	char *end;
+
+	(void)arg;
+	if (q != NULL) {
+		top = strtoll(q, &end, 10);
+		if (*q < '0' || *q > '9' || *end != '\0' || top < 1 ||
+		    top > 100) {
+			core->http_error(req, 400, "invalid_parameter",
+			    "\"top\" must be an integer from 1 to 100", "top");
+			return;
+		}
+	}
+	if (an_json(&b, (int)top, core->now_ms()) == -1)
+		core->http_error(req, 503, "no_memory", "out of memory", NULL);
+	else
+		core->http_respond(req, 200, "application/json", b.data, b.len);
+	core->buf_free(&b);
+}
+
+static void
+ws_get_analytics(uint64_t client, const char *data, size_t len, void *arg)
+{
+	struct sales_buf b = {0};
+
+	(void)data;
+	(void)len;
+	(void)arg;
+	if (an_json(&b, (int)top_default, an_core->now_ms()) == 0)
+		an_core->ws_send(client, "updateAnalytics", b.data, b.len);
+	an_core->buf_free(&b);
+}
+
+SALES_MODULE_INIT(c, m)
+{
+	an_core = c;
+	self = m;
+	if (c->config_int(m, "top", 5, 1, 100, &top_default) == -1 ||
+	    c->config_int(m, "broadcast_interval_ms", 100, 0, 3600000,
+	    &interval_ms) == -1 ||
+	    c->config_int(m, "window_ms", 60000, 100, 3600000,
+	    &window_ms) == -1)
+		return -1;
+	if (an_state_init(window_ms) == -1 || rebuild() == -1)
+		return -1;
+	if ((m_updates = c->metric_counter(m, "analytics_updates_total",
+	    "updateAnalytics broadcasts")) == NULL)
+		return -1;
+	if (c->http_route(m, "GET", "/analytics", get_analytics, NULL) == -1 ||
+	    c->ws_on_message(m, "getAnalytics", ws_get_analytics, NULL) == -1 ||
+	    c->bus_subscribe(m, SALES_TOPIC_ORDER_CREATED, on_order,
+	    NULL) == -1)
+		return -1;
+	/* One "analytics.updated" right away, for whoever needs figures. */
+	schedule();
+	return 0;
+}
+
+SALES_MODULE_FINI()
+{
+	if (timer != NULL)
+		an_core->timer_del(timer);
+	timer = NULL;
+	an_state_free();
+}

@@ -1,0 +1,38 @@
+/*
+ * analytics.h - the analytics figures kept in memory (analytics_state.c)
+ * and what the module glue (analytics.c) asks of them.  Private to
+ * modules/analytics/.
+ *
+ * Money is in micro-units held in signed 128-bit integers: a sum of
+ * orders of up to 1e15 micro-units each cannot overflow in practice, and
+ * nothing is ever rounded.
+ */
+#ifndef ANALYTICS_H
+#define ANALYTICS_H
+
+#include <sales/module.h>
+
+typedef __int128 an_money;
+
+extern const struct sales_core	*an_core;
+
+int	an_state_init(int64_t window_ms);
+void	an_state_free(void);
+/* Adds a product's stored totals (start-up). */
+int	an_add_totals(const char *pid, size_t len, int64_t orders,
+	    int64_t quantity, an_money revenue);
+/* Adds orders received at ms to the minute windows (start-up and live). */
+int	an_add_window(int64_t ms, int64_t count, an_money revenue);
+/* Adds orders received in the minute [minute * 60000, +60000) to the last hour. */
+void	an_add_hour(int64_t minute, int64_t count, an_money revenue);
+/* One committed order: everything above at once. */
+int	an_add_order(const char *pid, size_t len, int64_t quantity,
+	    int64_t price_micros, int64_t received_at);
+/* The GET /analytics object as of now, with the top n products. */
+int	an_json(struct sales_buf *b, int top, int64_t now);
+/* The figures for "analytics.updated" (json left to the caller). */
+void	an_snapshot(struct sales_analytics_v1 *ev, int64_t now);
+/* Exact decimal of micro-units: 10000, 51, 25.5, -0.25. */
+int	an_append_money(struct sales_buf *b, an_money m);
+
+#endif /* ANALYTICS_H */

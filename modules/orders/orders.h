@@ -1,0 +1,57 @@
+/*
+ * orders.h - what the files of the orders module share: the parsed
+ * order, the validators (orders_parse.c), the JSON writer and the read
+ * routes (orders_query.c).  Private to modules/orders/.
+ */
+#ifndef ORDERS_H
+#define ORDERS_H
+
+#include <sales/module.h>
+
+#define ORDERS_MAX_BATCH	1000
+#define ORDERS_MAX_PRODUCT	64		/* bytes of product_id */
+#define ORDERS_MAX_QUANTITY	1000000LL
+#define ORDERS_MAX_PRICE	1000000000LL	/* whole units */
+#define ORDERS_DATE_MAX		40		/* normalised RFC 3339 + NUL */
+
+struct order {
+	int64_t	id;
+	int64_t	quantity;
+	int64_t	price_micros;
+	int64_t	date_ms;
+	int64_t	received_at;
+	int	has_date;
+	char	product_id[ORDERS_MAX_PRODUCT + 4];
+	char	date[ORDERS_DATE_MAX];
+};
+
+extern const struct sales_core	*orders_core;
+extern struct sales_module	*orders_self;
+
+/*
+ * Validators.  Each returns 0, or -1 with a message (lowercase, no
+ * final period) in msg and the error code in *code.
+ */
+int	orders_parse_price(const char *s, size_t len, int64_t *micros,
+	    const char **code, char *msg, size_t msglen);
+int	orders_parse_date(const char *s, size_t len, int64_t *ms,
+	    char *norm, size_t normlen);
+/* field gets the failing member's name ("" when the order itself). */
+int	orders_parse_order(const struct sales_json *json, int tok,
+	    struct order *o, char *field, size_t fieldlen, const char **code,
+	    char *msg, size_t msglen);
+
+/* Writers: RFC 3339 UTC with milliseconds, and exact money. */
+void	orders_format_time(int64_t ms, char *out, size_t outlen);
+int	orders_append_money(struct sales_buf *b, int64_t micros);
+/* The stored order as the API shows it, everywhere it is shown. */
+int	orders_append_json(struct sales_buf *b, int64_t id,
+	    const char *product_id, size_t pidlen, int64_t quantity,
+	    int64_t price_micros, const char *date, size_t datelen,
+	    int64_t received_at);
+
+/* Read routes (orders_query.c). */
+void	orders_get_list(struct sales_request *req, void *arg);
+void	orders_get_one(struct sales_request *req, void *arg);
+
+#endif /* ORDERS_H */
