@@ -1,0 +1,1426 @@
+/*
+ * http.c - the HTTP/1.1 server.
+ *
+ * Connections are accepted with an evconnlistener and owned as
+ * bufferevents on core_base; requests are parsed by libhttp-parser and
+ * answered strictly in request order, even when handlers answer later
+ * and out of order (pipelining).  A connection holds a queue of complete
+ * requests: an answer to the request at the head goes straight into the
+ * bufferevent's output; an answer to a later one waits in its own
+ * evbuffer until everything before it has gone out.  At most
+ * max_pipeline requests are queued; past that, reading pauses.
+ *
+ * The parser is paused after every complete message, so that exactly
+ * the bytes of one request are consumed from the input.  That is what
+ * makes the WebSocket hand-over clean: after a valid upgrade request the
+ * bytes that follow stay in the bufferevent for core/ws.c.
+ *
+ * Limits, each answered with the JSON error shape and then a close:
+ * header bytes (431), body size (413, Content-Length up front, chunked
+ * while it arrives), malformed requests and bad percent-escapes (400),
+ * a head not complete within header_timeout_ms or a body idle for
+ * body_timeout_ms (408).  A keep-alive connection idle for
+ * idle_timeout_ms is closed silently.  Past max_connections a new
+ * connection gets a short 503 and is closed.
+ *
+ * A request stays valid until its module answers, even if the client
+ * has gone meanwhile (its answer is then dropped).  A handler that never
+ * answers leaks its request: that is a module bug, and the module's
+ * business.
+ *
+ * Routing policy for the WebSocket paths "/" and "/ws": a GET carrying
+ * "Upgrade: websocket" is always a WebSocket handshake (checked here,
+ * completed by core/ws.c).  Without the Upgrade header the request is
+ * routed normally, so a module may serve a page at "/"; if no module
+ * did, a GET is answered 426 (upgrade required) and other methods 405.
+ *
+ * Not here: WebSocket framing (core/ws.c), routes (core/router.c),
+ * anything that knows what a request means.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <http_parser.h>
+
+#include "buf.h"
+#include "core.h"
+#include "http.h"
+#include "log.h"
+#include "router.h"
+#include "ws.h"
+
+/* Stop reading new requests while this much output waits for the client. */
+#define HTTP_OUT_HIGH		(1024 * 1024)
+/* How long a closing connection keeps reading (and dropping) input. */
+#define HTTP_LINGER_MS		1000
+/* Headers a module may add to one response. */
+#define HTTP_MAX_EXTRA		(16 * 1024)
+
+struct hstr {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+};
+
+struct header {
+	struct hstr	 name;
+	struct hstr	 value;
+};
+
+struct qparam {
+	char	*name;
+	char	*value;
+};
+
+struct http_conn;
+
+struct sales_request {
+	TAILQ_ENTRY(sales_request) entry;
+	struct http_conn	*conn;		/* NULL once the client is gone */
+	const char		*method;	/* static string */
+	struct hstr		 url;
+	char			*path;		/* as received, without query */
+	char			*query;		/* raw, NULL when none */
+	struct header		*headers;
+	size_t			 nheaders;
+	size_t			 capheaders;
+	int			 in_value;	/* parser: last piece was a value */
+	struct hstr		 body;
+	struct core_route_match	 match;
+	struct qparam		*qparams;
+	size_t			 nqparams;
+	int			 qparsed;
+	struct hstr		 extra;		/* response headers from add_header */
+	struct evbuffer		*resp;		/* answer waiting for its turn */
+	unsigned		 answered:1;
+	unsigned		 dispatched:1;	/* a handler owns it until it answers */
+	unsigned		 keep_alive:1;
+	unsigned		 is_head:1;
+	unsigned		 http10:1;
+	unsigned		 ws:1;		/* valid upgrade, waiting its turn */
+};
+
+TAILQ_HEAD(req_queue, sales_request);
+
+enum read_state {
+	RS_IDLE = 0,		/* between requests */
+	RS_HEAD,		/* inside a request head */
+	RS_BODY			/* inside a request body */
+};
+
+struct http_conn {
+	LIST_ENTRY(http_conn)	 entry;
+	struct bufferevent	*bev;
+	http_parser		 parser;
+	struct sales_request	*cur;		/* being parsed */
+	struct req_queue	 queue;		/* complete, in arrival order */
+	int			 nqueue;
+	enum read_state		 rstate;
+	size_t			 head_bytes;
+	int64_t			 head_start;
+	int64_t			 last_body;
+	int64_t			 idle_since;
+	struct event		*timer;
+	struct event		*process;	/* deferred conn_process() */
+	/* Set by a parser callback that fails the request. */
+	int			 err_status;
+	const char		*err_code;
+	const char		*err_msg;
+	unsigned		 complete:1;	/* parser paused on a message end */
+	unsigned		 no_more:1;	/* parse no further requests */
+	unsigned		 eof:1;		/* the client closed its side */
+	unsigned		 lingering:1;	/* answered, draining, then close */
+};
+
+static struct core_http_config	 cfg;
+static struct evconnlistener	*listener;
+static struct event		*accept_retry;
+static LIST_HEAD(, http_conn)	 conns = LIST_HEAD_INITIALIZER(conns);
+static size_t			 nconns;
+static int			 shutting_down;
+static int			 bound_port;
+static uint64_t			 requests_total;
+static uint64_t			 responses_by_class[6];
+static http_parser_settings	 settings;
+
+static void	conn_process(struct http_conn *);
+static void	conn_free(struct http_conn *);
+static void	conn_update(struct http_conn *);
+
+/* -- small helpers ------------------------------------------------------ */
+
+static int
+hstr_add(struct hstr *s, const char *data, size_t len)
+{
+	size_t ncap;
+	char *np;
+
+	if (s->len + len + 1 > s->cap) {
+		ncap = s->cap ? s->cap : 32;
+		while (ncap < s->len + len + 1)
+			ncap *= 2;
+		if ((np = realloc(s->p, ncap)) == NULL)
+			return -1;
+		s->p = np;
+		s->cap = ncap;
+	}
+	memcpy(s->p + s->len, data, len);
+	s->len += len;
+	s->p[s->len] = '\0';
+	return 0;
+}
+
+static void
+hstr_free(struct hstr *s)
+{
+	free(s->p);
+	memset(s, 0, sizeof(*s));
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* 0 when every '%' in s[0..len) starts a valid escape other than %00. */
+static int
+pct_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\0')
+			return -1;
+		if (s[i] != '%')
+			continue;
+		if (i + 2 >= len || hexval((unsigned char)s[i + 1]) == -1 ||
+		    hexval((unsigned char)s[i + 2]) == -1 ||
+		    (s[i + 1] == '0' && s[i + 2] == '0'))
+			return -1;
+		i += 2;
+	}
+	return 0;
+}
+
+/* Query-string decoding ('+' is a space); s was checked by pct_valid. */
+static char *
+query_decode(const char *s, size_t len)
+{
+	char *out;
+	size_t i, o = 0;
+
+	if ((out = malloc(len + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '+')
+			out[o++] = ' ';
+		else if (s[i] == '%' && i + 2 < len) {
+			out[o++] = (char)(hexval((unsigned char)s[i + 1]) << 4 |
+			    hexval((unsigned char)s[i + 2]));
+			i += 2;
+		} else
+			out[o++] = s[i];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int
+token_char(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~",
+	    c) != NULL);
+}
+
+static int
+field_value_ok(const char *s)
+{
+	for (; *s; s++)
+		if (*s == '\r' || *s == '\n')
+			return 0;
+	return 1;
+}
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT", recomputed once a second. */
+static const char *
+http_date(void)
+{
+	static char date[64];
+	static time_t last;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != last) {
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		last = now;
+	}
+	return date;
+}
+
+/* -- requests ----------------------------------------------------------- */
+
+static struct sales_request *
+req_new(struct http_conn *c)
+{
+	struct sales_request *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->conn = c;
+	r->method = "GET";
+	r->keep_alive = 1;
+	return r;
+}
+
+static void
+req_free(struct sales_request *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	hstr_free(&r->url);
+	free(r->path);
+	free(r->query);
+	for (i = 0; i < r->nheaders; i++) {
+		hstr_free(&r->headers[i].name);
+		hstr_free(&r->headers[i].value);
+	}
+	free(r->headers);
+	hstr_free(&r->body);
+	core_route_match_free(&r->match);
+	for (i = 0; i < r->nqparams; i++) {
+		free(r->qparams[i].name);
+		free(r->qparams[i].value);
+	}
+	free(r->qparams);
+	hstr_free(&r->extra);
+	if (r->resp)
+		evbuffer_free(r->resp);
+	free(r);
+}
+
+/* True when a header named name lists token (comma-separated, any case). */
+static int
+req_has_token(struct sales_request *r, const char *name, const char *token)
+{
+	const char *p, *e;
+	size_t i, tlen = strlen(token), n;
+
+	for (i = 0; i < r->nheaders; i++) {
+		if (strcasecmp(r->headers[i].name.p, name) != 0 ||
+		    r->headers[i].value.p == NULL)
+			continue;
+		for (p = r->headers[i].value.p; *p; p = *e ? e + 1 : e) {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if ((e = strchr(p, ',')) == NULL)
+				e = p + strlen(p);
+			n = (size_t)(e - p);
+			while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+				n--;
+			if (n == tlen && strncasecmp(p, token, n) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* -- the module-facing services ------------------------------------------ */
+
+const char *
+core_http_method(struct sales_request *req)
+{
+	return req->method;
+}
+
+const char *
+core_http_path(struct sales_request *req)
+{
+	return req->path ? req->path : "/";
+}
+
+const char *
+core_http_param(struct sales_request *req, const char *name)
+{
+	int i;
+
+	for (i = 0; i < req->match.nparams; i++)
+		if (strcmp(req->match.names[i], name) == 0)
+			return req->match.values[i];
+	return NULL;
+}
+
+/* Splits the query string once, on first use; the first of a repeated name wins. */
+static int
+req_parse_query(struct sales_request *r)
+{
+	const char *p, *amp, *eq;
+	struct qparam *np;
+	size_t n = 1, len;
+
+	r->qparsed = 1;
+	if (r->query == NULL || r->query[0] == '\0')
+		return 0;
+	for (p = r->query; *p; p++)
+		if (*p == '&')
+			n++;
+	if ((r->qparams = calloc(n, sizeof(*r->qparams))) == NULL)
+		return -1;
+	for (p = r->query; ; p = amp + 1) {
+		if ((amp = strchr(p, '&')) == NULL)
+			amp = p + strlen(p);
+		len = (size_t)(amp - p);
+		if (len > 0) {
+			np = &r->qparams[r->nqparams];
+			eq = memchr(p, '=', len);
+			np->name = query_decode(p, eq ? (size_t)(eq - p) : len);
+			np->value = eq ? query_decode(eq + 1,
+			    (size_t)(amp - eq - 1)) : strdup("");
+			if (np->name == NULL || np->value == NULL) {
+				free(np->name);
+				free(np->value);
+				return -1;
+			}
+			r->nqparams++;
+		}
+		if (*amp == '\0')
+			break;
+	}
+	return 0;
+}
+
+const char *
+core_http_query(struct sales_request *req, const char *name)
+{
+	size_t i;
+
+	if (!req->qparsed && req_parse_query(req) == -1)
+		log_error("query of \"%s\": out of memory", req->path);
+	for (i = 0; i < req->nqparams; i++)
+		if (strcmp(req->qparams[i].name, name) == 0)
+			return req->qparams[i].value;
+	return NULL;
+}
+
+const char *
+core_http_header(struct sales_request *req, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++)
+		if (strcasecmp(req->headers[i].name.p, name) == 0)
+			return req->headers[i].value.p ?
+			    req->headers[i].value.p : "";
+	return NULL;
+}
+
+const char *
+core_http_body(struct sales_request *req, size_t *len)
+{
+	if (len)
+		*len = req->body.len;
+	return req->body.p ? req->body.p : "";
+}
+
+/* Appends a response header the core itself chose. */
+static int
+req_add_header(struct sales_request *req, const char *name,
+    const char *value)
+{
+	if (req->extra.len + strlen(name) + strlen(value) + 4 > HTTP_MAX_EXTRA)
+		return -1;
+	if (hstr_add(&req->extra, name, strlen(name)) == -1 ||
+	    hstr_add(&req->extra, ": ", 2) == -1 ||
+	    hstr_add(&req->extra, value, strlen(value)) == -1 ||
+	    hstr_add(&req->extra, "\r\n", 2) == -1)
+		return -1;
+	return 0;
+}
+
+int
+core_http_add_header(struct sales_request *req, const char *name,
+    const char *value)
+{
+	/* These the core writes itself; a second copy would break framing. */
+	static const char *reserved[] = { "content-length", "content-type",
+	    "transfer-encoding", "connection", "server", "date", "upgrade" };
+	size_t i;
+	const char *p;
+
+	if (req->answered || name == NULL || value == NULL || *name == '\0')
+		goto bad;
+	for (p = name; *p; p++)
+		if (!token_char((unsigned char)*p))
+			goto bad;
+	if (!field_value_ok(value))
+		goto bad;
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcasecmp(name, reserved[i]) == 0)
+			goto bad;
+	if (req_add_header(req, name, value) == -1)
+		goto bad;
+	return 0;
+bad:
+	log_warn("http_add_header \"%s\": refused (invalid, reserved or too "
+	    "long)", name ? name : "(null)");
+	return -1;
+}
+
+/* Moves every answered response at the head of the queue to the output. */
+static void
+conn_flush(struct http_conn *c)
+{
+	struct sales_request *r;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	while ((r = TAILQ_FIRST(&c->queue)) != NULL && r->answered) {
+		if (r->resp)
+			evbuffer_add_buffer(out, r->resp);
+		TAILQ_REMOVE(&c->queue, r, entry);
+		c->nqueue--;
+		req_free(r);
+	}
+}
+
+/* Runs conn_process() from the loop, outside whatever module code calls us. */
+static void
+conn_schedule(struct http_conn *c)
+{
+	event_active(c->process, EV_TIMEOUT, 1);
+}
+
+void
+core_http_respond(struct sales_request *req, int status,
+    const char *content_type, const char *body, size_t len)
+{
+	struct http_conn *c = req->conn;
+	struct evbuffer *out;
+	int close, head;
+
+	if (req->answered) {
+		log_error("request \"%s %s\" answered twice; the second answer "
+		    "is dropped", req->method, core_http_path(req));
+		return;
+	}
+	if (status < 200 || status > 599) {
+		log_error("request \"%s %s\": invalid status %d, sent 500",
+		    req->method, core_http_path(req), status);
+		status = 500;
+	}
+	if (content_type == NULL || !field_value_ok(content_type))
+		content_type = "application/json";
+	if (body == NULL)
+		len = 0;
+	responses_by_class[status / 100]++;
+	if (c == NULL) {
+		/* The client went away; nobody to tell. */
+		req_free(req);
+		return;
+	}
+
+	c->idle_since = core_mono_ms();
+	head = req == TAILQ_FIRST(&c->queue);
+	if (head)
+		out = bufferevent_get_output(c->bev);
+	else if ((out = req->resp = evbuffer_new()) == NULL) {
+		log_error("response to \"%s\": out of memory, connection "
+		    "closed", core_http_path(req));
+		c->no_more = 1;
+		req->answered = 1;
+		conn_schedule(c);
+		return;
+	}
+	close = !req->keep_alive || shutting_down ||
+	    (c->no_more && req == TAILQ_LAST(&c->queue, req_queue));
+	evbuffer_add_printf(out,
+	    "HTTP/1.1 %d %s\r\nServer: salesd\r\nDate: %s\r\n",
+	    status, http_status_str((enum http_status)status), http_date());
+	if (status != 204 && status != 304)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n"
+		    "Content-Length: %zu\r\n", content_type, len);
+	if (close)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (req->http10)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	if (req->extra.len)
+		evbuffer_add(out, req->extra.p, req->extra.len);
+	evbuffer_add(out, "\r\n", 2);
+	if (!req->is_head && status != 204 && status != 304 && len > 0)
+		evbuffer_add(out, body, len);
+	req->answered = 1;
+	if (close)
+		c->no_more = 1;
+	if (head) {
+		TAILQ_REMOVE(&c->queue, req, entry);
+		c->nqueue--;
+		req_free(req);
+		conn_flush(c);
+	}
+	conn_schedule(c);
+}
+
+void
+core_http_error(struct sales_request *req, int status, const char *code,
+    const char *message, const char *field)
+{
+	static const char fallback[] =
+	    "{\"error\":{\"code\":\"error\",\"message\":\"out of memory\"}}";
+	struct sales_buf b = {0};
+
+	if (code == NULL)
+		code = "error";
+	if (message == NULL)
+		message = code;
+	if (core_buf_printf(&b, "{\"error\":{\"code\":") == -1 ||
+	    core_buf_json_string(&b, code, strlen(code)) == -1 ||
+	    core_buf_printf(&b, ",\"message\":") == -1 ||
+	    core_buf_json_string(&b, message, strlen(message)) == -1 ||
+	    (field != NULL && (core_buf_printf(&b, ",\"field\":") == -1 ||
+	    core_buf_json_string(&b, field, strlen(field)) == -1)) ||
+	    core_buf_printf(&b, "}}") == -1) {
+		core_buf_free(&b);
+		core_http_respond(req, status, NULL, fallback,
+		    sizeof(fallback) - 1);
+		return;
+	}
+	core_http_respond(req, status, NULL, b.data, b.len);
+	core_buf_free(&b);
+}
+
+uint64_t
+core_http_requests_total(void)
+{
+	return requests_total;
+}
+
+uint64_t
+core_http_responses(int status_class)
+{
+	if (status_class < 1 || status_class > 5)
+		return 0;
+	return responses_by_class[status_class];
+}
+
+/* -- connections -------------------------------------------------------- */
+
+/* Answers with an error of the connection's own (no request to blame) and stops. */
+static void
+conn_error(struct http_conn *c, int status, const char *code,
+    const char *msg)
+{
+	struct sales_request *r;
+
+	c->no_more = 1;
+	if ((r = req_new(c)) == NULL) {
+		conn_schedule(c);
+		return;
+	}
+	r->keep_alive = 0;
+	TAILQ_INSERT_TAIL(&c->queue, r, entry);
+	c->nqueue++;
+	requests_total++;
+	core_http_error(r, status, code, msg, NULL);
+}
+
+static int
+ws_path(const char *path)
+{
+	return strcmp(path, "/") == 0 || strcmp(path, "/ws") == 0;
+}
+
+/* Checks a request that asked for "Upgrade: websocket"; 0 when valid. */
+static int
+ws_check(struct http_conn *c, struct sales_request *r)
+{
+	const char *key, *ver;
+	size_t i;
+
+	if (strcmp(r->method, "GET") != 0 || r->http10) {
+		core_http_error(r, 400, "bad_upgrade", "a WebSocket handshake "
+		    "is an HTTP/1.1 GET", NULL);
+		return -1;
+	}
+	if (!req_has_token(r, "Connection", "upgrade")) {
+		core_http_error(r, 400, "bad_upgrade", "a WebSocket handshake "
+		    "needs \"Connection: Upgrade\"", "Connection");
+		return -1;
+	}
+	ver = core_http_header(r, "Sec-WebSocket-Version");
+	if (ver == NULL || strcmp(ver, "13") != 0) {
+		req_add_header(r, "Sec-WebSocket-Version", "13");
+		core_http_error(r, 426, "unsupported_websocket_version",
+		    "only WebSocket version 13 is supported",
+		    "Sec-WebSocket-Version");
+		return -1;
+	}
+	key = core_http_header(r, "Sec-WebSocket-Key");
+	if (key == NULL || strlen(key) != 24 || strcmp(key + 22, "==") != 0)
+		goto badkey;
+	for (i = 0; i < 22; i++)
+		if (!((key[i] >= 'A' && key[i] <= 'Z') ||
+		    (key[i] >= 'a' && key[i] <= 'z') ||
+		    (key[i] >= '0' && key[i] <= '9') || key[i] == '+' ||
+		    key[i] == '/'))
+			goto badkey;
+	if (r->body.len > 0 || (c->parser.flags & F_CHUNKED)) {
+		core_http_error(r, 400, "bad_upgrade", "a WebSocket handshake "
+		    "has no body", NULL);
+		return -1;
+	}
+	return 0;
+badkey:
+	core_http_error(r, 400, "bad_upgrade", "\"Sec-WebSocket-Key\" must be "
+	    "the base64 of 16 bytes", "Sec-WebSocket-Key");
+	return -1;
+}
+
+/* A complete request: route it (it is already queued). */
+static void
+conn_dispatch(struct http_conn *c, struct sales_request *r)
+{
+	enum core_route_result res;
+	char msg[160];
+
+	if (ws_path(r->path) && req_has_token(r, "Upgrade", "websocket")) {
+		/* The parser reads nothing past this head: its tail is ws.c's. */
+		c->no_more = 1;
+		if (ws_check(c, r) == 0)
+			r->ws = 1;
+		return;
+	}
+	res = core_router_match(r->method, r->path, &r->match);
+	switch (res) {
+	case CORE_ROUTE_FOUND:
+		r->dispatched = 1;
+		r->match.handler(r, r->match.arg);
+		/* r may be gone now. */
+		return;
+	case CORE_ROUTE_BAD_METHOD:
+		req_add_header(r, "Allow", r->match.allow);
+		snprintf(msg, sizeof(msg), "method \"%s\" not allowed here; "
+		    "use %s", r->method, r->match.allow);
+		core_http_error(r, 405, "method_not_allowed", msg, NULL);
+		return;
+	case CORE_ROUTE_NOT_FOUND:
+		break;
+	}
+	if (ws_path(r->path) && (strcmp(r->method, "GET") == 0 ||
+	    strcmp(r->method, "HEAD") == 0)) {
+		req_add_header(r, "Upgrade", "websocket");
+		core_http_error(r, 426, "upgrade_required", "this path speaks "
+		    "WebSocket only: send a WebSocket handshake", NULL);
+	} else if (ws_path(r->path)) {
+		req_add_header(r, "Allow", "GET");
+		core_http_error(r, 405, "method_not_allowed", "this path "
+		    "speaks WebSocket only (GET with \"Upgrade: websocket\")",
+		    NULL);
+	} else
+		core_http_error(r, 404, "not_found", "no such resource", NULL);
+}
+
+/* The parser stopped on an error: answer it and stop reading. */
+static void
+conn_parse_error(struct http_conn *c, enum http_errno err)
+{
+	char msg[160];
+
+	req_free(c->cur);
+	c->cur = NULL;
+	c->rstate = RS_IDLE;
+	if (c->err_status) {
+		conn_error(c, c->err_status, c->err_code, c->err_msg);
+		return;
+	}
+	if (err == HPE_HEADER_OVERFLOW) {
+		conn_error(c, 431, "headers_too_large", "request headers are "
+		    "too large");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "malformed request: %s",
+	    http_errno_description(err));
+	conn_error(c, 400, "bad_request", msg);
+}
+
+/* Feeds buffered input to the parser, one message at a time. */
+static void
+conn_parse(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_iovec v;
+	struct sales_request *r;
+	enum http_errno err;
+	size_t n;
+
+	while (!c->no_more && c->nqueue < cfg.max_pipeline &&
+	    evbuffer_get_length(out) < HTTP_OUT_HIGH &&
+	    evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+		c->complete = 0;
+		http_parser_pause(&c->parser, 0);
+		n = http_parser_execute(&c->parser, &settings, v.iov_base,
+		    v.iov_len);
+		evbuffer_drain(in, n);
+		err = HTTP_PARSER_ERRNO(&c->parser);
+		if (c->complete) {
+			r = c->cur;
+			c->cur = NULL;
+			c->rstate = RS_IDLE;
+			c->idle_since = core_mono_ms();
+			TAILQ_INSERT_TAIL(&c->queue, r, entry);
+			c->nqueue++;
+			requests_total++;
+			if (!r->keep_alive)
+				c->no_more = 1;
+			conn_dispatch(c, r);
+			continue;
+		}
+		if (err != HPE_OK) {
+			conn_parse_error(c, err);
+			break;
+		}
+		if (n != v.iov_len) {
+			conn_parse_error(c, HPE_UNKNOWN);
+			break;
+		}
+	}
+}
+
+/* Hands the connection to core/ws.c; c is freed. */
+static void
+conn_upgrade(struct http_conn *c, struct sales_request *r)
+{
+	struct bufferevent *bev = c->bev;
+	char *key;
+
+	key = strdup(core_http_header(r, "Sec-WebSocket-Key"));
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	c->bev = NULL;
+	conn_free(c);
+	responses_by_class[1]++;
+	if (key == NULL) {
+		log_error("websocket upgrade: out of memory");
+		bufferevent_free(bev);
+		return;
+	}
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* On failure ws.c has freed bev and said why. */
+	(void)core_ws_accept(bev, key);
+	free(key);
+}
+
+/* Closes after the last answer went out: keep reading a little, then close. */
+static void
+conn_close(struct http_conn *c)
+{
+	struct timeval tv = { HTTP_LINGER_MS / 1000,
+	    (HTTP_LINGER_MS % 1000) * 1000 };
+
+	/*
+	 * Closing with unread input makes the kernel send a reset, which
+	 * can destroy the answer (a 413, say) before the client reads it.
+	 */
+	if (c->eof || shutting_down) {
+		conn_free(c);
+		return;
+	}
+	c->lingering = 1;
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	bufferevent_enable(c->bev, EV_READ);
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+conn_process(struct http_conn *c)
+{
+	struct sales_request *r;
+
+	if (c->lingering)
+		return;
+	if ((r = TAILQ_FIRST(&c->queue)) != NULL && r->ws) {
+		if (c->eof)
+			conn_free(c);
+		else
+			conn_upgrade(c, r);
+		return;
+	}
+	conn_parse(c);
+	if (c->eof && !c->no_more && evbuffer_get_length(
+	    bufferevent_get_input(c->bev)) == 0) {
+		/* Nothing more will come; a partial request is dropped. */
+		c->no_more = 1;
+		req_free(c->cur);
+		c->cur = NULL;
+		c->rstate = RS_IDLE;
+	}
+	if ((r = TAILQ_FIRST(&c->queue)) != NULL && r->ws) {
+		conn_upgrade(c, r);
+		return;
+	}
+	if (c->no_more && TAILQ_EMPTY(&c->queue) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_close(c);
+		return;
+	}
+	conn_update(c);
+}
+
+/* Read interest and the one timer, from the connection's state. */
+static void
+conn_update(struct http_conn *c)
+{
+	struct timeval tv;
+	int64_t deadline = -1, now;
+	int want;
+
+	want = !c->no_more && !c->eof && c->nqueue < cfg.max_pipeline &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) < HTTP_OUT_HIGH;
+	if (want)
+		bufferevent_enable(c->bev, EV_READ);
+	else
+		bufferevent_disable(c->bev, EV_READ);
+	if (want && c->rstate == RS_HEAD)
+		deadline = c->head_start + cfg.header_timeout_ms;
+	else if (want && c->rstate == RS_BODY)
+		deadline = c->last_body + cfg.body_timeout_ms;
+	else if (want && TAILQ_EMPTY(&c->queue) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		deadline = c->idle_since + cfg.idle_timeout_ms;
+	if (deadline < 0) {
+		evtimer_del(c->timer);
+		return;
+	}
+	now = core_mono_ms();
+	if (deadline < now)
+		deadline = now;
+	tv.tv_sec = (deadline - now) / 1000;
+	tv.tv_usec = ((deadline - now) % 1000) * 1000;
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->lingering || c->rstate == RS_IDLE) {
+		conn_free(c);
+		return;
+	}
+	req_free(c->cur);
+	c->cur = NULL;
+	if (c->rstate == RS_HEAD)
+		conn_error(c, 408, "request_timeout", "the request head did "
+		    "not arrive in time");
+	else
+		conn_error(c, 408, "request_timeout", "the request body "
+		    "stalled");
+	c->rstate = RS_IDLE;
+	conn_process(c);
+}
+
+static void
+conn_process_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_process(arg);
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+
+	if (c->lingering) {
+		evbuffer_drain(bufferevent_get_input(bev),
+		    evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	}
+	conn_process(c);
+}
+
+/* The output has drained. */
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_process(arg);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)bev;
+	if (c->lingering || (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) {
+		conn_free(c);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		/* Half-closed: answer what was asked, then close. */
+		c->eof = 1;
+		conn_process(c);
+	}
+}
+
+static void
+conn_free(struct http_conn *c)
+{
+	struct sales_request *r;
+
+	while ((r = TAILQ_FIRST(&c->queue)) != NULL) {
+		TAILQ_REMOVE(&c->queue, r, entry);
+		if (r->dispatched && !r->answered)
+			r->conn = NULL;	/* freed when its module answers */
+		else
+			req_free(r);
+	}
+	req_free(c->cur);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->process)
+		event_free(c->process);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	LIST_REMOVE(c, entry);
+	nconns--;
+	free(c);
+}
+
+/* -- parser callbacks --------------------------------------------------- */
+
+static int
+conn_fail(struct http_conn *c, int status, const char *code, const char *msg)
+{
+	c->err_status = status;
+	c->err_code = code;
+	c->err_msg = msg;
+	return -1;
+}
+
+static int
+head_grow(struct http_conn *c, size_t len)
+{
+	c->head_bytes += len;
+	if (c->head_bytes > cfg.max_header)
+		return conn_fail(c, 431, "headers_too_large", "request headers "
+		    "are too large");
+	return 0;
+}
+
+static int
+on_message_begin(http_parser *p)
+{
+	struct http_conn *c = p->data;
+
+	if ((c->cur = req_new(c)) == NULL)
+		return conn_fail(c, 503, "no_memory", "out of memory");
+	c->rstate = RS_HEAD;
+	c->head_start = core_mono_ms();
+	c->head_bytes = 0;
+	return 0;
+}
+
+static int
+on_url(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+
+	if (head_grow(c, len) == -1)
+		return -1;
+	if (hstr_add(&c->cur->url, at, len) == -1)
+		return conn_fail(c, 503, "no_memory", "out of memory");
+	return 0;
+}
+
+static int
+on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+	struct sales_request *r = c->cur;
+	struct header *nh;
+	size_t ncap;
+
+	/* Name, ": " and CRLF count too, so many tiny headers add up. */
+	if (head_grow(c, len + (r->in_value || r->nheaders == 0 ? 4 : 0)) == -1)
+		return -1;
+	if (r->in_value || r->nheaders == 0) {
+		if (r->nheaders == r->capheaders) {
+			ncap = r->capheaders ? r->capheaders * 2 : 16;
+			if ((nh = realloc(r->headers, ncap * sizeof(*nh))) ==
+			    NULL)
+				return conn_fail(c, 503, "no_memory",
+				    "out of memory");
+			r->headers = nh;
+			r->capheaders = ncap;
+		}
+		memset(&r->headers[r->nheaders++], 0, sizeof(*nh));
+		r->in_value = 0;
+	}
+	if (hstr_add(&r->headers[r->nheaders - 1].name, at, len) == -1)
+		return conn_fail(c, 503, "no_memory", "out of memory");
+	return 0;
+}
+
+static int
+on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+	struct sales_request *r = c->cur;
+
+	if (head_grow(c, len) == -1)
+		return -1;
+	if (memchr(at, '\0', len) != NULL)
+		return conn_fail(c, 400, "bad_request", "NUL in a header value");
+	if (r->nheaders == 0)
+		return conn_fail(c, 400, "bad_request", "header value without "
+		    "a name");
+	r->in_value = 1;
+	if (hstr_add(&r->headers[r->nheaders - 1].value, at, len) == -1)
+		return conn_fail(c, 503, "no_memory", "out of memory");
+	return 0;
+}
+
+/* Splits the request target into path and query, and checks both. */
+static int
+req_split_url(struct sales_request *r)
+{
+	struct http_parser_url u;
+	const char *s = r->url.p, *q, *h;
+	size_t plen, len = r->url.len;
+
+	if (len == 0)
+		return -1;
+	if (s[0] != '/') {
+		/* absolute-form ("http://host/path?q"), from proxies */
+		http_parser_url_init(&u);
+		if (http_parser_parse_url(s, len, 0, &u) != 0 ||
+		    !(u.field_set & (1 << UF_PATH)))
+			return -1;
+		r->path = strndup(s + u.field_data[UF_PATH].off,
+		    u.field_data[UF_PATH].len);
+		if (u.field_set & (1 << UF_QUERY))
+			r->query = strndup(s + u.field_data[UF_QUERY].off,
+			    u.field_data[UF_QUERY].len);
+	} else {
+		if ((h = memchr(s, '#', len)) != NULL)
+			len = (size_t)(h - s);
+		q = memchr(s, '?', len);
+		plen = q ? (size_t)(q - s) : len;
+		r->path = strndup(s, plen);
+		if (q)
+			r->query = strndup(q + 1, len - plen - 1);
+	}
+	if (r->path == NULL || (r->path[0] != '/'))
+		return -1;
+	if (pct_valid(r->path, strlen(r->path)) == -1 ||
+	    (r->query && pct_valid(r->query, strlen(r->query)) == -1))
+		return -1;
+	return 0;
+}
+
+static int
+on_headers_complete(http_parser *p)
+{
+	struct http_conn *c = p->data;
+	struct sales_request *r = c->cur;
+	struct header *h;
+	const char *expect;
+	size_t i;
+
+	for (i = 0; i < r->nheaders; i++) {
+		h = &r->headers[i];
+		if (h->value.p == NULL && hstr_add(&h->value, "", 0) == -1)
+			return conn_fail(c, 503, "no_memory", "out of memory");
+		while (h->value.len > 0 && (h->value.p[h->value.len - 1] == ' ' ||
+		    h->value.p[h->value.len - 1] == '\t'))
+			h->value.p[--h->value.len] = '\0';
+	}
+	r->method = http_method_str((enum http_method)p->method);
+	r->is_head = p->method == HTTP_HEAD;
+	r->http10 = p->http_major == 1 && p->http_minor == 0;
+	r->keep_alive = http_should_keep_alive(p) && !shutting_down;
+	if (p->method == HTTP_CONNECT)
+		return conn_fail(c, 400, "bad_request", "CONNECT is not "
+		    "supported");
+	if (req_split_url(r) == -1)
+		return conn_fail(c, 400, "bad_request", "invalid request "
+		    "target (a path starting with '/', valid percent-escapes, "
+		    "no %00)");
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > cfg.max_body)
+		return conn_fail(c, 413, "payload_too_large", "request body "
+		    "is larger than the limit");
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 &&
+	    (r->body.p = malloc(p->content_length + 1)) != NULL) {
+		r->body.cap = p->content_length + 1;
+		r->body.p[0] = '\0';
+	}
+	/* Say "go on" only if nothing else is on the wire before it. */
+	expect = core_http_header(r, "Expect");
+	if (expect && strcasecmp(expect, "100-continue") == 0 &&
+	    !r->http10 && c->nqueue == 0 &&
+	    ((p->flags & F_CHUNKED) || p->content_length > 0))
+		evbuffer_add(bufferevent_get_output(c->bev),
+		    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->rstate = RS_BODY;
+	c->last_body = core_mono_ms();
+	return 0;
+}
+
+static int
+on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_conn *c = p->data;
+	struct sales_request *r = c->cur;
+
+	if (r->body.len + len > cfg.max_body)
+		return conn_fail(c, 413, "payload_too_large", "request body "
+		    "is larger than the limit");
+	if (hstr_add(&r->body, at, len) == -1)
+		return conn_fail(c, 503, "no_memory", "out of memory");
+	c->last_body = core_mono_ms();
+	return 0;
+}
+
+static int
+on_message_complete(http_parser *p)
+{
+	struct http_conn *c = p->data;
+
+	c->complete = 1;
+	/* One message per execute: its bytes, and only those, are consumed. */
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+/* -- listener ----------------------------------------------------------- */
+
+static void
+http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int socklen, void *arg)
+{
+	static const char body[] = "{\"error\":{\"code\":\"too_many_connections\","
+	    "\"message\":\"server is at its connection limit, retry later\"}}";
+	struct http_conn *c = NULL;
+	struct timeval wtv;
+	char busy[512];
+	int one = 1, n;
+
+	(void)l;
+	(void)sa;
+	(void)socklen;
+	(void)arg;
+	if (nconns >= (size_t)cfg.max_connections || shutting_down) {
+		/* A fresh socket's send buffer is empty: this never blocks. */
+		n = snprintf(busy, sizeof(busy), "HTTP/1.1 503 Service "
+		    "Unavailable\r\nServer: salesd\r\nContent-Type: "
+		    "application/json\r\nContent-Length: %zu\r\nConnection: "
+		    "close\r\n\r\n%s", sizeof(body) - 1, body);
+		(void)!send(fd, busy, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		responses_by_class[5]++;
+		evutil_closesocket(fd);
+		return;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	TAILQ_INIT(&c->queue);
+	LIST_INSERT_HEAD(&conns, c, entry);
+	nconns++;
+	if ((c->timer = evtimer_new(core_base, conn_timer_cb, c)) == NULL ||
+	    (c->process = event_new(core_base, -1, 0, conn_process_cb,
+	    c)) == NULL ||
+	    (c->bev = bufferevent_socket_new(core_base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		goto fail;
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	c->idle_since = core_mono_ms();
+	/* A client that stops reading its answers is dropped after this. */
+	wtv.tv_sec = cfg.idle_timeout_ms / 1000;
+	wtv.tv_usec = (cfg.idle_timeout_ms % 1000) * 1000;
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+	    c);
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_update(c);
+	return;
+fail:
+	log_error("accept: out of memory, connection dropped");
+	if (c == NULL || c->bev == NULL)
+		evutil_closesocket(fd);
+	if (c != NULL)
+		conn_free(c);
+}
+
+static void
+http_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (listener)
+		evconnlistener_enable(listener);
+}
+
+static void
+http_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct timeval tv = { 0, 100 * 1000 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	log_warn("accept failed: %s", evutil_socket_error_to_string(err));
+	/* Out of descriptors: back off instead of spinning on the listener. */
+	evconnlistener_disable(l);
+	if (accept_retry)
+		evtimer_add(accept_retry, &tv);
+}
+
+int
+core_http_start(const struct core_http_config *c)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char port[16];
+	int rc;
+
+	cfg = *c;
+	if (cfg.max_pipeline < 1)
+		cfg.max_pipeline = 1;
+	if (cfg.max_connections < 1)
+		cfg.max_connections = 1;
+	if (cfg.max_header < 256)
+		cfg.max_header = 256;
+	/* Our own count gives the precise 431; this guards what it cannot see. */
+	http_parser_set_max_header_size((uint32_t)(cfg.max_header + 4096 >
+	    UINT32_MAX ? UINT32_MAX : cfg.max_header + 4096));
+	http_parser_settings_init(&settings);
+	settings.on_message_begin = on_message_begin;
+	settings.on_url = on_url;
+	settings.on_header_field = on_header_field;
+	settings.on_header_value = on_header_value;
+	settings.on_headers_complete = on_headers_complete;
+	settings.on_body = on_body;
+	settings.on_message_complete = on_message_complete;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", cfg.port);
+	if ((rc = getaddrinfo(cfg.host, port, &hints, &ai)) != 0) {
+		log_error("[server] host \"%s\": %s", cfg.host ? cfg.host : "",
+		    gai_strerror(rc));
+		return -1;
+	}
+	listener = evconnlistener_new_bind(core_base, http_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    -1, ai->ai_addr, (int)ai->ai_addrlen);
+	if (listener == NULL) {
+		log_error("cannot listen on \"%s\" port %d: %s; is another "
+		    "server running there?", cfg.host ? cfg.host : "",
+		    cfg.port, strerror(errno));
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	evconnlistener_set_error_cb(listener, http_accept_error);
+	if ((accept_retry = evtimer_new(core_base, http_accept_retry,
+	    NULL)) == NULL) {
+		core_http_stop_accepting();
+		return -1;
+	}
+	if (getsockname(evconnlistener_get_fd(listener),
+	    (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET)
+			bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			bound_port = ntohs(((struct sockaddr_in6 *)&ss)->
+			    sin6_port);
+	}
+	return 0;
+}
+
+int
+core_http_port(void)
+{
+	return bound_port;
+}
+
+void
+core_http_stop_accepting(void)
+{
+	if (listener) {
+		evconnlistener_free(listener);
+		listener = NULL;
+	}
+	if (accept_retry) {
+		event_free(accept_retry);
+		accept_retry = NULL;
+	}
+}
+
+void
+core_http_shutdown(void)
+{
+	struct http_conn *c, *next;
+
+	shutting_down = 1;
+	for (c = LIST_FIRST(&conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		if (c->lingering || (TAILQ_EMPTY(&c->queue) &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)) {
+			conn_free(c);
+			continue;
+		}
+		/* Busy: finish the queued answers, read nothing more. */
+		c->no_more = 1;
+		req_free(c->cur);
+		c->cur = NULL;
+		c->rstate = RS_IDLE;
+		conn_update(c);
+	}
+}
+
+size_t
+core_http_connections(void)
+{
+	return nconns;
+}
