@@ -1,0 +1,694 @@
+/*
+ * weather - current weather for the configured city from OpenWeather,
+ * and the promotions the [weather] rules derive from it: GET /promotions,
+ * the "weather.updated" bus topic and the "updatePromotions" WebSocket
+ * message.
+ *
+ * The reading is cached for cache_ttl_s and refreshed on a timer
+ * (refresh_interval_s) and on demand.  One fetch at a time: requests that
+ * find the cache stale wait for the fetch under way (single flight) and
+ * are answered when its first attempt ends, success or not; retries with
+ * exponential backoff then go on in the background.  An upstream failure
+ * is logged once per distinct error, shown in weather.source, and never
+ * turns into an error status of ours.  With no api_key nothing touches
+ * the network.  Rule parsing and matching live in weather_rules.c; this
+ * file knows nothing of orders or analytics.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sales/module.h>
+
+#include "weather.h"
+
+SALES_MODULE_MAGIC("weather", "1.0");
+
+/* A failed fetch is retried on demand after at most this long. */
+#define WEATHER_ERROR_TTL_MS	60000
+#define WEATHER_MAX_BACKOFF_MS	60000
+#define WEATHER_MAX_WAITERS	10000
+
+static const struct sales_core	*core;
+static struct sales_module	*self;
+
+static struct {
+	const char	*api_key;
+	const char	*city;
+	char		 base_url[512];
+	long long	 timeout_ms;
+	long long	 cache_ttl_s;
+	long long	 refresh_interval_s;
+	long long	 retries;
+	long long	 backoff_ms;
+	double		 hot_above_c;
+	double		 cold_below_c;
+} cfg;
+
+static struct weather_rule	*rules;
+static size_t			 nrules;
+static int			 rules_failed;
+static int			 rules_seen;
+
+struct waiter {
+	struct sales_request	*req;
+	struct waiter		*next;
+};
+
+/* The reading and the fetch state machine; loop thread only. */
+static struct {
+	int		 have;		/* a reading was ever received */
+	double		 temp;
+	char		 condition[WEATHER_COND_LEN];
+	int64_t		 fetched_at_ms;	/* wall clock of the reading */
+	char		 source[128];
+
+	int		 fetching;	/* an attempt or a backoff under way */
+	int		 attempt;	/* of the current sequence, from 0 */
+	int		 first_done;	/* its first attempt ended */
+	int64_t		 checked_ms;	/* monotonic end of the last sequence */
+	int		 last_ok;	/* the last sequence succeeded */
+	struct sales_timer *retry_timer;
+	struct sales_timer *start_timer;
+	struct sales_timer *refresh_timer;
+	struct waiter	*waiters;
+	size_t		 nwaiters;
+	char		 logged[128];	/* last error logged, to log it once */
+
+	int		 published;
+	int		 pub_have;
+	double		 pub_temp;
+	char		 pub_condition[WEATHER_COND_LEN];
+	char		 pub_source[128];
+} st;
+
+static struct sales_metric	*m_calls, *m_errors;
+
+static void	weather_attempt(void);
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+weather_time(struct sales_buf *b, int64_t ms)
+{
+	struct tm tm;
+	time_t t = (time_t)(ms / 1000);
+
+	gmtime_r(&t, &tm);
+	core->buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* Copies src into dst, cutting it short (on a byte) to fit. */
+static void
+weather_copy(char *dst, size_t dstlen, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= dstlen)
+		n = dstlen - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void
+weather_str(struct sales_buf *b, const char *s)
+{
+	core->buf_json_string(b, s, strlen(s));
+}
+
+/* The GET /promotions object. */
+static int
+weather_json(struct sales_buf *b)
+{
+	const struct weather_rule *r;
+	char seen[WEATHER_MAX_RULES][WEATHER_CATEGORY_LEN + 1];
+	size_t i, j, nseen = 0;
+	int first = 1;
+
+	core->buf_printf(b, "{\"weather\":{\"city\":");
+	weather_str(b, cfg.city);
+	if (st.have && isfinite(st.temp))
+		core->buf_printf(b, ",\"temperatureC\":%.10g", st.temp);
+	else
+		core->buf_printf(b, ",\"temperatureC\":null");
+	core->buf_printf(b, ",\"condition\":");
+	weather_str(b, st.have ? st.condition : "unknown");
+	core->buf_printf(b, ",\"source\":");
+	weather_str(b, st.source);
+	core->buf_printf(b, ",\"fetchedAt\":");
+	if (st.have)
+		weather_time(b, st.fetched_at_ms);
+	else
+		core->buf_printf(b, "null");
+	core->buf_printf(b, "},\"promotions\":[");
+	/* File order; the first matching rule of a category wins. */
+	for (i = 0; i < nrules; i++) {
+		r = &rules[i];
+		if (!weather_rule_match(r, st.have && isfinite(st.temp),
+		    st.temp, st.have ? st.condition : NULL))
+			continue;
+		for (j = 0; j < nseen; j++)
+			if (strcmp(seen[j], r->category) == 0)
+				break;
+		if (j < nseen)
+			continue;
+		memcpy(seen[nseen++], r->category, sizeof(seen[0]));
+		core->buf_printf(b, "%s{\"category\":", first ? "" : ",");
+		weather_str(b, r->category);
+		core->buf_printf(b, ",\"message\":");
+		weather_str(b, r->message);
+		core->buf_printf(b, ",\"discountPercent\":%d}", r->discount);
+		first = 0;
+	}
+	return core->buf_printf(b, "]}");
+}
+
+/* Tells the bus and WebSocket clients when the reading or source changed. */
+static void
+weather_publish(void)
+{
+	struct sales_weather_v1 *w;
+	struct sales_buf b = {0};
+
+	if (st.published && st.pub_have == st.have &&
+	    (!st.have || st.pub_temp == st.temp ||
+	    (isnan(st.pub_temp) && isnan(st.temp))) &&
+	    strcmp(st.pub_condition, st.condition) == 0 &&
+	    strcmp(st.pub_source, st.source) == 0)
+		return;
+	st.published = 1;
+	st.pub_have = st.have;
+	st.pub_temp = st.temp;
+	memcpy(st.pub_condition, st.condition, sizeof(st.pub_condition));
+	memcpy(st.pub_source, st.source, sizeof(st.pub_source));
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		core->log(self, SALES_LOG_ERROR, "out of memory publishing "
+		    "\"%s\"", SALES_TOPIC_WEATHER_UPDATED);
+		return;
+	}
+	if (weather_json(&b) == -1) {
+		core->log(self, SALES_LOG_ERROR, "out of memory building "
+		    "promotions");
+		goto done;
+	}
+	w->temperature_c = st.have ? st.temp : NAN;
+	w->fetched_at_ms = st.have ? st.fetched_at_ms : 0;
+	weather_copy(w->city, sizeof(w->city), cfg.city);
+	weather_copy(w->condition, sizeof(w->condition),
+	    st.have ? st.condition : "unknown");
+	weather_copy(w->source, sizeof(w->source), st.source);
+	if (b.len < sizeof(w->promotions_json)) {
+		memcpy(w->promotions_json, b.data, b.len);
+		w->promotions_len = (uint32_t)b.len;
+	}
+	core->bus_publish(SALES_TOPIC_WEATHER_UPDATED, w, sizeof(*w));
+	core->ws_broadcast("updatePromotions", b.data, b.len);
+done:
+	core->buf_free(&b);
+	free(w);
+}
+
+static void
+weather_respond(struct sales_request *req)
+{
+	struct sales_buf b = {0};
+
+	if (weather_json(&b) == -1) {
+		core->buf_free(&b);
+		core->http_error(req, 503, "no_memory", "out of memory", NULL);
+		return;
+	}
+	core->http_respond(req, 200, "application/json", b.data, b.len);
+	core->buf_free(&b);
+}
+
+static void
+weather_answer_waiters(void)
+{
+	struct waiter *w;
+
+	while ((w = st.waiters) != NULL) {
+		st.waiters = w->next;
+		weather_respond(w->req);
+		free(w);
+	}
+	st.nwaiters = 0;
+}
+
+static void
+weather_sequence_done(int ok)
+{
+	st.fetching = 0;
+	st.attempt = 0;
+	st.first_done = 0;
+	st.last_ok = ok;
+	st.checked_ms = mono_ms();
+}
+
+static void
+weather_retry(void *arg)
+{
+	(void)arg;
+	core->timer_del(st.retry_timer);
+	st.retry_timer = NULL;
+	st.attempt++;
+	weather_attempt();
+}
+
+/* One attempt failed: report it, answer whoever waits, maybe retry. */
+static void
+weather_failed(const char *why, int retryable)
+{
+	long long delay;
+
+	core->metric_add(m_errors, 1);
+	snprintf(st.source, sizeof(st.source), "openweather error: %s", why);
+	if (strcmp(st.logged, st.source) != 0) {
+		core->log(self, SALES_LOG_WARN, "city \"%s\": %s%s", cfg.city,
+		    st.source, retryable && cfg.retries > 0 ?
+		    " (retrying with backoff; further failures of this kind "
+		    "are not logged)" : "");
+		weather_copy(st.logged, sizeof(st.logged), st.source);
+	}
+	weather_answer_waiters();
+	st.first_done = 1;
+	if (retryable && st.attempt < cfg.retries) {
+		delay = cfg.backoff_ms << (st.attempt < 20 ? st.attempt : 20);
+		if (delay > WEATHER_MAX_BACKOFF_MS)
+			delay = WEATHER_MAX_BACKOFF_MS;
+		st.retry_timer = core->timer_add((long)delay, 0, weather_retry,
+		    NULL);
+		if (st.retry_timer != NULL) {
+			weather_publish();
+			return;
+		}
+	}
+	weather_sequence_done(0);
+	weather_publish();
+}
+
+static void
+weather_lower(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && i + 1 < dstlen; i++)
+		dst[i] = (char)tolower((unsigned char)src[i]);
+	dst[i] = '\0';
+}
+
+/* Parses an OpenWeather answer; -1 with why filled when it is not one. */
+static int
+weather_parse(const char *body, size_t len, double *temp, char *cond,
+    size_t condlen, char *why, size_t whylen)
+{
+	struct sales_json *j;
+	const char *raw;
+	size_t rawlen;
+	int t, w, m;
+
+	if ((j = core->json_parse(body, len)) == NULL) {
+		snprintf(why, whylen, "bad response (not JSON)");
+		return -1;
+	}
+	if ((m = core->json_get(j, 0, "main")) == -1 ||
+	    (t = core->json_get(j, m, "temp")) == -1 ||
+	    core->json_double(j, t, temp) == -1 || !isfinite(*temp) ||
+	    *temp < -150 || *temp > 150) {
+		snprintf(why, whylen, "bad response (no main.temp)");
+		goto fail;
+	}
+	if ((w = core->json_get(j, 0, "weather")) == -1 ||
+	    (w = core->json_at(j, w, 0)) == -1 ||
+	    (m = core->json_get(j, w, "main")) == -1 ||
+	    core->json_type(j, m) != SALES_JSON_STRING ||
+	    (raw = core->json_raw(j, m, &rawlen)) == NULL || rawlen == 0) {
+		snprintf(why, whylen, "bad response (no weather[0].main)");
+		goto fail;
+	}
+	weather_lower(cond, condlen, raw, rawlen);
+	core->json_free(j);
+	return 0;
+fail:
+	core->json_free(j);
+	return -1;
+}
+
+static void
+weather_fetched(long status, const char *body, size_t len, const char *err,
+    void *arg)
+{
+	char why[96], cond[WEATHER_COND_LEN];
+	double temp;
+
+	(void)arg;
+	if (status == 0) {
+		if (err != NULL && strcmp(err, "shutdown") == 0) {
+			weather_answer_waiters();
+			weather_sequence_done(0);
+			return;
+		}
+		snprintf(why, sizeof(why), "%s", err ? err : "no response");
+		weather_failed(why, 1);
+		return;
+	}
+	switch (status) {
+	case 200:
+		break;
+	case 401:
+		weather_failed("401 unauthorized (check api_key)", 0);
+		return;
+	case 404:
+		weather_failed("404 city not found (check city)", 0);
+		return;
+	case 429:
+		weather_failed("429 rate limited", 1);
+		return;
+	default:
+		snprintf(why, sizeof(why), "HTTP %ld%s", status,
+		    status >= 500 ? " server error" : "");
+		weather_failed(why, status >= 500);
+		return;
+	}
+	if (weather_parse(body, len, &temp, cond, sizeof(cond), why,
+	    sizeof(why)) == -1) {
+		weather_failed(why, 1);
+		return;
+	}
+	if (st.logged[0] != '\0') {
+		core->log(self, SALES_LOG_INFO, "city \"%s\": openweather "
+		    "answers again", cfg.city);
+		st.logged[0] = '\0';
+	}
+	st.have = 1;
+	st.temp = temp;
+	memcpy(st.condition, cond, sizeof(st.condition));
+	st.fetched_at_ms = core->now_ms();
+	snprintf(st.source, sizeof(st.source), "openweather");
+	weather_answer_waiters();
+	weather_sequence_done(1);
+	weather_publish();
+}
+
+static void
+weather_urlencode(struct sales_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char c;
+
+	for (; *s; s++) {
+		c = (unsigned char)*s;
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+			core->buf_append(b, s, 1);
+		else
+			core->buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+	}
+}
+
+static void
+weather_attempt(void)
+{
+	struct sales_httpc_request r;
+	struct sales_buf url = {0};
+
+	core->buf_printf(&url, "%s/weather?q=", cfg.base_url);
+	weather_urlencode(&url, cfg.city);
+	core->buf_printf(&url, "&units=metric&appid=");
+	weather_urlencode(&url, cfg.api_key);
+	memset(&r, 0, sizeof(r));
+	r.method = "GET";
+	r.url = url.data;
+	r.timeout_ms = (long)cfg.timeout_ms;
+	r.max_response = 256 * 1024;
+	core->metric_add(m_calls, 1);
+	if (url.data == NULL ||
+	    core->httpc_request(&r, weather_fetched, NULL) == -1)
+		weather_failed("request could not start", 1);
+	core->buf_free(&url);
+}
+
+static void
+weather_start(void)
+{
+	if (st.fetching || cfg.api_key[0] == '\0')
+		return;
+	st.fetching = 1;
+	st.attempt = 0;
+	st.first_done = 0;
+	weather_attempt();
+}
+
+static int
+weather_fresh(void)
+{
+	int64_t ttl = cfg.cache_ttl_s * 1000;
+
+	if (st.checked_ms == 0)
+		return 0;
+	if (!st.last_ok && ttl > WEATHER_ERROR_TTL_MS)
+		ttl = WEATHER_ERROR_TTL_MS;
+	return mono_ms() - st.checked_ms < ttl;
+}
+
+static void
+weather_get(struct sales_request *req, void *arg)
+{
+	struct waiter *w;
+
+	(void)arg;
+	/*
+	 * Answer now unless a fetch's first attempt is under way or the
+	 * cache is stale; then wait for that one attempt, whose outcome
+	 * (reading or error) answers every waiter at once.
+	 */
+	if (cfg.api_key[0] == '\0' || (st.fetching && st.first_done) ||
+	    (!st.fetching && weather_fresh())) {
+		weather_respond(req);
+		return;
+	}
+	if (st.nwaiters >= WEATHER_MAX_WAITERS ||
+	    (w = calloc(1, sizeof(*w))) == NULL) {
+		weather_respond(req);
+		return;
+	}
+	w->req = req;
+	w->next = st.waiters;
+	st.waiters = w;
+	st.nwaiters++;
+	weather_start();
+}
+
+static void
+weather_refresh(void *arg)
+{
+	(void)arg;
+	weather_start();
+}
+
+/* First tick of the loop: the initial fetch, or the offline state. */
+static void
+weather_first(void *arg)
+{
+	(void)arg;
+	core->timer_del(st.start_timer);
+	st.start_timer = NULL;
+	if (cfg.api_key[0] == '\0')
+		weather_publish();
+	else if (!st.fetching)
+		weather_start();
+}
+
+static const char *const weather_keys[] = {
+	"api_key", "city", "base_url", "timeout_ms", "cache_ttl_s",
+	"refresh_interval_s", "retries", "backoff_ms", "hot_above_c",
+	"cold_below_c", NULL
+};
+
+static int
+weather_add_rule(const char *key, const char *value)
+{
+	char err[256];
+
+	if (nrules == WEATHER_MAX_RULES) {
+		core->log(self, SALES_LOG_ERROR, "rule \"%s\": more than %d "
+		    "rules", key, WEATHER_MAX_RULES);
+		return -1;
+	}
+	if (strlen(key) >= sizeof(rules[0].key) || strlen(key) <= 5) {
+		core->log(self, SALES_LOG_ERROR, "rule \"%s\": name must be "
+		    "\"rule.NAME\", at most %zu characters", key,
+		    sizeof(rules[0].key) - 1);
+		return -1;
+	}
+	if (weather_rule_parse(key, value, cfg.hot_above_c, cfg.cold_below_c,
+	    &rules[nrules], err, sizeof(err)) == -1) {
+		core->log(self, SALES_LOG_ERROR, "rule \"%s\": %s; the format "
+		    "is \"CONDITION | CATEGORY | DISCOUNT | MESSAGE\" (see "
+		    "docs/INTEGRATIONS.md)", key, err);
+		return -1;
+	}
+	nrules++;
+	return 0;
+}
+
+static void
+weather_on_key(const char *key, const char *value, void *arg)
+{
+	size_t i;
+
+	(void)arg;
+	if (strncmp(key, "rule.", 5) == 0) {
+		rules_seen = 1;
+		if (weather_add_rule(key, value) == -1)
+			rules_failed = 1;
+		return;
+	}
+	for (i = 0; weather_keys[i] != NULL; i++)
+		if (strcmp(weather_keys[i], key) == 0)
+			return;
+	core->log(self, SALES_LOG_WARN, "unknown key \"%s\" in [weather] "
+	    "(rules are named \"rule.NAME\")", key);
+}
+
+static int
+weather_config(void)
+{
+	const char *base;
+	size_t n;
+
+	cfg.api_key = core->config_str(self, "api_key", "");
+	cfg.city = core->config_str(self, "city", "London");
+	base = core->config_str(self, "base_url",
+	    "https://api.openweathermap.org/data/2.5");
+	if (core->config_int(self, "timeout_ms", 3000, 100, 120000,
+	    &cfg.timeout_ms) == -1 ||
+	    core->config_int(self, "cache_ttl_s", 600, 1, 86400,
+	    &cfg.cache_ttl_s) == -1 ||
+	    core->config_int(self, "refresh_interval_s", cfg.cache_ttl_s, 0,
+	    86400, &cfg.refresh_interval_s) == -1 ||
+	    core->config_int(self, "retries", 2, 0, 10, &cfg.retries) == -1 ||
+	    core->config_int(self, "backoff_ms", 1000, 0, 60000,
+	    &cfg.backoff_ms) == -1 ||
+	    core->config_double(self, "hot_above_c", 25, -100, 100,
+	    &cfg.hot_above_c) == -1 ||
+	    core->config_double(self, "cold_below_c", 10, -100, 100,
+	    &cfg.cold_below_c) == -1)
+		return -1;
+	if (cfg.cold_below_c > cfg.hot_above_c) {
+		core->log(self, SALES_LOG_ERROR, "\"cold_below_c\" (%g) is "
+		    "above \"hot_above_c\" (%g)", cfg.cold_below_c,
+		    cfg.hot_above_c);
+		return -1;
+	}
+	if (cfg.city[0] == '\0' || strlen(cfg.city) >= 96) {
+		core->log(self, SALES_LOG_ERROR, "\"city\" must be 1-95 "
+		    "characters");
+		return -1;
+	}
+	n = strlen(base);
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	if ((strncmp(base, "http://", 7) != 0 &&
+	    strncmp(base, "https://", 8) != 0) || n >= sizeof(cfg.base_url)) {
+		core->log(self, SALES_LOG_ERROR, "\"base_url\" \"%s\" is not "
+		    "an http:// or https:// URL", base);
+		return -1;
+	}
+	memcpy(cfg.base_url, base, n);
+	cfg.base_url[n] = '\0';
+	if (strlen(cfg.api_key) > 256) {
+		core->log(self, SALES_LOG_ERROR, "\"api_key\" is longer than "
+		    "256 characters");
+		return -1;
+	}
+	return 0;
+}
+
+SALES_MODULE_INIT(c, m)
+{
+	size_t i;
+
+	core = c;
+	self = m;
+	memset(&st, 0, sizeof(st));
+	st.temp = NAN;
+	if (weather_config() == -1)
+		return -1;
+	if ((rules = calloc(WEATHER_MAX_RULES, sizeof(*rules))) == NULL) {
+		core->log(self, SALES_LOG_ERROR, "out of memory");
+		return -1;
+	}
+	nrules = 0;
+	rules_seen = rules_failed = 0;
+	core->config_each(self, weather_on_key, NULL);
+	if (rules_failed)
+		goto fail;
+	if (!rules_seen)
+		for (i = 0; weather_default_rules[i][0] != NULL; i++)
+			if (weather_add_rule(weather_default_rules[i][0],
+			    weather_default_rules[i][1]) == -1)
+				goto fail;
+
+	snprintf(st.source, sizeof(st.source), "%s",
+	    cfg.api_key[0] ? "not fetched yet" : "no api key");
+	m_calls = core->metric_counter(self, "weather_upstream_requests_total",
+	    "OpenWeather requests started");
+	m_errors = core->metric_counter(self, "weather_upstream_errors_total",
+	    "OpenWeather requests that failed");
+	if (core->http_route(self, "GET", "/promotions", weather_get,
+	    NULL) == -1)
+		goto fail;
+	if ((st.start_timer = core->timer_add(0, 0, weather_first,
+	    NULL)) == NULL)
+		goto fail;
+	if (cfg.api_key[0] != '\0' && cfg.refresh_interval_s > 0 &&
+	    (st.refresh_timer = core->timer_add(
+	    (long)(cfg.refresh_interval_s * 1000), 1, weather_refresh,
+	    NULL)) == NULL)
+		goto fail;
+	core->log(self, SALES_LOG_INFO, "city \"%s\", %zu promotion rules%s, "
+	    "%s", cfg.city, nrules, rules_seen ? "" : " (built-in)",
+	    cfg.api_key[0] ? "online" : "offline (no api key)");
+	return 0;
+fail:
+	if (st.start_timer != NULL)
+		core->timer_del(st.start_timer);
+	st.start_timer = NULL;
+	free(rules);
+	rules = NULL;
+	return -1;
+}
+
+SALES_MODULE_FINI()
+{
+	struct waiter *w;
+
+	if (st.start_timer != NULL)
+		core->timer_del(st.start_timer);
+	if (st.retry_timer != NULL)
+		core->timer_del(st.retry_timer);
+	if (st.refresh_timer != NULL)
+		core->timer_del(st.refresh_timer);
+	st.start_timer = st.retry_timer = st.refresh_timer = NULL;
+	/* Requests still waiting are the core's to drop at shutdown. */
+	while ((w = st.waiters) != NULL) {
+		st.waiters = w->next;
+		free(w);
+	}
+	free(rules);
+	rules = NULL;
+	nrules = 0;
+}
