@@ -28,6 +28,13 @@ void	core_ws_configure(const struct core_ws_config *cfg);
  */
 int	core_ws_accept(struct bufferevent *bev, const char *key);
 
+/*
+ * Sec-WebSocket-Accept for a Sec-WebSocket-Key (base64 of SHA-1 of key
+ * and the RFC 6455 GUID), NUL-terminated in out.  -1 if key is not the
+ * base64 of 16 bytes.
+ */
+int	core_ws_accept_key(const char *key, char out[29]);
+
 /* Service-table implementations. */
 int	core_ws_on_message(const char *owner, const char *type,
 	    sales_ws_handler handler, void *arg);

@@ -1,0 +1,972 @@
+/*
+ * ws.c - WebSocket clients (RFC 6455) on the bufferevents that core/http.c
+ * hands over after an upgrade request.
+ *
+ * libwslay does the framing: unmasking, reassembly of fragments, answers
+ * to pings, size and masking rules, the close handshake.  This file owns
+ * the connections: the 101 answer, the JSON envelope {"type","data"},
+ * "subscribe", routing other client messages to the module that
+ * registered their type, broadcasts, the per-client output limit and
+ * the end of every connection.  It knows nothing of what modules send.
+ *
+ * A connection is OPEN until a close frame is queued (by either side, or
+ * because the client is too slow), then CLOSING until that frame is
+ * flushed, then LINGER: our side of the TCP connection is shut and we
+ * wait briefly for the peer's FIN, so that late bytes from it do not
+ * turn our close into a reset.  A grace timer bounds CLOSING and LINGER.
+ *
+ * Connections are freed only from libevent callbacks at their top level
+ * (read, write, event, timer) or by core_ws_shutdown(), never from a
+ * send or broadcast: a module may send from any handler without the
+ * client vanishing under a caller.  Loop thread only.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <wslay/wslay.h>
+
+#include "buf.h"
+#include "core.h"
+#include "json.h"
+#include "log.h"
+#include "ws.h"
+
+#define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_GRACE_MS	2000	/* CLOSING and LINGER last at most this */
+#define WS_MAX_TYPE	64	/* bytes in a message type */
+#define WS_MAX_SUBS	64	/* types in one subscribe */
+#define WS_MAX_MISSED	2	/* unanswered idle pings before we drop */
+
+enum ws_state {
+	WS_OPEN,
+	WS_CLOSING,
+	WS_LINGER
+};
+
+struct ws_client {
+	TAILQ_ENTRY(ws_client)	 entry;
+	struct ws_client	*hnext;		/* id hash chain */
+	uint64_t		 id;		/* 0: a refused handshake */
+	struct bufferevent	*bev;
+	wslay_event_context_ptr	 ctx;		/* NULL: refused handshake */
+	struct event		*timer;		/* idle ping, then grace */
+	char			**subs;		/* NULL: every type */
+	size_t			 nsubs;
+	enum ws_state		 state;
+	int			 in_recv;	/* inside wslay_event_recv */
+	int			 rx;		/* bytes came since the last tick */
+	int			 missed;	/* idle pings unanswered */
+	int			 kick;		/* timer: read what came early */
+};
+
+struct ws_handler {
+	char		 owner[64];
+	char		 type[WS_MAX_TYPE + 1];
+	sales_ws_handler fn;
+	void		*arg;
+};
+
+/* A broadcast frame, shared by every client's output buffer. */
+struct ws_frame {
+	size_t		 refs;
+	size_t		 len;
+	unsigned char	 data[];
+};
+
+static TAILQ_HEAD(, ws_client)	 clients = TAILQ_HEAD_INITIALIZER(clients);
+static struct ws_client		**hash;
+static size_t			 hash_size;	/* power of two, or 0 */
+static size_t			 nhashed;
+static size_t			 nopen;
+static uint64_t			 next_id = 1;
+static int			 shut;
+static struct ws_handler	*handlers;
+static size_t			 nhandlers;
+static struct core_ws_config	 config = {
+	.max_message = 65536,
+	.max_buffered = 4194304,
+	.idle_ping_ms = 0
+};
+
+static void	ws_readcb(struct bufferevent *, void *);
+static void	ws_writecb(struct bufferevent *, void *);
+static void	ws_eventcb(struct bufferevent *, short, void *);
+static void	ws_timercb(evutil_socket_t, short, void *);
+static int	ws_error(struct ws_client *, const char *, const char *);
+
+void
+core_ws_configure(const struct core_ws_config *cfg)
+{
+	config = *cfg;
+	if (config.max_message == 0)
+		config.max_message = 65536;
+	if (config.max_buffered == 0)
+		config.max_buffered = 4194304;
+	if (config.idle_ping_ms < 0)
+		config.idle_ping_ms = 0;
+}
+
+int
+core_ws_accept_key(const char *key, char out[29])
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char md[SHA_DIGEST_LENGTH];
+	char in[24 + sizeof(WS_GUID)];
+	size_t i;
+
+	/*
+	 * 16 bytes in base64: 21 free characters, one whose low four
+	 * bits are padding (so zero), then "==".
+	 */
+	if (key == NULL || strlen(key) != 24 || key[22] != '=' ||
+	    key[23] != '=')
+		return -1;
+	for (i = 0; i < 22; i++)
+		if (key[i] == '\0' || strchr(b64, key[i]) == NULL)
+			return -1;
+	if ((strchr(b64, key[21]) - b64) & 0x0f)
+		return -1;
+	memcpy(in, key, 24);
+	memcpy(in + 24, WS_GUID, sizeof(WS_GUID));
+	SHA1((const unsigned char *)in, 24 + sizeof(WS_GUID) - 1, md);
+	if (EVP_EncodeBlock((unsigned char *)out, md, sizeof(md)) != 28)
+		return -1;
+	return 0;
+}
+
+/* The id hash: core_ws_send() finds a client in O(1). */
+static struct ws_client **
+ws_slot(uint64_t id)
+{
+	uint64_t h = id * 0x9e3779b97f4a7c15ULL;
+
+	return &hash[(h >> 32) & (hash_size - 1)];
+}
+
+static int
+ws_hash_add(struct ws_client *c)
+{
+	struct ws_client **nh, **old, *p, *next, **slot;
+	size_t i, oldsize;
+
+	if (nhashed + 1 > hash_size / 2 * 3 || hash_size == 0) {
+		oldsize = hash_size;
+		old = hash;
+		if ((nh = calloc(oldsize ? oldsize * 2 : 64,
+		    sizeof(*nh))) == NULL)
+			return -1;
+		hash = nh;
+		hash_size = oldsize ? oldsize * 2 : 64;
+		for (i = 0; i < oldsize; i++) {
+			for (p = old[i]; p != NULL; p = next) {
+				next = p->hnext;
+				slot = ws_slot(p->id);
+				p->hnext = *slot;
+				*slot = p;
+			}
+		}
+		free(old);
+	}
+	slot = ws_slot(c->id);
+	c->hnext = *slot;
+	*slot = c;
+	nhashed++;
+	return 0;
+}
+
+static void
+ws_hash_del(struct ws_client *c)
+{
+	struct ws_client **pp;
+
+	if (hash_size == 0)
+		return;
+	for (pp = ws_slot(c->id); *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			nhashed--;
+			return;
+		}
+	}
+}
+
+static struct ws_client *
+ws_find(uint64_t id)
+{
+	struct ws_client *c;
+
+	if (hash_size == 0)
+		return NULL;
+	for (c = *ws_slot(id); c != NULL; c = c->hnext)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void
+ws_subs_free(struct ws_client *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nsubs; i++)
+		free(c->subs[i]);
+	free(c->subs);
+	c->subs = NULL;
+	c->nsubs = 0;
+}
+
+static void
+ws_free(struct ws_client *c)
+{
+	if (c->state == WS_OPEN && c->id != 0)
+		nopen--;
+	if (c->id != 0) {
+		ws_hash_del(c);
+		core_log("ws", SALES_LOG_DEBUG, "client %llu gone",
+		    (unsigned long long)c->id);
+	}
+	TAILQ_REMOVE(&clients, c, entry);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->ctx != NULL)
+		wslay_event_context_free(c->ctx);
+	ws_subs_free(c);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static void
+ws_timer_arm(struct ws_client *c, long ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(c->timer, &tv);
+}
+
+static size_t
+ws_pending(struct ws_client *c)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	if (c->ctx != NULL)
+		n += wslay_event_get_queued_msg_length(c->ctx);
+	return n;
+}
+
+/*
+ * Leaves OPEN: stops broadcasts to the client and starts the grace
+ * timer, within which the close frame must flush.
+ */
+static void
+ws_closing(struct ws_client *c)
+{
+	if (c->state != WS_OPEN)
+		return;
+	c->state = WS_CLOSING;
+	if (c->id != 0)
+		nopen--;
+	ws_timer_arm(c, WS_GRACE_MS);
+}
+
+/*
+ * Queues a close frame and reads no more messages (RFC 6455 7.1.7:
+ * the connection is failed, we do not wait for the peer's close).
+ */
+static void
+ws_fail(struct ws_client *c, uint16_t code, const char *reason)
+{
+	if (c->ctx == NULL)
+		return;
+	wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason,
+	    strlen(reason));
+	wslay_event_shutdown_read(c->ctx);
+	ws_closing(c);
+}
+
+static void
+ws_too_slow(struct ws_client *c, size_t more)
+{
+	core_log("ws", SALES_LOG_WARN, "client %llu too slow: %zu bytes "
+	    "pending, %zu more would pass ws_max_buffered %zu; closing 1008",
+	    (unsigned long long)c->id, ws_pending(c), more,
+	    config.max_buffered);
+	ws_fail(c, WSLAY_CODE_POLICY_VIOLATION, "client too slow");
+	/* The close frame goes out even past the limit: it is small. */
+	if (!c->in_recv)
+		wslay_event_send(c->ctx);
+}
+
+/*
+ * Moves what wslay queued into the output buffer, then decides whether
+ * the connection is over.  Returns -1 when c was freed.
+ */
+static int
+ws_after(struct ws_client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int fd;
+
+	if (c->ctx != NULL) {
+		if (wslay_event_want_write(c->ctx) &&
+		    wslay_event_send(c->ctx) != 0) {
+			ws_free(c);
+			return -1;
+		}
+		if (c->state == WS_OPEN && (wslay_event_get_close_sent(c->ctx) ||
+		    !wslay_event_get_read_enabled(c->ctx)))
+			ws_closing(c);
+	}
+	if (c->state == WS_CLOSING && evbuffer_get_length(out) == 0 &&
+	    (c->ctx == NULL || wslay_event_get_close_sent(c->ctx) ||
+	    !wslay_event_get_write_enabled(c->ctx))) {
+		/* Close frame flushed: send our FIN, await the peer's. */
+		c->state = WS_LINGER;
+		if ((fd = bufferevent_getfd(c->bev)) < 0 ||
+		    shutdown(fd, SHUT_WR) == -1) {
+			ws_free(c);
+			return -1;
+		}
+		bufferevent_enable(c->bev, EV_READ);
+		ws_timer_arm(c, WS_GRACE_MS);
+	}
+	return 0;
+}
+
+/* wslay I/O: the bufferevent's buffers stand in for the socket. */
+static ssize_t
+ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+    void *arg)
+{
+	struct ws_client *c = arg;
+	int n;
+
+	(void)flags;
+	n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
+	if (n <= 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	return n;
+}
+
+static ssize_t
+ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+    int flags, void *arg)
+{
+	struct ws_client *c = arg;
+
+	(void)flags;
+	if (bufferevent_write(c->bev, data, len) == -1) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+/* Queues one text message to one client, within its output limit. */
+static int
+ws_queue(struct ws_client *c, const char *msg, size_t len)
+{
+	struct wslay_event_msg m;
+
+	if (c->state != WS_OPEN || c->ctx == NULL)
+		return -1;
+	if (ws_pending(c) + len > config.max_buffered) {
+		ws_too_slow(c, len);
+		return -1;
+	}
+	m.opcode = WSLAY_TEXT_FRAME;
+	m.msg = (const uint8_t *)msg;
+	m.msg_length = len;
+	if (wslay_event_queue_msg(c->ctx, &m) != 0)
+		return -1;
+	/* Inside a receive, ws_after() flushes once at the end. */
+	if (!c->in_recv && wslay_event_send(c->ctx) != 0) {
+		ws_fail(c, WSLAY_CODE_INTERNAL_SERVER_ERROR, "send failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* {"type":T,"data":D} with T escaped and D as given. */
+static int
+ws_envelope(struct sales_buf *b, const char *type, const char *data,
+    size_t len)
+{
+	if (data == NULL || len == 0) {
+		data = "null";
+		len = 4;
+	}
+	if (core_buf_append(b, "{\"type\":", 8) == -1 ||
+	    core_buf_json_string(b, type, strlen(type)) == -1 ||
+	    core_buf_append(b, ",\"data\":", 8) == -1 ||
+	    core_buf_append(b, data, len) == -1 ||
+	    core_buf_append(b, "}", 1) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+ws_error(struct ws_client *c, const char *code, const char *message)
+{
+	struct sales_buf b = {0};
+	int rv = -1;
+
+	if (core_buf_printf(&b, "{\"type\":\"error\",\"data\":{\"code\":") ==
+	    -1 || core_buf_json_string(&b, code, strlen(code)) == -1 ||
+	    core_buf_printf(&b, ",\"message\":") == -1 ||
+	    core_buf_json_string(&b, message, strlen(message)) == -1 ||
+	    core_buf_printf(&b, "}}") == -1)
+		goto fail;
+	rv = ws_queue(c, b.data, b.len);
+ fail:
+	core_buf_free(&b);
+	return rv;
+}
+
+static int
+ws_wants(const struct ws_client *c, const char *type)
+{
+	size_t i;
+
+	if (c->subs == NULL)
+		return 1;
+	for (i = 0; i < c->nsubs; i++)
+		if (strcmp(c->subs[i], type) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * {"type":"subscribe","events":[T...]} (or "events" inside "data"):
+ * from now on only broadcasts of those types; [] or "*" means all.
+ */
+static void
+ws_subscribe(struct ws_client *c, struct sales_json *j)
+{
+	struct sales_buf reply = {0}, name = {0};
+	char **subs = NULL;
+	size_t nsubs = 0, i;
+	int ev, d, n, t, all = 0;
+
+	if ((ev = core_json_get(j, 0, "events")) == -1 &&
+	    (d = core_json_get(j, 0, "data")) != -1)
+		ev = core_json_get(j, d, "events");
+	if (ev == -1 || core_json_type(j, ev) != SALES_JSON_ARRAY) {
+		ws_error(c, "bad_message", "\"events\" must be an array of "
+		    "message types");
+		return;
+	}
+	if ((n = core_json_len(j, ev)) > WS_MAX_SUBS) {
+		ws_error(c, "bad_message", "\"events\" lists more than 64 "
+		    "types");
+		return;
+	}
+	if (n > 0 && (subs = calloc(n, sizeof(*subs))) == NULL)
+		goto nomem;
+	if (core_buf_printf(&reply, "{\"type\":\"subscribed\",\"events\":[") ==
+	    -1)
+		goto nomem;
+	for (i = 0; i < (size_t)n; i++) {
+		t = core_json_at(j, ev, (int)i);
+		name.len = 0;
+		if (core_json_type(j, t) != SALES_JSON_STRING ||
+		    core_json_string(j, t, &name) == -1 || name.len == 0 ||
+		    name.len > WS_MAX_TYPE || memchr(name.data, '\0',
+		    name.len) != NULL) {
+			ws_error(c, "bad_message", "\"events\" must hold "
+			    "message types: strings of 1 to 64 bytes");
+			goto done;
+		}
+		if (strcmp(name.data, "*") == 0)
+			all = 1;
+		if ((subs[nsubs] = strdup(name.data)) == NULL)
+			goto nomem;
+		nsubs++;
+		if ((i > 0 && core_buf_append(&reply, ",", 1) == -1) ||
+		    core_buf_json_string(&reply, name.data, name.len) == -1)
+			goto nomem;
+	}
+	if (core_buf_append(&reply, "]}", 2) == -1)
+		goto nomem;
+	ws_subs_free(c);
+	if (!all && nsubs > 0) {
+		c->subs = subs;
+		c->nsubs = nsubs;
+		subs = NULL;
+		nsubs = 0;
+	}
+	ws_queue(c, reply.data, reply.len);
+	goto done;
+ nomem:
+	ws_error(c, "no_memory", "out of memory");
+ done:
+	for (i = 0; i < nsubs; i++)
+		free(subs[i]);
+	free(subs);
+	core_buf_free(&name);
+	core_buf_free(&reply);
+}
+
+/* One complete text message from a client. */
+static void
+ws_dispatch(struct ws_client *c, const char *text, size_t len)
+{
+	struct sales_json *j;
+	struct sales_buf type = {0}, msg = {0};
+	const char *data;
+	size_t dlen, i;
+	int t, d;
+
+	if ((j = core_json_parse(text, len)) == NULL) {
+		ws_error(c, "bad_json", "message is not valid JSON");
+		return;
+	}
+	if (core_json_type(j, 0) != SALES_JSON_OBJECT ||
+	    (t = core_json_get(j, 0, "type")) == -1 ||
+	    core_json_type(j, t) != SALES_JSON_STRING ||
+	    core_json_string(j, t, &type) == -1) {
+		ws_error(c, "bad_message", "message must be a JSON object "
+		    "with a string \"type\"");
+		goto done;
+	}
+	if (type.len == 0 || type.len > WS_MAX_TYPE ||
+	    memchr(type.data, '\0', type.len) != NULL) {
+		ws_error(c, "unknown_type", "message \"type\" must be 1 to 64 "
+		    "bytes");
+		goto done;
+	}
+	if (strcmp(type.data, "subscribe") == 0) {
+		ws_subscribe(c, j);
+		goto done;
+	}
+	for (i = 0; i < nhandlers; i++)
+		if (strcmp(handlers[i].type, type.data) == 0)
+			break;
+	if (i == nhandlers) {
+		if (core_buf_printf(&msg, "unknown message type \"%s\"",
+		    type.data) == -1)
+			ws_error(c, "unknown_type", "unknown message type");
+		else
+			ws_error(c, "unknown_type", msg.data);
+		goto done;
+	}
+	if ((d = core_json_get(j, 0, "data")) == -1) {
+		data = "null";
+		dlen = 4;
+	} else {
+		data = core_json_raw(j, d, &dlen);
+		/* json_raw leaves a string's quotes out; the text has them. */
+		if (core_json_type(j, d) == SALES_JSON_STRING) {
+			data--;
+			dlen += 2;
+		}
+	}
+	handlers[i].fn(c->id, data, dlen, handlers[i].arg);
+ done:
+	core_buf_free(&type);
+	core_buf_free(&msg);
+	core_json_free(j);
+}
+
+static void
+ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
+    void *arg)
+{
+	struct ws_client *c = arg;
+
+	(void)ctx;
+	if (c->state != WS_OPEN)
+		return;
+	switch (m->opcode) {
+	case WSLAY_TEXT_FRAME:
+		if (!core_utf8_valid(m->msg, m->msg_length)) {
+			ws_fail(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
+			    "text is not valid UTF-8");
+			return;
+		}
+		ws_dispatch(c, (const char *)m->msg, m->msg_length);
+		break;
+	case WSLAY_BINARY_FRAME:
+		ws_fail(c, WSLAY_CODE_UNSUPPORTED_DATA,
+		    "binary messages are not accepted");
+		break;
+	case WSLAY_CONNECTION_CLOSE:
+		/* wslay has queued the echo of the peer's close. */
+		break;
+	default:
+		/* Pings are answered by wslay; pongs only show liveness. */
+		break;
+	}
+}
+
+/* Feeds the input to wslay.  -1 when c was freed. */
+static int
+ws_read(struct ws_client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	int r;
+
+	c->rx = 1;
+	c->missed = 0;
+	if (c->state == WS_LINGER || c->ctx == NULL ||
+	    !wslay_event_get_read_enabled(c->ctx)) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return ws_after(c);
+	}
+	c->in_recv = 1;
+	r = wslay_event_recv(c->ctx);
+	c->in_recv = 0;
+	if (r != 0)
+		wslay_event_shutdown_read(c->ctx);
+	/* Whatever wslay will not read any more is dropped. */
+	if (!wslay_event_get_read_enabled(c->ctx))
+		evbuffer_drain(in, evbuffer_get_length(in));
+	return ws_after(c);
+}
+
+static void
+ws_readcb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	ws_read(arg);
+}
+
+static void
+ws_writecb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	ws_after(arg);
+}
+
+static void
+ws_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct ws_client *c = arg;
+
+	/*
+	 * A peer that shut its sending side may still read our close:
+	 * keep flushing until the grace timer ends it.
+	 */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    c->state == WS_CLOSING) {
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	ws_free(c);
+}
+
+static void
+ws_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws_client *c = arg;
+	struct wslay_event_msg ping = { WSLAY_PING, (const uint8_t *)"salesd",
+	    6 };
+
+	(void)fd;
+	(void)what;
+	if (c->kick) {
+		/* Frames that came with the request head. */
+		c->kick = 0;
+		if (ws_read(c) == 0 && c->state == WS_OPEN &&
+		    config.idle_ping_ms > 0)
+			ws_timer_arm(c, config.idle_ping_ms);
+		return;
+	}
+	if (c->state != WS_OPEN) {
+		/* The grace period is over. */
+		ws_free(c);
+		return;
+	}
+	if (c->rx) {
+		c->rx = 0;
+		c->missed = 0;
+	} else if (c->missed >= WS_MAX_MISSED) {
+		core_log("ws", SALES_LOG_INFO, "client %llu answered no ping "
+		    "in %ld ms; dropping it", (unsigned long long)c->id,
+		    config.idle_ping_ms * WS_MAX_MISSED);
+		ws_free(c);
+		return;
+	} else {
+		c->missed++;
+		wslay_event_queue_msg(c->ctx, &ping);
+	}
+	if (ws_after(c) == 0 && c->state == WS_OPEN)
+		ws_timer_arm(c, config.idle_ping_ms);
+}
+
+/* Refuses a handshake with a bad key: 400, then the connection ends. */
+static int
+ws_refuse(struct bufferevent *bev, struct ws_client *c)
+{
+	static const char body[] = "{\"error\":{\"code\":\"bad_request\","
+	    "\"message\":\"invalid \\\"Sec-WebSocket-Key\\\": not the base64 "
+	    "of 16 bytes\",\"field\":\"Sec-WebSocket-Key\"}}";
+
+	c->state = WS_CLOSING;
+	TAILQ_INSERT_TAIL(&clients, c, entry);
+	evbuffer_add_printf(bufferevent_get_output(bev),
+	    "HTTP/1.1 400 Bad Request\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n%s", sizeof(body) - 1, body);
+	ws_timer_arm(c, WS_GRACE_MS);
+	return -1;
+}
+
+int
+core_ws_accept(struct bufferevent *bev, const char *key)
+{
+	static const struct wslay_event_callbacks cbs = {
+		.recv_callback = ws_recv_cb,
+		.send_callback = ws_send_cb,
+		.on_msg_recv_callback = ws_on_msg
+	};
+	struct ws_client *c = NULL;
+	char accept[29];
+
+	if (shut)
+		goto fail;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	c->bev = bev;
+	if ((c->timer = evtimer_new(core_base, ws_timercb, c)) == NULL)
+		goto fail;
+	bufferevent_setcb(bev, ws_readcb, ws_writecb, ws_eventcb, c);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_setwatermark(bev, EV_READ | EV_WRITE, 0, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (core_ws_accept_key(key, accept) == -1)
+		return ws_refuse(bev, c);
+	if (wslay_event_context_server_init(&c->ctx, &cbs, c) != 0) {
+		c->ctx = NULL;
+		goto fail;
+	}
+	wslay_event_config_set_max_recv_msg_length(c->ctx, config.max_message);
+	c->id = next_id++;
+	if (ws_hash_add(c) == -1)
+		goto fail;
+	if (evbuffer_add_printf(bufferevent_get_output(bev),
+	    "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\n"
+	    "Connection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\n\r\n", accept) < 0) {
+		ws_hash_del(c);
+		goto fail;
+	}
+	TAILQ_INSERT_TAIL(&clients, c, entry);
+	nopen++;
+	if (config.idle_ping_ms > 0)
+		ws_timer_arm(c, config.idle_ping_ms);
+	core_log("ws", SALES_LOG_DEBUG, "client %llu connected",
+	    (unsigned long long)c->id);
+	/*
+	 * Frames that came with the request head: read them from the
+	 * loop, not inside the caller's callback.
+	 */
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		c->kick = 1;
+		event_active(c->timer, EV_TIMEOUT, 1);
+	}
+	return 0;
+ fail:
+	if (c != NULL) {
+		if (c->timer != NULL)
+			event_free(c->timer);
+		if (c->ctx != NULL)
+			wslay_event_context_free(c->ctx);
+		free(c);
+	}
+	bufferevent_free(bev);
+	return -1;
+}
+
+int
+core_ws_on_message(const char *owner, const char *type,
+    sales_ws_handler handler, void *arg)
+{
+	struct ws_handler *h;
+	size_t i;
+
+	if (type == NULL || handler == NULL || *type == '\0' ||
+	    strlen(type) > WS_MAX_TYPE) {
+		core_log("ws", SALES_LOG_ERROR, "module \"%s\": invalid "
+		    "WebSocket message type", owner ? owner : "?");
+		return -1;
+	}
+	if (strcmp(type, "subscribe") == 0 || strcmp(type, "error") == 0) {
+		core_log("ws", SALES_LOG_ERROR, "module \"%s\": WebSocket "
+		    "message type \"%s\" is the core's", owner ? owner : "?",
+		    type);
+		return -1;
+	}
+	for (i = 0; i < nhandlers; i++) {
+		if (strcmp(handlers[i].type, type) == 0) {
+			core_log("ws", SALES_LOG_ERROR, "module \"%s\": "
+			    "WebSocket message type \"%s\" already registered "
+			    "by module \"%s\"", owner ? owner : "?", type,
+			    handlers[i].owner);
+			return -1;
+		}
+	}
+	if ((h = reallocarray(handlers, nhandlers + 1, sizeof(*h))) == NULL)
+		return -1;
+	handlers = h;
+	h = &handlers[nhandlers++];
+	memset(h, 0, sizeof(*h));
+	strncpy(h->owner, owner ? owner : "?", sizeof(h->owner) - 1);
+	memcpy(h->type, type, strlen(type) + 1);
+	h->fn = handler;
+	h->arg = arg;
+	return 0;
+}
+
+int
+core_ws_send(uint64_t client, const char *type, const char *data,
+    size_t len)
+{
+	struct ws_client *c;
+	struct sales_buf b = {0};
+	int rv = -1;
+
+	if (type == NULL || (c = ws_find(client)) == NULL ||
+	    c->state != WS_OPEN)
+		return -1;
+	if (ws_envelope(&b, type, data, len) == 0)
+		rv = ws_queue(c, b.data, b.len);
+	core_buf_free(&b);
+	return rv;
+}
+
+static void
+ws_frame_unref(const void *data, size_t len, void *arg)
+{
+	struct ws_frame *f = arg;
+
+	(void)data;
+	(void)len;
+	if (--f->refs == 0)
+		free(f);
+}
+
+void
+core_ws_broadcast(const char *type, const char *data, size_t len)
+{
+	struct sales_buf b = {0};
+	struct ws_client *c;
+	struct ws_frame *f = NULL;
+	struct wslay_event_msg m;
+	size_t hl, i;
+
+	if (type == NULL || nopen == 0)
+		return;
+	if (ws_envelope(&b, type, data, len) == -1)
+		goto fail;
+	/*
+	 * One frame (server frames are not masked) shared by every
+	 * output buffer by reference: a broadcast costs one copy.
+	 */
+	if ((f = malloc(sizeof(*f) + 10 + b.len)) == NULL)
+		goto fail;
+	f->refs = 1;
+	f->data[0] = 0x80 | WSLAY_TEXT_FRAME;
+	if (b.len < 126) {
+		f->data[1] = (unsigned char)b.len;
+		hl = 2;
+	} else if (b.len < 65536) {
+		f->data[1] = 126;
+		f->data[2] = (unsigned char)(b.len >> 8);
+		f->data[3] = (unsigned char)b.len;
+		hl = 4;
+	} else {
+		f->data[1] = 127;
+		for (i = 0; i < 8; i++)
+			f->data[2 + i] = (unsigned char)((uint64_t)b.len >>
+			    (56 - 8 * i));
+		hl = 10;
+	}
+	memcpy(f->data + hl, b.data, b.len);
+	f->len = hl + b.len;
+	TAILQ_FOREACH(c, &clients, entry) {
+		if (c->state != WS_OPEN || c->ctx == NULL || !ws_wants(c, type))
+			continue;
+		if (ws_pending(c) + f->len > config.max_buffered) {
+			ws_too_slow(c, f->len);
+			continue;
+		}
+		/*
+		 * Straight into the output only between whole frames,
+		 * i.e. when wslay holds nothing; else through its queue.
+		 */
+		if (wslay_event_want_write(c->ctx)) {
+			m.opcode = WSLAY_TEXT_FRAME;
+			m.msg = (const uint8_t *)b.data;
+			m.msg_length = b.len;
+			wslay_event_queue_msg(c->ctx, &m);
+			if (!c->in_recv)
+				wslay_event_send(c->ctx);
+			continue;
+		}
+		f->refs++;
+		if (evbuffer_add_reference(bufferevent_get_output(c->bev),
+		    f->data, f->len, ws_frame_unref, f) == -1)
+			f->refs--;
+	}
+ fail:
+	if (f != NULL && --f->refs == 0)
+		free(f);
+	core_buf_free(&b);
+}
+
+size_t
+core_ws_clients(void)
+{
+	return nopen;
+}
+
+void
+core_ws_shutdown(void)
+{
+	static const char reason[] = "server shutting down";
+	struct ws_client *c;
+	struct evbuffer *out;
+	int fd;
+
+	shut = 1;
+	while ((c = TAILQ_FIRST(&clients)) != NULL) {
+		if (c->state == WS_OPEN && c->ctx != NULL) {
+			wslay_event_queue_close(c->ctx,
+			    WSLAY_CODE_GOING_AWAY, (const uint8_t *)reason,
+			    sizeof(reason) - 1);
+			wslay_event_send(c->ctx);
+		}
+		/*
+		 * One try, without blocking: the close frame is small.
+		 * The bufferevent keeps its output's front frozen.
+		 */
+		if (c->state != WS_LINGER &&
+		    (fd = bufferevent_getfd(c->bev)) >= 0) {
+			out = bufferevent_get_output(c->bev);
+			evbuffer_unfreeze(out, 1);
+			evbuffer_write(out, fd);
+		}
+		ws_free(c);
+	}
+	free(hash);
+	hash = NULL;
+	hash_size = nhashed = 0;
+	free(handlers);
+	handlers = NULL;
+	nhandlers = 0;
+}
