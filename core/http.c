@@ -1175,6 +1175,9 @@ on_headers_complete(http_parser *p)
 	r->is_head = p->method == HTTP_HEAD;
 	r->http10 = p->http_major == 1 && p->http_minor == 0;
 	r->keep_alive = http_should_keep_alive(p) && !shutting_down;
+	if (p->http_major != 1)
+		return conn_fail(c, 505, "http_version_not_supported",
+		    "only HTTP/1.0 and HTTP/1.1 are spoken here");
 	if (p->method == HTTP_CONNECT)
 		return conn_fail(c, 400, "bad_request", "CONNECT is not "
 		    "supported");
