@@ -1,0 +1,370 @@
+"""WebSocket end to end (DESIGN.md section 4): the real salesd with the echo
+test module, driven by the websockets library and by a raw-frame client
+for what a library will not send (bad masking, bad UTF-8, fragments).
+"""
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import time
+
+import websockets
+
+# -- raw frames --------------------------------------------------------------
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def frame(opcode, payload=b"", fin=True, mask=True):
+    """One client frame; masked unless mask is False."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def close_frame(code, reason=b""):
+    return frame(8, struct.pack("!H", code) + reason)
+
+
+class Raw:
+    """A WebSocket client on a plain socket."""
+
+    def __init__(self, port, path="/", rcvbuf=None, timeout=10):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        self.buf = b""
+        self.sock.sendall((
+            "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n" % (path, port, KEY)).encode())
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            assert chunk, "connection closed during the handshake"
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.head = head.decode()
+        assert self.head.startswith("HTTP/1.1 101 "), self.head
+        assert ("sec-websocket-accept: " + ACCEPT.lower()) in self.head.lower()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def frame(self):
+        """(fin, opcode, payload) of the next server frame."""
+        b0, b1 = self._need(2)
+        assert b1 & 0x80 == 0, "server frames are never masked"
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._need(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._need(8))[0]
+        return bool(b0 & 0x80), b0 & 0x0F, self._need(n)
+
+    def message(self):
+        """Next text message as JSON, skipping control frames."""
+        while True:
+            fin, op, data = self.frame()
+            if op == 1:
+                assert fin
+                return json.loads(data)
+            assert op in (9, 10), (op, data)
+
+    def expect_close(self, code):
+        """The next non-data frame is a close with code; then EOF."""
+        while True:
+            fin, op, data = self.frame()
+            if op == 8:
+                break
+            assert op in (1, 9, 10), op
+        assert len(data) >= 2
+        assert struct.unpack("!H", data[:2])[0] == code, data
+        data[2:].decode("utf-8")
+        assert self.eof()
+        return data[2:]
+
+    def eof(self):
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+# -- websockets-library helpers --------------------------------------------
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def recv_json(ws, timeout=5):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+def connect(url):
+    return websockets.connect(url, ping_interval=None, close_timeout=5,
+                              open_timeout=10)
+
+
+def post_broadcast(srv, type_, body):
+    st, _, data = srv.post("/echo/broadcast?type=" + type_, body)
+    assert st == 202, (st, data)
+    return data["clients"]
+
+
+# -- tests -------------------------------------------------------------------
+
+def test_echo_round_trip_on_both_paths(make_server):
+    srv = make_server(["echo"])
+
+    async def go():
+        for path in ("/", "/ws"):
+            async with connect("ws://127.0.0.1:%d%s" % (srv.port, path)) as ws:
+                await ws.send(json.dumps({"type": "echo",
+                                          "data": {"x": [1, "é", None]}}))
+                assert await recv_json(ws) == {"type": "echo",
+                                               "data": {"x": [1, "é", None]}}
+                await ws.send(json.dumps({"type": "echo", "data": "s\"q"}))
+                assert await recv_json(ws) == {"type": "echo", "data": "s\"q"}
+                await ws.send(json.dumps({"type": "echo"}))
+                assert await recv_json(ws) == {"type": "echo", "data": None}
+    run(go())
+
+
+def test_errors_keep_the_connection_open(make_server):
+    srv = make_server(["echo"])
+
+    async def go():
+        async with connect(srv.ws_url) as ws:
+            await ws.send(json.dumps({"type": "nope", "data": 1}))
+            m = await recv_json(ws)
+            assert m["type"] == "error"
+            assert m["data"]["code"] == "unknown_type"
+            assert "nope" in m["data"]["message"]
+            await ws.send("{not json")
+            m = await recv_json(ws)
+            assert m["type"] == "error" and m["data"]["code"] == "bad_json"
+            assert isinstance(m["data"]["message"], str)
+            for bad in ('[1,2]', '{"data":1}', '{"type":3}', '"x"'):
+                await ws.send(bad)
+                m = await recv_json(ws)
+                assert m["type"] == "error", bad
+                assert m["data"]["code"] in ("bad_message", "unknown_type"), m
+            await ws.send(json.dumps({"type": "echo", "data": 7}))
+            assert await recv_json(ws) == {"type": "echo", "data": 7}
+    run(go())
+
+
+def test_subscribe_filters_broadcasts(make_server):
+    srv = make_server(["echo"])
+
+    async def go():
+        async with connect(srv.ws_url) as a, connect(srv.ws_url) as b:
+            await a.send(json.dumps({"type": "subscribe",
+                                     "events": ["newOrder"]}))
+            assert await recv_json(a) == {"type": "subscribed",
+                                          "events": ["newOrder"]}
+            assert post_broadcast(srv, "updateAnalytics", {"n": 1}) == 2
+            assert post_broadcast(srv, "newOrder", {"n": 2}) == 2
+            # b, unsubscribed, gets everything in order; a only newOrder.
+            assert await recv_json(b) == {"type": "updateAnalytics",
+                                          "data": {"n": 1}}
+            assert await recv_json(b) == {"type": "newOrder", "data": {"n": 2}}
+            assert await recv_json(a) == {"type": "newOrder", "data": {"n": 2}}
+            # Replies to a's own requests are not filtered.
+            await a.send(json.dumps({"type": "echo", "data": 1}))
+            assert await recv_json(a) == {"type": "echo", "data": 1}
+            await a.send(json.dumps({"type": "nope"}))
+            assert (await recv_json(a))["type"] == "error"
+            # "*" means everything again.
+            await a.send(json.dumps({"type": "subscribe", "events": ["*"]}))
+            assert await recv_json(a) == {"type": "subscribed",
+                                          "events": ["*"]}
+            post_broadcast(srv, "updateAnalytics", {"n": 3})
+            assert await recv_json(a) == {"type": "updateAnalytics",
+                                          "data": {"n": 3}}
+            assert await recv_json(b) == {"type": "updateAnalytics",
+                                          "data": {"n": 3}}
+            await a.send(json.dumps({"type": "subscribe", "events": "x"}))
+            assert (await recv_json(a))["data"]["code"] == "bad_message"
+    run(go())
+
+
+def test_ping_pong(make_server):
+    srv = make_server(["echo"])
+
+    async def go():
+        async with connect(srv.ws_url) as ws:
+            waiter = await ws.ping(b"hello")
+            await asyncio.wait_for(waiter, 5)
+    run(go())
+    r = Raw(srv.port)
+    r.send(frame(9, b"abc"))
+    assert r.frame() == (True, 10, b"abc")
+    r.close()
+
+
+def test_close_code_is_echoed(make_server):
+    srv = make_server(["echo"])
+
+    async def go():
+        async with connect(srv.ws_url) as ws:
+            await ws.close(4001, "bye")
+            assert ws.close_code == 4001
+            assert ws.close_reason == "bye"
+    run(go())
+    r = Raw(srv.port, "/ws")
+    r.send(close_frame(1000, "done".encode()))
+    assert r.expect_close(1000) == b"done"
+    r.close()
+
+
+def test_fragmented_message_is_reassembled(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    text = json.dumps({"type": "echo", "data": {"parts": "one-two-three"}})
+    a, b = len(text) // 3, 2 * len(text) // 3
+    r.send(frame(1, text[:a], fin=False))
+    r.send(frame(0, text[a:b], fin=False))
+    r.send(frame(9, b"mid"))       # a control frame between fragments
+    r.send(frame(0, text[b:], fin=True))
+    assert r.frame() == (True, 10, b"mid")
+    assert r.message() == {"type": "echo", "data": {"parts": "one-two-three"}}
+    r.close()
+
+
+def test_invalid_utf8_is_1007(make_server):
+    srv = make_server(["echo"])
+    for bad in (b'{"type":"echo","data":"\xc3\x28"}',
+                b'{"type":"echo","data":"\xed\xa0\x80"}',
+                b'{"type":"echo","data":"\xc0\xaf"}'):
+        r = Raw(srv.port)
+        r.send(frame(1, bad))
+        r.expect_close(1007)
+        r.close()
+    # Split inside a character across fragments is still valid.
+    r = Raw(srv.port)
+    text = '{"type":"echo","data":"€"}'.encode()
+    cut = text.index(b"\xe2") + 1
+    r.send(frame(1, text[:cut], fin=False))
+    r.send(frame(0, text[cut:]))
+    assert r.message() == {"type": "echo", "data": "€"}
+    r.close()
+
+
+def test_binary_is_1003_and_unmasked_is_1002(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    r.send(frame(2, b"\x00\x01\x02"))
+    r.expect_close(1003)
+    r.close()
+    r = Raw(srv.port)
+    r.send(frame(1, '{"type":"echo"}', mask=False))
+    r.expect_close(1002)
+    r.close()
+
+
+def test_oversize_is_1009(make_server):
+    srv = make_server(["echo"], {"server": {"ws_max_message": 1024}})
+    r = Raw(srv.port)
+    small = json.dumps({"type": "echo", "data": "x" * 900})
+    r.send(frame(1, small))
+    assert r.message()["data"] == "x" * 900
+    r.send(frame(1, json.dumps({"type": "echo", "data": "x" * 2000})))
+    r.expect_close(1009)
+    r.close()
+    # The limit is on the whole message, not each fragment.
+    r = Raw(srv.port)
+    for _ in range(3):
+        r.send(frame(1 if _ == 0 else 0, "y" * 600, fin=False))
+    r.expect_close(1009)
+    r.close()
+
+
+def test_slow_client_is_closed_1008(make_server):
+    srv = make_server(["echo"], {"server": {"ws_max_buffered": 65536}})
+    slow = Raw(srv.port, rcvbuf=4096)
+    body = json.dumps({"pad": "z" * 60000})
+    gone = False
+    for _ in range(300):
+        if post_broadcast(srv, "big", body) == 0:
+            gone = True
+            break
+    assert gone, "the server kept queueing to a client that reads nothing"
+    frames = 0
+    code = None
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        fin, op, data = slow.frame()
+        if op == 1:
+            frames += 1
+            assert json.loads(data)["type"] == "big"
+        elif op == 8:
+            code = struct.unpack("!H", data[:2])[0]
+            assert data[2:] == b"client too slow"
+            break
+    assert code == 1008
+    assert slow.eof()
+    slow.close()
+    # The server still serves others.
+    st, _, _ = srv.get("/echo")
+    assert st == 200
+
+    async def go():
+        async with connect(srv.ws_url) as ws:
+            await ws.send(json.dumps({"type": "echo", "data": 1}))
+            assert await recv_json(ws) == {"type": "echo", "data": 1}
+    run(go())
+
+
+def test_idle_ping(make_server):
+    srv = make_server(["echo"], {"server": {"ws_ping_interval_ms": 100}})
+    r = Raw(srv.port)
+    fin, op, _ = r.frame()
+    assert op == 9
+    # A client that never answers is dropped after a few intervals.
+    assert r.eof()
+    r.close()
+
+
+def test_shutdown_sends_1001(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    r.send(frame(1, '{"type":"echo","data":0}'))
+    assert r.message() == {"type": "echo", "data": 0}
+    assert srv.stop() == 0
+    r.expect_close(1001)
+    r.close()
