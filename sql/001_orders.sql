@@ -40,24 +40,23 @@ CREATE TABLE IF NOT EXISTS product_totals (
 	revenue_micros	INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
+-- One UPSERT per insert: q x price split into (units, micros) first, so
+-- the carry from the micro-units never needs more than one step.
 CREATE TRIGGER IF NOT EXISTS orders_product_totals AFTER INSERT ON orders
 BEGIN
-	INSERT OR IGNORE INTO product_totals(product_id) VALUES (NEW.product_id);
-	UPDATE product_totals SET
+	INSERT INTO product_totals(product_id, orders, quantity, revenue_units,
+	    revenue_micros)
+	SELECT NEW.product_id, 1, NEW.quantity,
+	    NEW.quantity * (pm / 1000000) + NEW.quantity * (pm % 1000000) / 1000000,
+	    NEW.quantity * (pm % 1000000) % 1000000
+	FROM (SELECT COALESCE(NEW.price_micros,
+	    CAST(round(NEW.price * 1000000.0) AS INTEGER)) AS pm) WHERE true
+	ON CONFLICT(product_id) DO UPDATE SET
 	    orders = orders + 1,
-	    quantity = quantity + NEW.quantity,
-	    revenue_units = revenue_units + NEW.quantity *
-		(COALESCE(NEW.price_micros,
-		    CAST(round(NEW.price * 1000000.0) AS INTEGER)) / 1000000) +
-		(revenue_micros + NEW.quantity *
-		(COALESCE(NEW.price_micros,
-		    CAST(round(NEW.price * 1000000.0) AS INTEGER)) % 1000000)) /
-		1000000,
-	    revenue_micros = (revenue_micros + NEW.quantity *
-		(COALESCE(NEW.price_micros,
-		    CAST(round(NEW.price * 1000000.0) AS INTEGER)) % 1000000)) %
-		1000000
-	WHERE product_id = NEW.product_id;
+	    quantity = quantity + excluded.quantity,
+	    revenue_units = revenue_units + excluded.revenue_units +
+		(revenue_micros + excluded.revenue_micros) / 1000000,
+	    revenue_micros = (revenue_micros + excluded.revenue_micros) % 1000000;
 END;
 
 -- Idempotency-Key: the first response to a key, replayed on a retry.
