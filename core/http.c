@@ -23,6 +23,9 @@
  * idle_timeout_ms is closed silently.  Past max_connections a new
  * connection gets a short 503 and is closed.
  *
+ * core_http_path() is the path as received, still percent-encoded;
+ * "{name}" parameters and query values are decoded.
+ *
  * A request stays valid until its module answers, even if the client
  * has gone meanwhile (its answer is then dropped).  A handler that never
  * answers leaks its request: that is a module bug, and the module's
@@ -149,6 +152,7 @@ struct http_conn {
 	unsigned		 no_more:1;	/* parse no further requests */
 	unsigned		 eof:1;		/* the client closed its side */
 	unsigned		 lingering:1;	/* answered, draining, then close */
+	unsigned		 served:1;	/* a request has completed */
 };
 
 static struct core_http_config	 cfg;
@@ -662,7 +666,7 @@ static int
 ws_check(struct http_conn *c, struct sales_request *r)
 {
 	const char *key, *ver;
-	size_t i;
+	char accept[29];
 
 	if (strcmp(r->method, "GET") != 0 || r->http10) {
 		core_http_error(r, 400, "bad_upgrade", "a WebSocket handshake "
@@ -682,25 +686,19 @@ ws_check(struct http_conn *c, struct sales_request *r)
 		    "Sec-WebSocket-Version");
 		return -1;
 	}
+	/* Checked here, where a clear 400 can still be sent. */
 	key = core_http_header(r, "Sec-WebSocket-Key");
-	if (key == NULL || strlen(key) != 24 || strcmp(key + 22, "==") != 0)
-		goto badkey;
-	for (i = 0; i < 22; i++)
-		if (!((key[i] >= 'A' && key[i] <= 'Z') ||
-		    (key[i] >= 'a' && key[i] <= 'z') ||
-		    (key[i] >= '0' && key[i] <= '9') || key[i] == '+' ||
-		    key[i] == '/'))
-			goto badkey;
+	if (key == NULL || core_ws_accept_key(key, accept) == -1) {
+		core_http_error(r, 400, "bad_upgrade", "\"Sec-WebSocket-Key\" "
+		    "must be the base64 of 16 bytes", "Sec-WebSocket-Key");
+		return -1;
+	}
 	if (r->body.len > 0 || (c->parser.flags & F_CHUNKED)) {
 		core_http_error(r, 400, "bad_upgrade", "a WebSocket handshake "
 		    "has no body", NULL);
 		return -1;
 	}
 	return 0;
-badkey:
-	core_http_error(r, 400, "bad_upgrade", "\"Sec-WebSocket-Key\" must be "
-	    "the base64 of 16 bytes", "Sec-WebSocket-Key");
-	return -1;
 }
 
 /* A complete request: route it (it is already queued). */
@@ -795,6 +793,7 @@ conn_parse(struct http_conn *c)
 			c->cur = NULL;
 			c->rstate = RS_IDLE;
 			c->idle_since = core_mono_ms();
+			c->served = 1;
 			TAILQ_INSERT_TAIL(&c->queue, r, entry);
 			c->nqueue++;
 			requests_total++;
@@ -916,7 +915,10 @@ conn_update(struct http_conn *c)
 		deadline = c->last_body + cfg.body_timeout_ms;
 	else if (want && TAILQ_EMPTY(&c->queue) &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		deadline = c->idle_since + cfg.idle_timeout_ms;
+		/* A connection that never sent a byte gets the head's time. */
+		deadline = c->idle_since + (c->served ||
+		    cfg.header_timeout_ms > cfg.idle_timeout_ms ?
+		    cfg.idle_timeout_ms : cfg.header_timeout_ms);
 	if (deadline < 0) {
 		evtimer_del(c->timer);
 		return;

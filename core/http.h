@@ -30,6 +30,7 @@ void	core_http_stop_accepting(void);
 void	core_http_shutdown(void);
 size_t	core_http_connections(void);
 uint64_t core_http_requests_total(void);	/* requests parsed so far */
+uint64_t core_http_responses(int status_class);	/* 1..5: 1xx..5xx sent */
 
 /* Service-table implementations (see struct sales_core). */
 const char *core_http_method(struct sales_request *req);

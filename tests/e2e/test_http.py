@@ -304,9 +304,11 @@ def test_idle_keep_alive_timeout(srv):
     assert c.closed(5)
     assert 0.5 < time.time() - t0 < 4.0
     c.close()
-    # A silent connection is closed too.
+    # A connection that never sends a byte gets the header timeout.
     c = Raw(srv)
+    t0 = time.time()
     assert c.closed(5)
+    assert time.time() - t0 < 3.0
     assert c.buf == b""
     c.close()
 
