@@ -8,10 +8,11 @@
  * where momentum is the product's share of recent (ten-minute half-life)
  * revenue minus its share of all revenue, and weather fit is 1 when the
  * product id names something the current weather sells (cold drinks on a
- * hot day, umbrellas in rain, ...).  Each pick gets one action: "promote"
- * (weather fit), "restock" (rising), "discount" (cooling), or "feature"
- * (steady seller).  It never calls the network and never names a product
- * that was not sold.
+ * hot day, umbrellas in rain, ...; wet and temperature both count: hot at
+ * 25 C and above, cold at 10 C and below).  Each pick gets one action:
+ * "promote" (weather fit), "restock" (rising), "discount" (cooling), or
+ * "feature" (steady seller).  It never calls the network and never
+ * names a product that was not sold.
  */
 #include <math.h>
 #include <stdio.h>
@@ -36,7 +37,7 @@ static const char *const fit_rain[] = { "umbrella", "rain", "poncho",
 struct pick {
 	const struct ai_view	*v;
 	double			 score;
-	int			 fit;
+	const char		*fit;		/* phrase of the fitting weather */
 };
 
 static int
@@ -54,27 +55,41 @@ fit_any(const char *id, const char *const *words)
 	return 0;
 }
 
-/* Which list suits the weather now, and a phrase for it; NULL if none. */
-static const char *const *
-fit_list(const struct ai_weather *w, const char **phrase)
+/* Which lists suit the weather now (wet, then temperature), with phrases. */
+static void
+fit_lists(const struct ai_weather *w, const char *const *lists[2],
+    const char *phrases[2])
 {
+	lists[0] = lists[1] = NULL;
+	phrases[0] = phrases[1] = NULL;
 	if (!w->have)
-		return NULL;
+		return;
 	if (strcmp(w->condition, "rain") == 0 ||
 	    strcmp(w->condition, "drizzle") == 0 ||
 	    strcmp(w->condition, "thunderstorm") == 0 ||
 	    strcmp(w->condition, "snow") == 0) {
-		*phrase = w->condition;
-		return fit_rain;
+		lists[0] = fit_rain;
+		phrases[0] = w->condition;
 	}
 	if (w->have_temp && w->temp >= 25) {
-		*phrase = "hot weather";
-		return fit_hot;
+		lists[1] = fit_hot;
+		phrases[1] = "hot weather";
+	} else if (w->have_temp && w->temp <= 10) {
+		lists[1] = fit_cold;
+		phrases[1] = "cold weather";
 	}
-	if (w->have_temp && w->temp <= 10) {
-		*phrase = "cold weather";
-		return fit_cold;
-	}
+}
+
+/* The phrase of the first list that fits id, or NULL. */
+static const char *
+fit_phrase(const char *id, const char *const *lists[2],
+    const char *phrases[2])
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (lists[i] != NULL && fit_any(id, lists[i]))
+			return phrases[i];
 	return NULL;
 }
 
@@ -93,8 +108,8 @@ ai_fallback(const struct sales_core *core, struct sales_buf *b,
     const struct ai_view *v, size_t n, const struct ai_tally *t,
     const struct ai_weather *w, size_t max_recs, const char *reason)
 {
-	const char *const *fit = NULL;
-	const char *phrase = NULL, *action;
+	const char *const *lists[2];
+	const char *phrases[2], *action;
 	struct pick *picks = NULL;
 	struct sales_buf why = {0}, sum = {0};
 	size_t i, k;
@@ -102,12 +117,12 @@ ai_fallback(const struct sales_core *core, struct sales_buf *b,
 
 	if (n > 0 && (picks = calloc(n, sizeof(*picks))) == NULL)
 		return -1;
-	fit = fit_list(w, &phrase);
+	fit_lists(w, lists, phrases);
 	for (i = 0; i < n; i++) {
 		picks[i].v = &v[i];
-		picks[i].fit = fit != NULL && fit_any(v[i].p->id, fit);
+		picks[i].fit = fit_phrase(v[i].p->id, lists, phrases);
 		picks[i].score = v[i].share + 2 * fmax(v[i].momentum, 0) +
-		    0.15 * picks[i].fit;
+		    (picks[i].fit != NULL ? 0.15 : 0);
 	}
 	if (n > 0)
 		qsort(picks, n, sizeof(*picks), pick_cmp);
@@ -118,9 +133,9 @@ ai_fallback(const struct sales_core *core, struct sales_buf *b,
 		const struct ai_view *x = picks[i].v;
 
 		why.len = 0;
-		if (picks[i].fit) {
+		if (picks[i].fit != NULL) {
 			action = "promote";
-			core->buf_printf(&why, "Suits the %s", phrase);
+			core->buf_printf(&why, "Suits the %s", picks[i].fit);
 			if (w->have_temp)
 				core->buf_printf(&why, " (%.1f C in %s)",
 				    w->temp, w->city);
@@ -139,9 +154,10 @@ ai_fallback(const struct sales_core *core, struct sales_buf *b,
 		} else {
 			action = "feature";
 			core->buf_printf(&why, "Steady seller: %.0f%% of "
-			    "revenue, %lld sold in %lld orders",
+			    "revenue, %lld sold in %lld order%s",
 			    100 * x->share, (long long)x->p->quantity,
-			    (long long)x->p->orders);
+			    (long long)x->p->orders, x->p->orders == 1 ? "" :
+			    "s");
 		}
 		core->buf_printf(b, "%s{\"product_id\":", i ? "," : "");
 		core->buf_json_string(b, x->p->id, strlen(x->p->id));
@@ -163,9 +179,12 @@ ai_fallback(const struct sales_core *core, struct sales_buf *b,
 			    "of revenue", v[0].p->id, 100 * v[0].share);
 		core->buf_printf(&sum, ".");
 	}
-	if (phrase != NULL)
-		core->buf_printf(&sum, " Weather in %s: %s, favouring "
-		    "products that suit it.", w->city, phrase);
+	if (phrases[0] != NULL || phrases[1] != NULL)
+		core->buf_printf(&sum, " Weather in %s: %s%s%s, favouring "
+		    "products that suit it.", w->city,
+		    phrases[0] ? phrases[0] : "",
+		    phrases[0] && phrases[1] ? " and " : "",
+		    phrases[1] ? phrases[1] : "");
 	rc = core->buf_json_string(b, sum.data, sum.len);
 	core->buf_free(&why);
 	core->buf_free(&sum);

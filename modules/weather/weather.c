@@ -559,8 +559,13 @@ weather_on_key(const char *key, const char *value, void *arg)
 	for (i = 0; weather_keys[i] != NULL; i++)
 		if (strcmp(weather_keys[i], key) == 0)
 			return;
-	core->log(self, SALES_LOG_WARN, "unknown key \"%s\" in [weather] "
+	/*
+	 * config_each marks every key read, so the core cannot catch a
+	 * typo here: refuse it ourselves, as --check would elsewhere.
+	 */
+	core->log(self, SALES_LOG_ERROR, "unknown key \"%s\" in [weather] "
 	    "(rules are named \"rule.NAME\")", key);
+	rules_failed = 1;
 }
 
 static int

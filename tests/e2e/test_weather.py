@@ -305,8 +305,9 @@ def test_weather_change_broadcasts_update_promotions(make_server,
     ("rule.short", "hot | cold_drinks", "CONDITION | CATEGORY"),
     ("rule.what", "windy | kites | 5 | Fly a kite", "unknown condition"),
     ("rule.empty", "always | x | 5 |  ", "message"),
+    ("cache_tll_s", "60", "unknown key"),
 ])
-def test_bad_rule_fails_start_naming_the_key(make_server, fake_upstream,
+def test_bad_rule_or_key_fails_start_naming_it(make_server, fake_upstream,
                                              key, value, words):
     fake = fake_upstream()
     cfg = weather_config(fake)
