@@ -44,6 +44,7 @@
 #define WS_MAX_TYPE	64	/* bytes in a message type */
 #define WS_MAX_SUBS	64	/* types in one subscribe */
 #define WS_MAX_MISSED	2	/* unanswered idle pings before we drop */
+#define WS_MAX_FRAGS	1024	/* frames in one message */
 
 enum ws_state {
 	WS_OPEN,
@@ -62,9 +63,10 @@ struct ws_client {
 	size_t			 nsubs;
 	enum ws_state		 state;
 	int			 in_recv;	/* inside wslay_event_recv */
-	int			 rx;		/* bytes came since the last tick */
+	int			 rx;		/* input since the last tick */
 	int			 missed;	/* idle pings unanswered */
-	int			 kick;		/* timer: read what came early */
+	int			 kick;		/* timer: read early input */
+	unsigned		 frags;		/* frames of the message so far */
 };
 
 struct ws_handler {
@@ -288,6 +290,8 @@ ws_fail(struct ws_client *c, uint16_t code, const char *reason)
 {
 	if (c->ctx == NULL)
 		return;
+	core_log("ws", SALES_LOG_DEBUG, "client %llu: closing %u, %s",
+	    (unsigned long long)c->id, code, reason);
 	wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason,
 	    strlen(reason));
 	wslay_event_shutdown_read(c->ctx);
@@ -323,7 +327,8 @@ ws_after(struct ws_client *c)
 			ws_free(c);
 			return -1;
 		}
-		if (c->state == WS_OPEN && (wslay_event_get_close_sent(c->ctx) ||
+		if (c->state == WS_OPEN &&
+		    (wslay_event_get_close_sent(c->ctx) ||
 		    !wslay_event_get_read_enabled(c->ctx)))
 			ws_closing(c);
 	}
@@ -580,9 +585,30 @@ ws_dispatch(struct ws_client *c, const char *text, size_t len)
 	core_json_free(j);
 }
 
+/*
+ * wslay keeps each fragment in its own allocation: bound how many one
+ * message may have, or tiny frames would cost far more memory than
+ * ws_max_message says.
+ */
 static void
-ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
-    void *arg)
+ws_on_frame(wslay_event_context_ptr ctx,
+    const struct wslay_event_on_frame_recv_start_arg *f, void *arg)
+{
+	struct ws_client *c = arg;
+
+	(void)ctx;
+	if (f->opcode >= WSLAY_CONNECTION_CLOSE || c->state != WS_OPEN)
+		return;
+	if (f->opcode != WSLAY_CONTINUATION_FRAME)
+		c->frags = 0;
+	if (++c->frags > WS_MAX_FRAGS)
+		ws_fail(c, WSLAY_CODE_MESSAGE_TOO_BIG,
+		    "message in too many fragments");
+}
+
+static void
+ws_on_msg(wslay_event_context_ptr ctx,
+    const struct wslay_event_on_msg_recv_arg *m, void *arg)
 {
 	struct ws_client *c = arg;
 
@@ -731,6 +757,7 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 	static const struct wslay_event_callbacks cbs = {
 		.recv_callback = ws_recv_cb,
 		.send_callback = ws_send_cb,
+		.on_frame_recv_start_callback = ws_on_frame,
 		.on_msg_recv_callback = ws_on_msg
 	};
 	struct ws_client *c = NULL;

@@ -422,7 +422,8 @@ test_round_trip(void **state)
 	peer_expect(&p, "{\"type\":\"echo\",\"data\":[1,2]}");
 
 	peer_text(&p, "{\"type\":\"nope\"}");
-	peer_expect(&p, "{\"type\":\"error\",\"data\":{\"code\":\"unknown_type\","
+	peer_expect(&p, "{\"type\":\"error\",\"data\":"
+	    "{\"code\":\"unknown_type\","
 	    "\"message\":\"unknown message type \\\"nope\\\"\"}}");
 	peer_text(&p, "{\"type\":");
 	peer_expect(&p, "{\"type\":\"error\",\"data\":{\"code\":\"bad_json\","
@@ -470,7 +471,10 @@ test_round_trip(void **state)
 static void
 test_violations(void **state)
 {
+	static unsigned char many[1101 * 7];
 	struct peer p;
+	size_t n, fl;
+	int i;
 
 	(void)state;
 	peer_open(&p, NULL);
@@ -497,6 +501,18 @@ test_violations(void **state)
 	peer_open(&p, NULL);
 	peer_send(&p, 1, 0, 1, "{}", 2);
 	peer_expect_close(&p, 1002);
+	peer_close(&p);
+
+	/* Too many fragments for one message. */
+	peer_open(&p, NULL);
+	/* One send: many tiny ones would fill the socket's buffer. */
+	frame_build(many, &n, 0, 1, 1, "{", 1);
+	for (i = 0; i < 1100; i++) {
+		frame_build(many + n, &fl, 0, 0, 1, " ", 1);
+		n += fl;
+	}
+	assert_int_equal(send(p.fd, many, n, 0), (ssize_t)n);
+	peer_expect_close(&p, 1009);
 	peer_close(&p);
 
 	/* Close reason that is not UTF-8. */
