@@ -166,3 +166,18 @@ core_bus_free(void)
 		event_free(deliver_ev);
 	deliver_ev = NULL;
 }
+
+void
+core_bus_forget(const char *owner)
+{
+	size_t i, k;
+
+	for (i = k = 0; i < nsubs; i++) {
+		if (strcmp(subs[i].owner, owner) == 0) {
+			free(subs[i].topic);
+			free(subs[i].owner);
+		} else
+			subs[k++] = subs[i];
+	}
+	nsubs = k;
+}

@@ -14,5 +14,7 @@ void	core_bus_publish(const char *topic, const void *payload, size_t len);
 /* Delivers everything queued now (shutdown, tests). */
 void	core_bus_drain(void);
 void	core_bus_free(void);
+/* Drops every subscription of owner: undoes a module's init. */
+void	core_bus_forget(const char *owner);
 
 #endif /* CORE_BUS_H */

@@ -12,6 +12,7 @@
 #include "metrics.h"
 
 struct sales_metric {
+	char	owner[72];
 	char	name[96];
 	char	help[160];
 	int	gauge;
@@ -49,6 +50,7 @@ core_metric_new(const char *owner, const char *name, const char *help,
 		return NULL;
 	}
 	metrics = p;
+	snprintf(m->owner, sizeof(m->owner), "%s", owner);
 	snprintf(m->name, sizeof(m->name), "salesd_%s", name);
 	snprintf(m->help, sizeof(m->help), "%s", help ? help : name);
 	m->gauge = gauge;
@@ -92,4 +94,18 @@ core_metrics_free(void)
 	free(metrics);
 	metrics = NULL;
 	nmetrics = 0;
+}
+
+void
+core_metrics_forget(const char *owner)
+{
+	size_t i, k;
+
+	for (i = k = 0; i < nmetrics; i++) {
+		if (strcmp(metrics[i]->owner, owner) == 0)
+			free(metrics[i]);
+		else
+			metrics[k++] = metrics[i];
+	}
+	nmetrics = k;
 }

@@ -15,5 +15,7 @@ void	core_metric_set(struct sales_metric *m, double v);
 /* Appends every registered metric in exposition format. */
 void	core_metrics_render(struct sales_buf *b);
 void	core_metrics_free(void);
+/* Drops every metric of owner: undoes a module's init. */
+void	core_metrics_forget(const char *owner);
 
 #endif /* CORE_METRICS_H */

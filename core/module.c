@@ -13,10 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus.h"
 #include "config.h"
 #include "core.h"
 #include "log.h"
+#include "metrics.h"
 #include "module.h"
+#include "router.h"
+#include "ws.h"
 
 struct sales_module {
 	char				 name[CORE_MODULE_NAME_MAX + 1];
@@ -184,6 +188,11 @@ core_modules_fini(void)
 		m = mods[--nmods];
 		if (m->initialised && m->fini)
 			m->fini();
+		/* Whatever init registered goes too, even after a failed init. */
+		core_router_forget(m->name);
+		core_ws_forget(m->name);
+		core_bus_forget(m->name);
+		core_metrics_forget(m->name);
 		/*
 		 * No dlclose: the process is ending, and keeping the code
 		 * mapped keeps a leak checker's stack traces readable.

@@ -403,3 +403,17 @@ core_router_free(void)
 	routes = NULL;
 	nroutes = caproutes = 0;
 }
+
+void
+core_router_forget(const char *owner)
+{
+	size_t i, k;
+
+	for (i = k = 0; i < nroutes; i++) {
+		if (strcmp(routes[i].owner, owner) == 0)
+			route_clear(&routes[i]);
+		else
+			routes[k++] = routes[i];
+	}
+	nroutes = k;
+}

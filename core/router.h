@@ -32,5 +32,7 @@ enum core_route_result core_router_match(const char *method, const char *path,
 	    struct core_route_match *m);
 void	core_route_match_free(struct core_route_match *m);
 void	core_router_free(void);
+/* Drops every route of owner: undoes a module's init. */
+void	core_router_forget(const char *owner);
 
 #endif /* CORE_ROUTER_H */

@@ -997,3 +997,14 @@ core_ws_shutdown(void)
 	handlers = NULL;
 	nhandlers = 0;
 }
+
+void
+core_ws_forget(const char *owner)
+{
+	size_t i, k;
+
+	for (i = k = 0; i < nhandlers; i++)
+		if (strcmp(handlers[i].owner, owner) != 0)
+			handlers[k++] = handlers[i];
+	nhandlers = k;
+}

@@ -43,6 +43,9 @@ int	core_ws_send(uint64_t client, const char *type, const char *data,
 void	core_ws_broadcast(const char *type, const char *data, size_t len);
 size_t	core_ws_clients(void);
 
+/* Drops every message type of owner: undoes a module's init. */
+void	core_ws_forget(const char *owner);
+
 /* Sends close 1001 to every client and frees them. */
 void	core_ws_shutdown(void);
 

@@ -64,6 +64,8 @@ load_fails(const char *list)
 static void
 test_refusals(void **state)
 {
+	struct core_route_match m;
+
 	(void)state;
 	assert_non_null(strstr(load_fails("missing"),
 	    "module \"missing\": cannot load"));
@@ -76,6 +78,9 @@ test_refusals(void **state)
 	    "module \"badabi\": ABI mismatch (server 1.0, module 99.0)"));
 	assert_non_null(strstr(load_fails("failinit"),
 	    "module \"failinit\": init failed"));
+	/* What the failed init registered was undone. */
+	assert_int_equal(core_router_match("GET", "/failinit", &m),
+	    CORE_ROUTE_NOT_FOUND);
 	assert_non_null(strstr(load_fails("echo echo"),
 	    "module \"echo\": listed twice"));
 }
