@@ -58,6 +58,7 @@ struct waiter {
 static struct ai_tally		 tally;
 static struct ai_weather	 weather;
 static struct sales_analytics_v1 *analytics;	/* last one received */
+static double			 analytics_revenue = NAN; /* its totalRevenue */
 static char			 known[AI_MAX_KNOWN][68];
 static size_t			 nknown;
 
@@ -209,6 +210,9 @@ ai_on_analytics(const char *topic, const void *payload, size_t len,
 	if (a->json_len == 0 || a->json_len > sizeof(a->json) ||
 	    (j = core->json_parse(a->json, a->json_len)) == NULL)
 		return;
+	if ((t = core->json_get(j, 0, "totalRevenue")) == -1 ||
+	    core->json_double(j, t, &analytics_revenue) == -1)
+		analytics_revenue = NAN;
 	if ((top = core->json_get(j, 0, "topProducts")) != -1 &&
 	    (n = core->json_len(j, top)) > 0) {
 		nknown = 0;
@@ -331,12 +335,20 @@ ai_prompt(struct sales_buf *p)
 	struct ai_view *v = NULL;
 	int64_t now = core->now_ms();
 	size_t n, i;
+	int use_analytics;
 
+	/*
+	 * The analytics figures are exact and survive restarts, but they
+	 * are coalesced and may lag the orders we have already counted:
+	 * use them unless they are behind.
+	 */
+	use_analytics = analytics != NULL &&
+	    analytics->total_orders >= tally.orders;
 	n = ai_tally_views(&tally, now, (size_t)cfg.max_products, &v);
 	core->buf_printf(p, "Sales data and weather, as JSON:\n{\"weather\":");
 	ai_weather_json(p);
 	core->buf_printf(p, ",\"sales\":{");
-	if (analytics != NULL) {
+	if (use_analytics) {
 		core->buf_printf(p, "\"totalOrders\":%lld,\"totalQuantity\":"
 		    "%lld,\"revenueLastMinute\":",
 		    (long long)analytics->total_orders,
@@ -356,7 +368,8 @@ ai_prompt(struct sales_buf *p)
 		ai_num(p, ai_tally_last_hour(&tally, now));
 	}
 	core->buf_printf(p, ",\"totalRevenue\":");
-	ai_num(p, tally.revenue);
+	ai_num(p, use_analytics && isfinite(analytics_revenue) ?
+	    analytics_revenue : tally.revenue);
 	core->buf_printf(p, "},\"products\":[");
 	for (i = 0; i < n; i++) {
 		core->buf_printf(p, "%s{\"product_id\":", i ? "," : "");
@@ -713,4 +726,5 @@ SALES_MODULE_FINI()
 	ai_tally_free(&tally);
 	free(analytics);
 	analytics = NULL;
+	analytics_revenue = NAN;
 }

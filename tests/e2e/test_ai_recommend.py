@@ -128,7 +128,9 @@ def test_prompt_names_sales_and_weather_and_unsold_is_dropped(
     roles = [m["role"] for m in sent["messages"]]
     assert roles == ["system", "user"]
     prompt = sent["messages"][1]["content"]
-    for word in ("iced_tea", "umbrella", "101", "Madrid", "clear", "33"):
+    for word in ("iced_tea", "umbrella", "101", "Madrid", "clear", "33",
+                 '"totalRevenue":57', '"revenueLastHour":',
+                 '"revenueLastMinute":'):
         assert word in prompt, (word, prompt)
 
 
