@@ -98,7 +98,7 @@ struct http_conn;
 
 struct sales_request {
 	TAILQ_ENTRY(sales_request) entry;
-	struct http_conn	*conn;		/* NULL once the client is gone */
+	struct http_conn	*conn;		/* NULL: the client is gone */
 	const char		*method;	/* static string */
 	struct hstr		 url;
 	char			*path;		/* as received, without query */
@@ -106,20 +106,20 @@ struct sales_request {
 	struct header		*headers;
 	size_t			 nheaders;
 	size_t			 capheaders;
-	int			 in_value;	/* parser: last piece was a value */
+	int			 in_value;	/* last piece was a value */
 	struct hstr		 body;
 	struct core_route_match	 match;
 	struct qparam		*qparams;
 	size_t			 nqparams;
 	int			 qparsed;
-	struct hstr		 extra;		/* response headers from add_header */
-	struct evbuffer		*resp;		/* answer waiting for its turn */
+	struct hstr		 extra;		/* from add_header */
+	struct evbuffer		*resp;		/* answer awaiting its turn */
 	unsigned		 answered:1;
-	unsigned		 dispatched:1;	/* a handler owns it until it answers */
+	unsigned		 dispatched:1;	/* its handler owns it */
 	unsigned		 keep_alive:1;
 	unsigned		 is_head:1;
 	unsigned		 http10:1;
-	unsigned		 ws:1;		/* valid upgrade, waiting its turn */
+	unsigned		 ws:1;		/* valid upgrade, waiting */
 };
 
 TAILQ_HEAD(req_queue, sales_request);
@@ -148,10 +148,10 @@ struct http_conn {
 	int			 err_status;
 	const char		*err_code;
 	const char		*err_msg;
-	unsigned		 complete:1;	/* parser paused on a message end */
+	unsigned		 complete:1;	/* paused on a message end */
 	unsigned		 no_more:1;	/* parse no further requests */
 	unsigned		 eof:1;		/* the client closed its side */
-	unsigned		 lingering:1;	/* answered, draining, then close */
+	unsigned		 lingering:1;	/* draining before close */
 	unsigned		 served:1;	/* a request has completed */
 };
 
@@ -383,7 +383,7 @@ core_http_param(struct sales_request *req, const char *name)
 	return NULL;
 }
 
-/* Splits the query string once, on first use; the first of a repeated name wins. */
+/* Splits the query once, on first use; a repeated name: the first wins. */
 static int
 req_parse_query(struct sales_request *r)
 {
@@ -636,7 +636,7 @@ core_http_responses(int status_class)
 
 /* -- connections -------------------------------------------------------- */
 
-/* Answers with an error of the connection's own (no request to blame) and stops. */
+/* An error of the connection's own (no request to blame); reads stop. */
 static void
 conn_error(struct http_conn *c, int status, const char *code,
     const char *msg)
@@ -709,7 +709,7 @@ conn_dispatch(struct http_conn *c, struct sales_request *r)
 	char msg[160];
 
 	if (ws_path(r->path) && req_has_token(r, "Upgrade", "websocket")) {
-		/* The parser reads nothing past this head: its tail is ws.c's. */
+		/* Nothing past this head is parsed: the rest is ws.c's. */
 		c->no_more = 1;
 		if (ws_check(c, r) == 0)
 			r->ws = 1;
@@ -751,6 +751,8 @@ conn_parse_error(struct http_conn *c, enum http_errno err)
 {
 	char msg[160];
 
+	log_debug("http: request refused: %s", c->err_status ? c->err_msg :
+	    http_errno_description(err));
 	req_free(c->cur);
 	c->cur = NULL;
 	c->rstate = RS_IDLE;
@@ -1108,7 +1110,8 @@ on_header_value(http_parser *p, const char *at, size_t len)
 	if (head_grow(c, len) == -1)
 		return -1;
 	if (memchr(at, '\0', len) != NULL)
-		return conn_fail(c, 400, "bad_request", "NUL in a header value");
+		return conn_fail(c, 400, "bad_request", "NUL in a header "
+		    "value");
 	if (r->nheaders == 0)
 		return conn_fail(c, 400, "bad_request", "header value without "
 		    "a name");
@@ -1169,7 +1172,8 @@ on_headers_complete(http_parser *p)
 		h = &r->headers[i];
 		if (h->value.p == NULL && hstr_add(&h->value, "", 0) == -1)
 			return conn_fail(c, 503, "no_memory", "out of memory");
-		while (h->value.len > 0 && (h->value.p[h->value.len - 1] == ' ' ||
+		while (h->value.len > 0 &&
+		    (h->value.p[h->value.len - 1] == ' ' ||
 		    h->value.p[h->value.len - 1] == '\t'))
 			h->value.p[--h->value.len] = '\0';
 	}
@@ -1239,7 +1243,8 @@ static void
 http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int socklen, void *arg)
 {
-	static const char body[] = "{\"error\":{\"code\":\"too_many_connections\","
+	static const char body[] =
+	    "{\"error\":{\"code\":\"too_many_connections\","
 	    "\"message\":\"server is at its connection limit, retry later\"}}";
 	struct http_conn *c = NULL;
 	struct timeval wtv;
@@ -1333,7 +1338,7 @@ core_http_start(const struct core_http_config *c)
 		cfg.max_connections = 1;
 	if (cfg.max_header < 256)
 		cfg.max_header = 256;
-	/* Our own count gives the precise 431; this guards what it cannot see. */
+	/* Our count gives the precise 431; this guards what it cannot see. */
 	http_parser_set_max_header_size((uint32_t)(cfg.max_header + 4096 >
 	    UINT32_MAX ? UINT32_MAX : cfg.max_header + 4096));
 	http_parser_settings_init(&settings);
@@ -1375,7 +1380,8 @@ core_http_start(const struct core_http_config *c)
 	if (getsockname(evconnlistener_get_fd(listener),
 	    (struct sockaddr *)&ss, &sslen) == 0) {
 		if (ss.ss_family == AF_INET)
-			bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			bound_port = ntohs(((struct sockaddr_in *)&ss)->
+			    sin_port);
 		else if (ss.ss_family == AF_INET6)
 			bound_port = ntohs(((struct sockaddr_in6 *)&ss)->
 			    sin6_port);

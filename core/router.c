@@ -34,8 +34,8 @@ struct route {
 	char			 method[ROUTER_MAX_METHOD];
 	char			*pattern;
 	int			 nsegs;
-	char			*segs[ROUTER_MAX_SEGS];	/* literal, or param name */
-	uint32_t		 literal;	/* bit (31 - i): segment i is literal */
+	char			*segs[ROUTER_MAX_SEGS]; /* literal or name */
+	uint32_t		 literal;	/* bit 31-i: segs[i] literal */
 	int			 nparams;
 	sales_http_handler	 handler;
 	void			*arg;
@@ -150,8 +150,10 @@ route_parse(struct route *r, const char *pattern, const char **why)
 				return -1;
 			}
 			for (i = 1; i < len - 1; i++) {
-				if (!isalnum((unsigned char)p[i]) && p[i] != '_') {
-					*why = "parameter names are [A-Za-z0-9_]+";
+				if (!isalnum((unsigned char)p[i]) &&
+				    p[i] != '_') {
+					*why = "parameter names are "
+					    "[A-Za-z0-9_]+";
 					return -1;
 				}
 			}
@@ -162,7 +164,8 @@ route_parse(struct route *r, const char *pattern, const char **why)
 		} else {
 			for (i = 0; i < len; i++) {
 				if (!literal_char((unsigned char)p[i])) {
-					*why = "invalid character in a literal segment";
+					*why = "invalid character in a "
+					    "literal segment";
 					return -1;
 				}
 			}
@@ -178,7 +181,8 @@ route_parse(struct route *r, const char *pattern, const char **why)
 		if (param) {
 			for (j = 0; j < r->nsegs; j++) {
 				if (!(r->literal & (1u << (31 - j))) &&
-				    strcmp(r->segs[j], r->segs[r->nsegs]) == 0) {
+				    strcmp(r->segs[j],
+				    r->segs[r->nsegs]) == 0) {
 					free(r->segs[r->nsegs]);
 					r->segs[r->nsegs] = NULL;
 					*why = "duplicate parameter name";
@@ -241,9 +245,9 @@ core_router_add(const char *owner, const char *method, const char *pattern,
 	strcpy(r.method, method);
 	for (i = 0; i < nroutes; i++) {
 		if (route_same(&routes[i], &r)) {
-			log_error("route \"%s %s\" of \"%s\": already registered "
-			    "by \"%s\" as \"%s\"", method, pattern, owner,
-			    routes[i].owner, routes[i].pattern);
+			log_error("route \"%s %s\" of \"%s\": already "
+			    "registered by \"%s\" as \"%s\"", method, pattern,
+			    owner, routes[i].owner, routes[i].pattern);
 			goto fail;
 		}
 	}

@@ -107,7 +107,7 @@ test_percent(void **state)
 	struct core_route_match m;
 
 	(void)state;
-	/* Decoded, '+' stays a plus in a path, an encoded slash stays inside. */
+	/* Decoded; in a path '+' stays a plus, %2F stays in its segment. */
 	assert_int_equal(core_router_match("GET", "/orders/a%20b+c%2Fd", &m),
 	    CORE_ROUTE_FOUND);
 	assert_ptr_equal(m.arg, &tag_d);
