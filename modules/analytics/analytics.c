@@ -30,6 +30,7 @@ static long long		 top_default, interval_ms, window_ms;
 static struct sales_timer	*timer;
 static int64_t			 last_sent = -1;
 static struct sales_metric	*m_updates;
+static struct sales_buf		 cache;		/* last GET /analytics body */
 
 /* Revenue of stored sums split as (tera-units, units mod 1e6, micros). */
 #define AN_REVENUE_SUMS							\
@@ -204,11 +205,36 @@ on_order(const char *topic, const void *payload, size_t len, void *arg)
 	schedule();
 }
 
+/*
+ * The object only changes with the state or the millisecond of asOf, so
+ * under a read load most requests reuse the last rendering.
+ */
+static int
+render(struct sales_buf **out, long long top)
+{
+	static long long cache_top = -1;
+	static int64_t cache_ms = -1;
+	static uint64_t cache_ver;
+	int64_t now = an_core->now_ms();
+
+	if (top != cache_top || now != cache_ms || an_version() != cache_ver) {
+		cache.len = 0;
+		cache_top = -1;
+		if (an_json(&cache, (int)top, now) == -1)
+			return -1;
+		cache_top = top;
+		cache_ms = now;
+		cache_ver = an_version();
+	}
+	*out = &cache;
+	return 0;
+}
+
 static void
 get_analytics(struct sales_request *req, void *arg)
 {
 	const struct sales_core *core = an_core;
-	struct sales_buf b = {0};
+	struct sales_buf *b;
 	const char *q = core->http_query(req, "top");
 	long long top = top_default;
 	char *end;
@@ -223,11 +249,10 @@ get_analytics(struct sales_request *req, void *arg)
 			return;
 		}
 	}
-	if (an_json(&b, (int)top, core->now_ms()) == -1)
+	if (render(&b, top) == -1)
 		core->http_error(req, 503, "no_memory", "out of memory", NULL);
 	else
-		core->http_respond(req, 200, "application/json", b.data, b.len);
-	core->buf_free(&b);
+		core->http_respond(req, 200, "application/json", b->data, b->len);
 }
 
 static void
@@ -273,5 +298,6 @@ SALES_MODULE_FINI()
 	if (timer != NULL)
 		an_core->timer_del(timer);
 	timer = NULL;
+	an_core->buf_free(&cache);
 	an_state_free();
 }

@@ -28,6 +28,8 @@ void	an_add_hour(int64_t minute, int64_t count, an_money revenue);
 /* One committed order: everything above at once. */
 int	an_add_order(const char *pid, size_t len, int64_t quantity,
 	    int64_t price_micros, int64_t received_at);
+/* Bumped by every change, so a rendered object can be reused. */
+uint64_t an_version(void);
 /* The GET /analytics object as of now, with the top n products. */
 int	an_json(struct sales_buf *b, int top, int64_t now);
 /* The figures for "analytics.updated" (json left to the caller). */

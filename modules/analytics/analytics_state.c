@@ -55,6 +55,7 @@ static int64_t		 last_cnt, prev_cnt;
 static int64_t		 window, clock_ms;
 
 static struct minute	 hour[60];
+static uint64_t		 version;
 
 int
 an_state_init(int64_t window_ms)
@@ -148,12 +149,19 @@ product_get(const char *pid, size_t len)
 	return p;
 }
 
+uint64_t
+an_version(void)
+{
+	return version;
+}
+
 int
 an_add_totals(const char *pid, size_t len, int64_t orders, int64_t quantity,
     an_money revenue)
 {
 	struct product *p;
 
+	version++;
 	if ((p = product_get(pid, len)) == NULL)
 		return -1;
 	p->orders += orders;
@@ -202,6 +210,7 @@ an_add_window(int64_t ms, int64_t count, an_money revenue)
 	struct bucket *b;
 	size_t pos, ncap;
 
+	version++;
 	if (clock_ms == 0)
 		clock_ms = an_core->now_ms();
 	advance(clock_ms);

@@ -1,0 +1,277 @@
+"""salesd benchmark harness (run by tests/bench/run, i.e. `make bench`).
+
+In one run, on this machine, in a temporary directory:
+  1. salesd (BUILD/salesd, modules orders + analytics, SQLite with
+     synchronous=FULL) and nginx (one worker, `return 201` / `return 200`)
+     on free loopback ports;
+  2. wrk, BENCH_CONNECTIONS connections for BENCH_SECONDS each:
+     POST /orders and GET /analytics against both;
+  3. POST /orders again (BENCH_WS_CONNECTIONS connections) with
+     BENCH_WS_CLIENTS WebSocket clients counting the newOrder fan-out;
+  4. BENCH_FILL orders inserted straight into SQLite, salesd restarted
+     (start-up time measured), GET /analytics again;
+then prints a table and removes everything it started.  Every step is
+bounded in time.  Not part of `make test`.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+WS_CLIENTS = int(os.environ.get("BENCH_WS_CLIENTS", "50"))
+FILL = int(os.environ.get("BENCH_FILL", "1000000"))
+# Fewer POST connections while the WebSocket clients run: on a small
+# machine the Python clients need CPU too, or they measure themselves.
+WS_CONNS = int(os.environ.get("BENCH_WS_CONNECTIONS", "8"))
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        default_type application/json;
+        location = /orders {{ return 201 '{order}'; }}
+        location = /analytics {{ return 200 '{analytics}'; }}
+    }}
+}}
+"""
+# Bodies of the size salesd answers, so the comparison is fair on bytes.
+ORDER = ('{"id":1,"product_id":"sku01","quantity":2,"price":2.01,'
+         '"date":"2026-01-01T00:00:00.000Z",'
+         '"received_at":"2026-01-01T00:00:00.000Z"}')
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited %d" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("server did not listen on %d" % port)
+
+
+def stop(proc, timeout=30):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def get_json(port, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                timeout=10) as r:
+        return json.loads(r.read())
+
+
+def wrk(port, path, post, conns=None, threads=None):
+    env = dict(os.environ, BENCH_POST="1" if post else "0")
+    cmd = ["wrk", "-t%d" % (threads or THREADS), "-c%d" % (conns or CONNS),
+           "-d%ds" % SECONDS,
+           "--latency", "-s", os.path.join(HERE, "wrk.lua"),
+           "http://127.0.0.1:%d%s" % (port, path)]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                       timeout=SECONDS + 60)
+    m = re.search(r"^RESULT (\{.*\})$", p.stdout, re.M)
+    if not m:
+        raise RuntimeError("wrk failed:\n" + p.stdout + p.stderr)
+    return json.loads(m.group(1))
+
+
+class Salesd:
+    def __init__(self, build, tmp):
+        self.build, self.tmp = build, tmp
+        self.port = free_port()
+        self.db = os.path.join(tmp, "sales.db")
+        self.conf = os.path.join(tmp, "sales.ini")
+        with open(self.conf, "w") as f:
+            f.write("[server]\nhost = 127.0.0.1\nport = %d\nlog_level = warn\n"
+                    "[modules]\ndir = %s\nload = orders analytics\n"
+                    "[storage]\ndriver = sqlite\npath = %s\nmigrations = %s\n"
+                    "[analytics]\nbroadcast_interval_ms = 100\n"
+                    % (self.port, os.path.join(build, "modules"), self.db,
+                       os.path.join(ROOT, "sql")))
+        self.proc = None
+
+    def start(self):
+        t = time.time()
+        self.log = open(os.path.join(self.tmp, "salesd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(self.build, "salesd"), "-c", self.conf],
+            stdout=self.log, stderr=self.log, cwd=self.tmp)
+        wait_port(self.port, self.proc)
+        return time.time() - t
+
+    def stop(self):
+        stop(self.proc)
+        self.log.close()
+
+
+def fill(db, n):
+    """n more orders, straight into SQLite, all received two days ago."""
+    con = sqlite3.connect(db)
+    first = (con.execute("SELECT MAX(id) FROM orders").fetchone()[0] or 0) + 1
+    old = int(time.time() * 1000) - 2 * 86400 * 1000
+    t = time.time()
+    with con:
+        con.execute("""
+            WITH RECURSIVE c(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM c
+                                    WHERE i < ?1 + ?2 - 1)
+            INSERT INTO orders(id, product_id, quantity, price, date,
+                               price_micros, received_at)
+            SELECT i, printf('sku%02d', i % 100), 1 + i % 5,
+                   (10000 * (1 + i % 5000)) / 1e6, '2026-01-01T00:00:00Z',
+                   10000 * (1 + i % 5000), ?3 + i % 86400000
+            FROM c""", (first, n, old))
+    con.close()
+    return time.time() - t
+
+
+def row(name, s, n):
+    ratio = s["rps"] / n["rps"] if n and n["rps"] else 0.0
+    line = "%-34s %10.0f %8.2f %8.2f" % (name, s["rps"], s["p50_ms"],
+                                        s["p99_ms"])
+    if n:
+        line += " %10.0f %8.2f %8.2f %7.2f" % (n["rps"], n["p50_ms"],
+                                               n["p99_ms"], ratio)
+    if s["non2xx"] or s["errors"]:
+        line += "  (salesd: %d non-2xx, %d socket errors)" % (
+            s["non2xx"], s["errors"])
+    return line
+
+
+def main():
+    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            sys.exit("bench: \"%s\" not found; run `make bench` (it installs "
+                     "wrk and nginx-light)" % tool)
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    tmp = tempfile.mkdtemp(prefix="salesd-bench-")
+    salesd, nginx = None, None
+    try:
+        load = os.getloadavg()
+        print("bench: %d connections, %d wrk threads, %d s per run, %d CPUs, "
+              "load average %.2f %.2f %.2f" % (CONNS, THREADS, SECONDS,
+                                               os.cpu_count(), *load))
+        salesd = Salesd(build, tmp)
+        salesd.start()
+        nport = free_port()
+        analytics = json.dumps(get_json(salesd.port, "/analytics"))
+        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+            f.write(NGINX_CONF.format(tmp=tmp, port=nport, order=ORDER,
+                                      analytics=analytics))
+        nginx = subprocess.Popen([nginx_bin, "-p", tmp, "-c",
+                                  os.path.join(tmp, "nginx.conf")],
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_port(nport, nginx)
+
+        results = {}
+        print("bench: POST /orders (salesd) ...", flush=True)
+        results["post"] = wrk(salesd.port, "/orders", True)
+        print("bench: POST /orders (nginx) ...", flush=True)
+        results["post_nginx"] = wrk(nport, "/orders", True)
+        print("bench: GET /analytics (salesd) ...", flush=True)
+        results["get"] = wrk(salesd.port, "/analytics", False)
+        print("bench: GET /analytics (nginx) ...", flush=True)
+        results["get_nginx"] = wrk(nport, "/analytics", False)
+
+        print("bench: POST /orders with %d WebSocket clients ..." % WS_CLIENTS,
+              flush=True)
+        before = get_json(salesd.port, "/analytics")["totalOrders"]
+        ws = subprocess.Popen([sys.executable, os.path.join(HERE, "ws_fanout.py"),
+                               "ws://127.0.0.1:%d/" % salesd.port,
+                               str(WS_CLIENTS), str(SECONDS + 10)],
+                              stdout=subprocess.PIPE, text=True)
+        time.sleep(2)
+        results["post_ws"] = wrk(salesd.port, "/orders", True, WS_CONNS, 1)
+        out, _ = ws.communicate(timeout=SECONDS + 40)
+        m = re.search(r"^RESULT (\{.*\})$", out, re.M)
+        fan = json.loads(m.group(1)) if m else None
+        created = get_json(salesd.port, "/analytics")["totalOrders"] - before
+
+        stored = get_json(salesd.port, "/analytics")["totalOrders"]
+        salesd.stop()
+        print("bench: inserting %d orders into SQLite ..." % FILL, flush=True)
+        fill_s = fill(salesd.db, FILL)
+        empty = Salesd(build, tempfile.mkdtemp(dir=tmp))
+        empty_start = empty.start()
+        empty.stop()
+        start_s = salesd.start()
+        total = get_json(salesd.port, "/analytics")["totalOrders"]
+        print("bench: GET /analytics with %d orders stored ..." % total,
+              flush=True)
+        results["get_full"] = wrk(salesd.port, "/analytics", False)
+
+        print()
+        print("%-34s %10s %8s %8s %10s %8s %8s %7s" % (
+            "", "salesd/s", "p50 ms", "p99 ms", "nginx/s", "p50 ms",
+            "p99 ms", "ratio"))
+        print(row("POST /orders", results["post"], results["post_nginx"]))
+        print(row("GET /analytics", results["get"], results["get_nginx"]))
+        print(row("GET /analytics, %dk orders stored" % (total // 1000),
+                  results["get_full"], results["get_nginx"]))
+        print(row("POST /orders, %d conns, %d WS clients" % (
+            WS_CONNS, WS_CLIENTS), results["post_ws"], None))
+        print()
+        if fan:
+            expected = created * fan["connected"]
+            print("WebSocket fan-out: %d clients connected, %d orders created "
+                  "during the run, %d newOrder messages received (%.1f%% of "
+                  "%d), %.0f messages/s, %d updateAnalytics, %d clients closed "
+                  "by the server %s" % (
+                      fan["connected"], created, fan["newOrder"],
+                      100.0 * fan["newOrder"] / expected if expected else 0,
+                      expected, fan["newOrder"] / SECONDS,
+                      fan["updateAnalytics"], fan["closed"],
+                      fan["close_codes"] or ""))
+        print("Start-up: empty database %.3f s; with %d orders %.3f s "
+              "(%d stored by the POST runs, %d inserted in %.1f s)" % (
+                  empty_start, total, start_s, stored, FILL, fill_s))
+        print("Load average after the run: %.2f %.2f %.2f" % os.getloadavg())
+    finally:
+        if salesd is not None and salesd.proc is not None:
+            stop(salesd.proc)
+        stop(nginx)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
