@@ -61,12 +61,19 @@ static void
 ops_metrics(struct sales_request *req, void *arg)
 {
 	struct sales_buf b = {0};
+	int i;
 
 	(void)arg;
 	ops_metric(&b, "uptime_seconds", "gauge", "seconds since start",
 	    (double)(core_mono_ms() - started_ms) / 1000.0);
 	ops_metric(&b, "http_requests_total", "counter",
 	    "HTTP requests received", (double)core_http_requests_total());
+	core_buf_printf(&b, "# HELP salesd_http_responses_total HTTP "
+	    "responses by status class\n"
+	    "# TYPE salesd_http_responses_total counter\n");
+	for (i = 1; i <= 5; i++)
+		core_buf_printf(&b, "salesd_http_responses_total{class=\"%dxx\"} "
+		    "%llu\n", i, (unsigned long long)core_http_responses(i));
 	ops_metric(&b, "http_connections", "gauge", "open HTTP connections",
 	    (double)core_http_connections());
 	ops_metric(&b, "websocket_clients", "gauge",

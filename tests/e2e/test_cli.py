@@ -77,6 +77,7 @@ def test_health_and_metrics(make_server):
     assert st == 200 and h["content-type"].startswith("text/plain")
     text = text.decode() if isinstance(text, bytes) else str(text)
     assert "salesd_http_requests_total" in text
+    assert 'salesd_http_responses_total{class="2xx"} 1' in text
     assert "# TYPE salesd_websocket_clients gauge" in text
 
 
