@@ -1,0 +1,806 @@
+/*
+ * store.c - the driver-agnostic half of storage: a writer thread that
+ * commits write units in groups, a reader thread that runs queries, the
+ * queues to them and the hand-off of their outcomes back to the loop.
+ *
+ * Group commit: the writer takes every queued unit (up to max_group),
+ * opens one transaction, runs each unit inside its own savepoint (a
+ * failing unit is rolled back to its savepoint and fails alone), commits
+ * once (one fsync for the group), then posts the outcomes to the loop in
+ * submission order.  If the commit fails every unit of the group fails
+ * and the store reports itself unwritable until a later commit succeeds.
+ *
+ * Threads: the writer and the reader each own one driver connection and
+ * never touch loop state; they hand finished jobs to a mutex-protected
+ * completion queue and wake the loop with event_active() (main enables
+ * libevent's pthread locking before creating the base).  Callbacks run
+ * on the loop only.
+ *
+ * It does not know any SQL dialect or table: that is the driver's and
+ * the modules' business.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "core.h"
+#include "log.h"
+#include "store.h"
+
+#define STORE_MAX_GROUP		1024
+#define STORE_MAX_QUEUE		65536	/* queued write units before refusing */
+#define STORE_MAX_JOB		(256u << 20)	/* bytes of SQL + params per unit */
+#define STORE_ERRLEN		512
+
+enum job_kind {
+	JOB_WRITE,
+	JOB_QUERY
+};
+
+/*
+ * One write unit or query.  Allocated as one block: this header, the
+ * statement array, the parameter array, then the bytes of every SQL
+ * text and TEXT/BLOB value, so a unit costs one malloc.
+ */
+struct job {
+	struct job			*next;
+	enum job_kind			 kind;
+	sales_store_write_cb		 wcb;
+	sales_store_query_cb		 qcb;
+	void				*arg;
+	int				 status;
+	int				 constraint;
+	char				*err;		/* on failure */
+	int				 err_owned;
+	struct sales_store_result	*res;		/* queries */
+	size_t				 nstmts;
+	struct sales_store_stmt		*stmts;
+};
+
+struct queue {
+	struct job	*head;
+	struct job	*tail;
+	size_t		 len;
+};
+
+/* A result set: rows of ncols values; TEXT/BLOB bytes live in chunks. */
+struct chunk {
+	struct chunk	*next;
+	size_t		 used;
+	size_t		 cap;
+	char		 data[];
+};
+
+struct sales_store_result {
+	size_t			 ncols;
+	size_t			 nrows;
+	size_t			 cap;		/* rows */
+	struct sales_value	*vals;
+	struct chunk		*chunks;
+};
+
+static struct {
+	int				 open;
+	const struct core_store_driver	*drv;
+	void				*wconn;
+	void				*rconn;
+	size_t				 max_group;
+	pthread_t			 writer;
+	pthread_t			 reader;
+	int				 writer_started;
+	int				 reader_started;
+
+	pthread_mutex_t			 wlock;		/* wq, closing */
+	pthread_cond_t			 wcond;
+	struct queue			 wq;
+	pthread_mutex_t			 rlock;		/* rq */
+	pthread_cond_t			 rcond;
+	struct queue			 rq;
+	pthread_mutex_t			 rconn_lock;	/* reader's connection */
+	pthread_mutex_t			 dlock;		/* done */
+	struct queue			 done;
+	struct event			*done_ev;
+	int				 closing;
+} st;
+
+static atomic_int		store_writable;
+static atomic_size_t		store_pending;
+static atomic_uint_least64_t	store_commits;
+static atomic_uint_least64_t	store_units;
+
+static const char	oom[] = "out of memory";
+
+/*
+ * A TEXT value with len 0 and a non-NULL s is taken as NUL-terminated,
+ * so a module may pass plain C strings.  The driver applies the same rule.
+ */
+static size_t
+value_len(const struct sales_value *v)
+{
+	if (v->type != SALES_VALUE_TEXT && v->type != SALES_VALUE_BLOB)
+		return 0;
+	if (v->s == NULL)
+		return 0;
+	if (v->len == 0 && v->type == SALES_VALUE_TEXT)
+		return strlen(v->s);
+	return v->len;
+}
+
+static size_t
+align_up(size_t n, size_t a)
+{
+	return (n + a - 1) & ~(a - 1);
+}
+
+static struct job *
+job_new(enum job_kind kind, const struct sales_store_stmt *stmts, size_t n)
+{
+	struct job *j;
+	struct sales_value *vals;
+	char *bytes;
+	size_t i, k, nvals = 0, nbytes = 0, off_stmts, off_vals, off_bytes;
+	size_t total, len;
+
+	for (i = 0; i < n; i++) {
+		if (stmts[i].sql == NULL ||
+		    (stmts[i].nparams > 0 && stmts[i].params == NULL))
+			return NULL;
+		if (stmts[i].nparams > 32766)
+			return NULL;
+		nvals += stmts[i].nparams;
+		nbytes += strlen(stmts[i].sql) + 1;
+		for (k = 0; k < stmts[i].nparams; k++)
+			nbytes += value_len(&stmts[i].params[k]) + 1;
+		if (nbytes > STORE_MAX_JOB || nvals > STORE_MAX_JOB)
+			return NULL;
+	}
+	off_stmts = align_up(sizeof(*j), alignof(struct sales_store_stmt));
+	off_vals = align_up(off_stmts + n * sizeof(struct sales_store_stmt),
+	    alignof(struct sales_value));
+	off_bytes = off_vals + nvals * sizeof(struct sales_value);
+	total = off_bytes + nbytes;
+	if ((j = malloc(total)) == NULL)
+		return NULL;
+	memset(j, 0, sizeof(*j));
+	j->kind = kind;
+	j->nstmts = n;
+	j->stmts = (struct sales_store_stmt *)((char *)j + off_stmts);
+	vals = (struct sales_value *)((char *)j + off_vals);
+	bytes = (char *)j + off_bytes;
+	for (i = 0; i < n; i++) {
+		len = strlen(stmts[i].sql);
+		memcpy(bytes, stmts[i].sql, len + 1);
+		j->stmts[i].sql = bytes;
+		bytes += len + 1;
+		j->stmts[i].params = stmts[i].nparams ? vals : NULL;
+		j->stmts[i].nparams = stmts[i].nparams;
+		for (k = 0; k < stmts[i].nparams; k++, vals++) {
+			*vals = stmts[i].params[k];
+			if (vals->type != SALES_VALUE_TEXT &&
+			    vals->type != SALES_VALUE_BLOB)
+				continue;
+			len = value_len(&stmts[i].params[k]);
+			if (len > 0)
+				memcpy(bytes, stmts[i].params[k].s, len);
+			bytes[len] = '\0';
+			vals->s = bytes;
+			vals->len = len;
+			bytes += len + 1;
+		}
+	}
+	return j;
+}
+
+static void
+job_free(struct job *j)
+{
+	if (j->err_owned)
+		free(j->err);
+	core_store_result_free(j->res);
+	free(j);
+}
+
+static void
+job_fail(struct job *j, int constraint, const char *err)
+{
+	if (j->status == -1)
+		return;		/* keep the first, most specific reason */
+	j->status = -1;
+	j->constraint = constraint;
+	if ((j->err = strdup(err != NULL && *err ? err : "unknown error")) ==
+	    NULL)
+		j->err = (char *)oom;
+	else
+		j->err_owned = 1;
+}
+
+static void
+queue_push(struct queue *q, struct job *j)
+{
+	j->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->len++;
+}
+
+/* Hands a chain of finished jobs, in order, to the loop. */
+static void
+post_done(struct job *first, struct job *last, size_t n)
+{
+	int wake;
+
+	pthread_mutex_lock(&st.dlock);
+	wake = st.done.head == NULL;
+	if (st.done.tail != NULL)
+		st.done.tail->next = first;
+	else
+		st.done.head = first;
+	st.done.tail = last;
+	last->next = NULL;
+	st.done.len += n;
+	pthread_mutex_unlock(&st.dlock);
+	/*
+	 * Only the push that makes the queue non-empty wakes the loop: any
+	 * later one finds its jobs taken by the delivery that wake causes.
+	 */
+	if (wake)
+		event_active(st.done_ev, EV_TIMEOUT, 1);
+}
+
+/* Loop thread: runs the callbacks of finished jobs, in order. */
+static void
+store_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	pthread_mutex_lock(&st.dlock);
+	j = st.done.head;
+	st.done.head = st.done.tail = NULL;
+	st.done.len = 0;
+	pthread_mutex_unlock(&st.dlock);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		/* Answered as far as pending() is concerned, even in the cb. */
+		atomic_fetch_sub(&store_pending, 1);
+		if (j->kind == JOB_WRITE) {
+			if (j->wcb != NULL)
+				j->wcb(j->status, j->constraint,
+				    j->status == 0 ? NULL : j->err, j->arg);
+		} else if (j->qcb != NULL) {
+			if (j->status == 0)
+				j->qcb(j->res, NULL, j->arg);
+			else
+				j->qcb(NULL, j->err, j->arg);
+		}
+		job_free(j);
+	}
+}
+
+/* Fails every unit of a group that has not failed on its own. */
+static void
+group_fail(struct job *j, size_t n, const char *what, const char *err)
+{
+	char msg[STORE_ERRLEN];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, err);
+	for (; n > 0; n--, j = j->next)
+		job_fail(j, 0, msg);
+	atomic_store(&store_writable, 0);
+}
+
+/* Writer thread: one transaction for the group, a savepoint per unit. */
+static void
+run_group(struct job *first, size_t n)
+{
+	const struct core_store_driver *drv = st.drv;
+	void *c = st.wconn;
+	struct job *j;
+	char err[STORE_ERRLEN];
+	size_t i, k, ok = 0;
+	int constraint;
+
+	err[0] = '\0';
+	if (drv->begin(c, err, sizeof(err)) == -1) {
+		drv->rollback(c);
+		group_fail(first, n, "begin failed", err);
+		return;
+	}
+	for (i = 0, j = first; i < n; i++, j = j->next) {
+		if (drv->savepoint(c, err, sizeof(err)) == -1)
+			goto abort;
+		for (k = 0; k < j->nstmts; k++) {
+			constraint = 0;
+			err[0] = '\0';
+			if (drv->exec(c, &j->stmts[k], NULL, &constraint, err,
+			    sizeof(err)) == -1) {
+				job_fail(j, constraint, err);
+				break;
+			}
+		}
+		if (j->status == -1) {
+			/*
+			 * If the driver lost the whole transaction (disk
+			 * full, I/O error), the savepoint is gone too and
+			 * the group cannot be saved.
+			 */
+			if (drv->rollback_to(c) == -1) {
+				snprintf(err, sizeof(err),
+				    "transaction lost after a failed unit");
+				goto abort;
+			}
+		}
+		if (drv->release(c, err, sizeof(err)) == -1)
+			goto abort;
+		if (j->status == 0)
+			ok++;
+	}
+	if (drv->commit(c, err, sizeof(err)) == -1) {
+		drv->rollback(c);
+		group_fail(first, n, "commit failed", err);
+		return;
+	}
+	atomic_store(&store_writable, 1);
+	atomic_fetch_add(&store_commits, 1);
+	atomic_fetch_add(&store_units, ok);
+	return;
+abort:
+	drv->rollback(c);
+	group_fail(first, n, "transaction failed", err);
+}
+
+static void *
+store_writer(void *arg)
+{
+	struct job *first, *last;
+	size_t n;
+
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&st.wlock);
+		while (st.wq.head == NULL && !st.closing)
+			pthread_cond_wait(&st.wcond, &st.wlock);
+		if (st.wq.head == NULL) {
+			pthread_mutex_unlock(&st.wlock);
+			break;
+		}
+		first = last = st.wq.head;
+		for (n = 1; n < st.max_group && last->next != NULL; n++)
+			last = last->next;
+		st.wq.head = last->next;
+		if (st.wq.head == NULL)
+			st.wq.tail = NULL;
+		st.wq.len -= n;
+		last->next = NULL;
+		pthread_mutex_unlock(&st.wlock);
+
+		run_group(first, n);
+		post_done(first, last, n);
+	}
+	return NULL;
+}
+
+static void
+run_query(struct job *j)
+{
+	char err[STORE_ERRLEN];
+	int constraint = 0;
+
+	err[0] = '\0';
+	pthread_mutex_lock(&st.rconn_lock);
+	if (st.drv->exec(st.rconn, &j->stmts[0], &j->res, &constraint, err,
+	    sizeof(err)) == -1) {
+		core_store_result_free(j->res);
+		j->res = NULL;
+		job_fail(j, constraint, err);
+	}
+	pthread_mutex_unlock(&st.rconn_lock);
+}
+
+static void *
+store_reader(void *arg)
+{
+	struct job *j;
+
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&st.rlock);
+		while (st.rq.head == NULL && !st.closing)
+			pthread_cond_wait(&st.rcond, &st.rlock);
+		if ((j = st.rq.head) == NULL) {
+			pthread_mutex_unlock(&st.rlock);
+			break;
+		}
+		if ((st.rq.head = j->next) == NULL)
+			st.rq.tail = NULL;
+		st.rq.len--;
+		pthread_mutex_unlock(&st.rlock);
+
+		run_query(j);
+		post_done(j, j, 1);
+	}
+	return NULL;
+}
+
+static const struct core_store_driver *
+driver_find(const char *name)
+{
+	if (name == NULL || *name == '\0' ||
+	    strcmp(name, core_store_sqlite.name) == 0)
+		return &core_store_sqlite;
+	return NULL;
+}
+
+/* Helper threads take no signals: those are the loop's. */
+static int
+thread_start(pthread_t *t, void *(*fn)(void *))
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(t, NULL, fn, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc == 0 ? 0 : -1;
+}
+
+int
+core_store_open(const struct core_store_config *cfg)
+{
+	char err[STORE_ERRLEN];
+
+	if (st.open) {
+		core_log("store", SALES_LOG_ERROR, "storage is already open");
+		return -1;
+	}
+	memset(&st, 0, sizeof(st));
+	if ((st.drv = driver_find(cfg->driver)) == NULL) {
+		core_log("store", SALES_LOG_ERROR,
+		    "storage driver \"%s\" is not available (use \"%s\")",
+		    cfg->driver, core_store_sqlite.name);
+		return -1;
+	}
+	if (core_base == NULL) {
+		core_log("store", SALES_LOG_ERROR,
+		    "storage opened before the event loop exists");
+		return -1;
+	}
+	st.max_group = cfg->max_group > 0 ? (size_t)cfg->max_group :
+	    STORE_MAX_GROUP;
+	err[0] = '\0';
+	if ((st.wconn = st.drv->open(cfg, 1, err, sizeof(err))) == NULL) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
+		goto fail;
+	}
+	if (cfg->migrations != NULL &&
+	    st.drv->migrate(st.wconn, cfg->migrations, err, sizeof(err)) ==
+	    -1) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
+		goto fail;
+	}
+	if ((st.rconn = st.drv->open(cfg, 0, err, sizeof(err))) == NULL) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
+		goto fail;
+	}
+	if ((st.done_ev = event_new(core_base, -1, EV_PERSIST, store_deliver,
+	    NULL)) == NULL) {
+		core_log("store", SALES_LOG_ERROR, "cannot create event");
+		goto fail;
+	}
+	pthread_mutex_init(&st.wlock, NULL);
+	pthread_cond_init(&st.wcond, NULL);
+	pthread_mutex_init(&st.rlock, NULL);
+	pthread_cond_init(&st.rcond, NULL);
+	pthread_mutex_init(&st.rconn_lock, NULL);
+	pthread_mutex_init(&st.dlock, NULL);
+	st.open = 1;
+	atomic_store(&store_writable, 1);
+	atomic_store(&store_pending, 0);
+	atomic_store(&store_commits, 0);
+	atomic_store(&store_units, 0);
+	if (thread_start(&st.writer, store_writer) == -1) {
+		core_log("store", SALES_LOG_ERROR,
+		    "cannot start the storage writer thread");
+		core_store_close();
+		return -1;
+	}
+	st.writer_started = 1;
+	if (thread_start(&st.reader, store_reader) == -1) {
+		core_log("store", SALES_LOG_ERROR,
+		    "cannot start the storage reader thread");
+		core_store_close();
+		return -1;
+	}
+	st.reader_started = 1;
+	return 0;
+fail:
+	if (st.rconn != NULL)
+		st.drv->close(st.rconn);
+	if (st.wconn != NULL)
+		st.drv->close(st.wconn);
+	memset(&st, 0, sizeof(st));
+	return -1;
+}
+
+/*
+ * Refuses new work, lets both threads finish everything queued, joins
+ * them and then delivers every outstanding callback synchronously, here
+ * on the calling (loop) thread, before closing the connections.  Call it
+ * while the HTTP server still exists, so write callbacks can still
+ * answer their clients; run the loop once more afterwards to flush those
+ * answers.  Callbacks that submit new work get -1.  Not to be called from
+ * inside a storage callback.
+ */
+void
+core_store_close(void)
+{
+	if (!st.open)
+		return;
+	pthread_mutex_lock(&st.wlock);
+	st.closing = 1;
+	pthread_cond_signal(&st.wcond);
+	pthread_mutex_unlock(&st.wlock);
+	pthread_mutex_lock(&st.rlock);
+	st.closing = 1;
+	pthread_cond_signal(&st.rcond);
+	pthread_mutex_unlock(&st.rlock);
+	if (st.writer_started)
+		pthread_join(st.writer, NULL);
+	if (st.reader_started)
+		pthread_join(st.reader, NULL);
+	store_deliver(-1, 0, NULL);
+
+	event_free(st.done_ev);
+	st.drv->close(st.rconn);
+	st.drv->close(st.wconn);
+	pthread_mutex_destroy(&st.wlock);
+	pthread_cond_destroy(&st.wcond);
+	pthread_mutex_destroy(&st.rlock);
+	pthread_cond_destroy(&st.rcond);
+	pthread_mutex_destroy(&st.rconn_lock);
+	pthread_mutex_destroy(&st.dlock);
+	memset(&st, 0, sizeof(st));
+}
+
+int
+core_store_writable(void)
+{
+	return st.open && atomic_load(&store_writable);
+}
+
+size_t
+core_store_pending(void)
+{
+	return atomic_load(&store_pending);
+}
+
+const char *
+core_store_driver_name(void)
+{
+	return st.drv != NULL ? st.drv->name : core_store_sqlite.name;
+}
+
+uint64_t
+core_store_commits(void)
+{
+	return atomic_load(&store_commits);
+}
+
+uint64_t
+core_store_units(void)
+{
+	return atomic_load(&store_units);
+}
+
+int
+core_store_write(const struct sales_store_stmt *stmts, size_t n,
+    sales_store_write_cb cb, void *arg)
+{
+	struct job *j;
+
+	if (!st.open || st.closing || stmts == NULL || n == 0)
+		return -1;
+	if ((j = job_new(JOB_WRITE, stmts, n)) == NULL)
+		return -1;
+	j->wcb = cb;
+	j->arg = arg;
+	pthread_mutex_lock(&st.wlock);
+	if (st.closing || st.wq.len >= STORE_MAX_QUEUE) {
+		pthread_mutex_unlock(&st.wlock);
+		job_free(j);
+		return -1;
+	}
+	atomic_fetch_add(&store_pending, 1);
+	queue_push(&st.wq, j);
+	pthread_cond_signal(&st.wcond);
+	pthread_mutex_unlock(&st.wlock);
+	return 0;
+}
+
+int
+core_store_query(const char *sql, const struct sales_value *params,
+    size_t nparams, sales_store_query_cb cb, void *arg)
+{
+	struct sales_store_stmt s;
+	struct job *j;
+
+	if (!st.open || st.closing || sql == NULL)
+		return -1;
+	s.sql = sql;
+	s.params = params;
+	s.nparams = nparams;
+	if ((j = job_new(JOB_QUERY, &s, 1)) == NULL)
+		return -1;
+	j->qcb = cb;
+	j->arg = arg;
+	pthread_mutex_lock(&st.rlock);
+	if (st.closing || st.rq.len >= STORE_MAX_QUEUE) {
+		pthread_mutex_unlock(&st.rlock);
+		job_free(j);
+		return -1;
+	}
+	atomic_fetch_add(&store_pending, 1);
+	queue_push(&st.rq, j);
+	pthread_cond_signal(&st.rcond);
+	pthread_mutex_unlock(&st.rlock);
+	return 0;
+}
+
+/* Runs on the calling thread on the reader's connection, under its lock. */
+struct sales_store_result *
+core_store_query_sync(const char *sql, const struct sales_value *params,
+    size_t nparams)
+{
+	struct sales_store_stmt s;
+	struct sales_store_result *res = NULL;
+	char err[STORE_ERRLEN];
+	int constraint = 0, rc;
+
+	if (!st.open || sql == NULL || (nparams > 0 && params == NULL)) {
+		core_log("store", SALES_LOG_ERROR,
+		    "query \"%s\": storage is not open", sql ? sql : "");
+		return NULL;
+	}
+	s.sql = sql;
+	s.params = params;
+	s.nparams = nparams;
+	err[0] = '\0';
+	pthread_mutex_lock(&st.rconn_lock);
+	rc = st.drv->exec(st.rconn, &s, &res, &constraint, err, sizeof(err));
+	pthread_mutex_unlock(&st.rconn_lock);
+	if (rc == -1) {
+		core_store_result_free(res);
+		core_log("store", SALES_LOG_ERROR, "query \"%s\": %s", sql,
+		    err);
+		return NULL;
+	}
+	return res;
+}
+
+struct sales_store_result *
+core_store_result_new(size_t ncols)
+{
+	struct sales_store_result *res;
+
+	if ((res = calloc(1, sizeof(*res))) == NULL)
+		return NULL;
+	res->ncols = ncols;
+	return res;
+}
+
+/* Copies n bytes (plus a NUL) into the result's arena. */
+static const char *
+result_bytes(struct sales_store_result *res, const char *s, size_t n)
+{
+	struct chunk *c = res->chunks;
+	size_t cap;
+	char *p;
+
+	if (n == 0)
+		return "";
+	if (c == NULL || c->cap - c->used < n + 1) {
+		cap = c != NULL && c->cap < 65536 ? c->cap * 2 : 4096;
+		if (cap < n + 1)
+			cap = n + 1;
+		if ((c = malloc(sizeof(*c) + cap)) == NULL)
+			return NULL;
+		c->cap = cap;
+		c->used = 0;
+		c->next = res->chunks;
+		res->chunks = c;
+	}
+	p = c->data + c->used;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	c->used += n + 1;
+	return p;
+}
+
+int
+core_store_result_add(struct sales_store_result *res,
+    const struct sales_value *row)
+{
+	struct sales_value *v, *nv;
+	size_t i, ncap;
+
+	if (res->ncols == 0)
+		return 0;
+	if (res->nrows == res->cap) {
+		ncap = res->cap ? res->cap * 2 : 16;
+		if (ncap > SIZE_MAX / res->ncols / sizeof(*nv))
+			return -1;
+		if ((nv = realloc(res->vals, ncap * res->ncols *
+		    sizeof(*nv))) == NULL)
+			return -1;
+		res->vals = nv;
+		res->cap = ncap;
+	}
+	v = &res->vals[res->nrows * res->ncols];
+	for (i = 0; i < res->ncols; i++) {
+		v[i] = row[i];
+		if (row[i].type == SALES_VALUE_TEXT ||
+		    row[i].type == SALES_VALUE_BLOB) {
+			/* Drivers give exact lengths: no strlen rule here. */
+			if (row[i].s == NULL)
+				v[i].len = 0;
+			if ((v[i].s = result_bytes(res, row[i].s, v[i].len)) ==
+			    NULL)
+				return -1;
+		} else
+			v[i].s = NULL;
+	}
+	res->nrows++;
+	return 0;
+}
+
+void
+core_store_result_free(struct sales_store_result *res)
+{
+	struct chunk *c, *next;
+
+	if (res == NULL)
+		return;
+	for (c = res->chunks; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(res->vals);
+	free(res);
+}
+
+size_t
+core_store_rows(const struct sales_store_result *res)
+{
+	return res != NULL ? res->nrows : 0;
+}
+
+size_t
+core_store_cols(const struct sales_store_result *res)
+{
+	return res != NULL ? res->ncols : 0;
+}
+
+const struct sales_value *
+core_store_value(const struct sales_store_result *res, size_t row,
+    size_t col)
+{
+	if (res == NULL || row >= res->nrows || col >= res->ncols)
+		return NULL;
+	return &res->vals[row * res->ncols + col];
+}

@@ -1,0 +1,659 @@
+/*
+ * store_sqlite.c - the SQLite storage driver: connections in WAL mode
+ * with synchronous=FULL, a prepared-statement cache per connection,
+ * parameter binding, result building and numbered migrations.
+ *
+ * Each connection is used by one thread at a time (store.c sees to it),
+ * so connections are opened without SQLite's own mutexes.  It does not
+ * decide when to commit or which thread runs what: that is store.c.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+#define SQ_BUCKETS	256
+#define SQ_CACHE_MAX	1024		/* statements kept per connection */
+#define SQ_MIGRATION_MAX (16 << 20)	/* bytes of one migration file */
+#define SQ_BUSY_MS	5000
+
+struct sq_cached {
+	struct sq_cached	*next;
+	uint64_t		 hash;
+	size_t			 len;
+	sqlite3_stmt		*stmt;
+	char			 sql[];
+};
+
+struct sq_conn {
+	sqlite3			*db;
+	size_t			 ncached;
+	struct sq_cached	*bucket[SQ_BUCKETS];
+};
+
+static uint64_t
+sq_hash(const char *s, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* The SQL after the first statement must be empty (or just ';'). */
+static int
+sq_tail_empty(const char *tail)
+{
+	for (; tail != NULL && *tail != '\0'; tail++)
+		if (!isspace((unsigned char)*tail) && *tail != ';')
+			return 0;
+	return 1;
+}
+
+/*
+ * Returns the cached statement for sql, preparing and caching it on
+ * first use.  *transient is set when the cache is full and the caller
+ * must finalize the statement after use.
+ */
+static sqlite3_stmt *
+sq_prepare(struct sq_conn *c, const char *sql, int *transient, char *err,
+    size_t errlen)
+{
+	struct sq_cached *e;
+	sqlite3_stmt *st = NULL;
+	const char *tail = NULL;
+	size_t len = strlen(sql);
+	uint64_t h = sq_hash(sql, len);
+	unsigned int flags;
+
+	*transient = 0;
+	for (e = c->bucket[h % SQ_BUCKETS]; e != NULL; e = e->next)
+		if (e->hash == h && e->len == len &&
+		    memcmp(e->sql, sql, len) == 0)
+			return e->stmt;
+	if (len >= INT_MAX) {
+		snprintf(err, errlen, "statement too long");
+		return NULL;
+	}
+	flags = c->ncached < SQ_CACHE_MAX ? SQLITE_PREPARE_PERSISTENT : 0;
+	if (sqlite3_prepare_v3(c->db, sql, (int)len + 1, flags, &st,
+	    &tail) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+		return NULL;
+	}
+	if (st == NULL) {
+		snprintf(err, errlen, "empty statement");
+		return NULL;
+	}
+	if (!sq_tail_empty(tail)) {
+		sqlite3_finalize(st);
+		snprintf(err, errlen, "more than one statement in \"%.60s\"",
+		    sql);
+		return NULL;
+	}
+	if (c->ncached >= SQ_CACHE_MAX ||
+	    (e = malloc(sizeof(*e) + len + 1)) == NULL) {
+		*transient = 1;
+		return st;
+	}
+	e->hash = h;
+	e->len = len;
+	e->stmt = st;
+	memcpy(e->sql, sql, len + 1);
+	e->next = c->bucket[h % SQ_BUCKETS];
+	c->bucket[h % SQ_BUCKETS] = e;
+	c->ncached++;
+	return st;
+}
+
+static int
+sq_bind(sqlite3_stmt *st, const struct sales_value *p, size_t n, char *err,
+    size_t errlen)
+{
+	size_t i, len;
+	int idx, rc;
+
+	if (n != (size_t)sqlite3_bind_parameter_count(st)) {
+		snprintf(err, errlen, "statement takes %d parameters, got %zu",
+		    sqlite3_bind_parameter_count(st), n);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		idx = (int)i + 1;
+		len = p[i].len;
+		if (p[i].s != NULL && len == 0 &&
+		    p[i].type == SALES_VALUE_TEXT)
+			len = strlen(p[i].s);
+		if (len > INT_MAX) {
+			snprintf(err, errlen, "parameter %d too long", idx);
+			return -1;
+		}
+		switch (p[i].type) {
+		case SALES_VALUE_NULL:
+			rc = sqlite3_bind_null(st, idx);
+			break;
+		case SALES_VALUE_INT:
+			rc = sqlite3_bind_int64(st, idx, p[i].i);
+			break;
+		case SALES_VALUE_REAL:
+			rc = sqlite3_bind_double(st, idx, p[i].d);
+			break;
+		case SALES_VALUE_TEXT:
+			rc = sqlite3_bind_text(st, idx, p[i].s ? p[i].s : "",
+			    (int)len, SQLITE_STATIC);
+			break;
+		case SALES_VALUE_BLOB:
+			if (p[i].s == NULL || len == 0)
+				rc = sqlite3_bind_zeroblob(st, idx, 0);
+			else
+				rc = sqlite3_bind_blob(st, idx, p[i].s,
+				    (int)len, SQLITE_STATIC);
+			break;
+		default:
+			snprintf(err, errlen, "parameter %d has no valid type",
+			    idx);
+			return -1;
+		}
+		if (rc != SQLITE_OK) {
+			snprintf(err, errlen, "parameter %d: %s", idx,
+			    sqlite3_errstr(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+sq_row(sqlite3_stmt *st, struct sales_value *row, int ncols,
+    struct sales_store_result *res)
+{
+	int i;
+
+	for (i = 0; i < ncols; i++) {
+		memset(&row[i], 0, sizeof(row[i]));
+		switch (sqlite3_column_type(st, i)) {
+		case SQLITE_INTEGER:
+			row[i].type = SALES_VALUE_INT;
+			row[i].i = sqlite3_column_int64(st, i);
+			break;
+		case SQLITE_FLOAT:
+			row[i].type = SALES_VALUE_REAL;
+			row[i].d = sqlite3_column_double(st, i);
+			break;
+		case SQLITE_TEXT:
+			row[i].type = SALES_VALUE_TEXT;
+			row[i].s = (const char *)sqlite3_column_text(st, i);
+			row[i].len = (size_t)sqlite3_column_bytes(st, i);
+			if (row[i].s == NULL)
+				row[i].s = "";
+			break;
+		case SQLITE_BLOB:
+			row[i].type = SALES_VALUE_BLOB;
+			row[i].s = sqlite3_column_blob(st, i);
+			row[i].len = (size_t)sqlite3_column_bytes(st, i);
+			break;
+		default:
+			row[i].type = SALES_VALUE_NULL;
+			break;
+		}
+	}
+	return core_store_result_add(res, row);
+}
+
+static int
+sq_exec(void *conn, const struct sales_store_stmt *stmt,
+    struct sales_store_result **res, int *constraint, char *err,
+    size_t errlen)
+{
+	struct sq_conn *c = conn;
+	struct sales_value small[16], *row = small;
+	sqlite3_stmt *st;
+	int transient, rc, ncols = 0, ret = -1;
+
+	*constraint = 0;
+	if (res != NULL)
+		*res = NULL;
+	if ((st = sq_prepare(c, stmt->sql, &transient, err, errlen)) == NULL)
+		return -1;
+	if (sq_bind(st, stmt->params, stmt->nparams, err, errlen) == -1)
+		goto done;
+	if (res != NULL) {
+		ncols = sqlite3_column_count(st);
+		if ((*res = core_store_result_new((size_t)ncols)) == NULL)
+			goto oom;
+		if (ncols > (int)(sizeof(small) / sizeof(small[0])) &&
+		    (row = calloc((size_t)ncols, sizeof(*row))) == NULL)
+			goto oom;
+	}
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			if (res != NULL && sq_row(st, row, ncols, *res) == -1)
+				goto oom;
+			continue;
+		}
+		if (rc == SQLITE_DONE)
+			break;
+		snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+		*constraint = (rc & 0xff) == SQLITE_CONSTRAINT;
+		goto done;
+	}
+	ret = 0;
+	goto done;
+oom:
+	snprintf(err, errlen, "out of memory");
+done:
+	if (row != small)
+		free(row);
+	if (ret == -1 && res != NULL) {
+		core_store_result_free(*res);
+		*res = NULL;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (transient)
+		sqlite3_finalize(st);
+	return ret;
+}
+
+/* Runs a fixed, parameterless statement through the cache. */
+static int
+sq_simple(struct sq_conn *c, const char *sql, char *err, size_t errlen)
+{
+	struct sales_store_stmt s = { sql, NULL, 0 };
+	char dummy[8];
+	int constraint;
+
+	if (err == NULL) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	return sq_exec(c, &s, NULL, &constraint, err, errlen);
+}
+
+/* mkdir -p of the directory part of path. */
+static int
+sq_mkparent(const char *path, char *err, size_t errlen)
+{
+	char buf[PATH_MAX], *p;
+
+	if (strlen(path) >= sizeof(buf)) {
+		snprintf(err, errlen, "database path \"%s\" is too long", path);
+		return -1;
+	}
+	strcpy(buf, path);
+	if ((p = strrchr(buf, '/')) == NULL || p == buf)
+		return 0;
+	*p = '\0';
+	for (p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) == -1 && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) == -1 && errno != EEXIST)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot create directory \"%s\": %s", buf,
+	    strerror(errno));
+	return -1;
+}
+
+static void
+sq_close(void *conn)
+{
+	struct sq_conn *c = conn;
+	struct sq_cached *e, *next;
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < SQ_BUCKETS; i++)
+		for (e = c->bucket[i]; e != NULL; e = next) {
+			next = e->next;
+			sqlite3_finalize(e->stmt);
+			free(e);
+		}
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static void *
+sq_open(const struct core_store_config *cfg, int writer, char *err,
+    size_t errlen)
+{
+	struct sq_conn *c;
+	char *mode = NULL;
+	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
+	int rc;
+
+	if (writer && sq_mkparent(path, err, errlen) == -1)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database \"%s\": %s", path,
+		    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
+	if (writer) {
+		/* journal_mode answers with the mode it ended up in. */
+		if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL,
+		    NULL) != SQLITE_OK)
+			goto sqlfail;
+		{
+			sqlite3_stmt *s;
+
+			if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode",
+			    -1, &s, NULL) != SQLITE_OK)
+				goto sqlfail;
+			if (sqlite3_step(s) == SQLITE_ROW)
+				mode = sqlite3_mprintf("%s",
+				    sqlite3_column_text(s, 0));
+			sqlite3_finalize(s);
+			if (mode == NULL || strcmp(mode, "wal") != 0) {
+				snprintf(err, errlen, "database \"%s\": "
+				    "cannot use WAL journal (got \"%s\")",
+				    path, mode ? mode : "?");
+				sqlite3_free(mode);
+				goto fail;
+			}
+			sqlite3_free(mode);
+		}
+	}
+	if (sqlite3_exec(c->db, "PRAGMA synchronous=FULL; "
+	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK)
+		goto sqlfail;
+	/* Queries must never write: they run beside the writer. */
+	if (!writer && sqlite3_exec(c->db, "PRAGMA query_only=ON", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		goto sqlfail;
+	return c;
+sqlfail:
+	snprintf(err, errlen, "database \"%s\": %s", path,
+	    sqlite3_errmsg(c->db));
+fail:
+	sq_close(c);
+	return NULL;
+}
+
+static int
+sq_begin(void *conn, char *err, size_t errlen)
+{
+	/* IMMEDIATE: take the write lock now, not halfway through a group. */
+	return sq_simple(conn, "BEGIN IMMEDIATE", err, errlen);
+}
+
+static int
+sq_commit(void *conn, char *err, size_t errlen)
+{
+	return sq_simple(conn, "COMMIT", err, errlen);
+}
+
+static int
+sq_rollback(void *conn)
+{
+	struct sq_conn *c = conn;
+
+	if (sqlite3_get_autocommit(c->db))
+		return 0;
+	return sq_simple(c, "ROLLBACK", NULL, 0);
+}
+
+static int
+sq_savepoint(void *conn, char *err, size_t errlen)
+{
+	return sq_simple(conn, "SAVEPOINT unit", err, errlen);
+}
+
+static int
+sq_release(void *conn, char *err, size_t errlen)
+{
+	return sq_simple(conn, "RELEASE unit", err, errlen);
+}
+
+static int
+sq_rollback_to(void *conn)
+{
+	struct sq_conn *c = conn;
+
+	if (sqlite3_get_autocommit(c->db))
+		return -1;	/* the transaction itself is gone */
+	return sq_simple(c, "ROLLBACK TO unit", NULL, 0);
+}
+
+struct sq_migration {
+	long long	 version;
+	char		*name;
+};
+
+static int
+sq_migration_cmp(const void *a, const void *b)
+{
+	const struct sq_migration *x = a, *y = b;
+
+	return (x->version > y->version) - (x->version < y->version);
+}
+
+/* NNN_name.sql: digits, '_', a name, ".sql". */
+static int
+sq_migration_name(const char *name, long long *version)
+{
+	const char *p = name;
+	size_t len = strlen(name);
+	char *end;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	errno = 0;
+	*version = strtoll(p, &end, 10);
+	if (errno != 0 || *end != '_' || len < 5 ||
+	    strcmp(name + len - 4, ".sql") != 0 || end + 1 >= name + len - 4)
+		return -1;
+	return 0;
+}
+
+static char *
+sq_read_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f;
+	char *text = NULL;
+	long size;
+
+	if ((f = fopen(path, "r")) == NULL)
+		goto fail;
+	if (fseek(f, 0, SEEK_END) == -1 || (size = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) == -1)
+		goto fail;
+	if (size > SQ_MIGRATION_MAX) {
+		errno = EFBIG;
+		goto fail;
+	}
+	if ((text = malloc((size_t)size + 1)) == NULL)
+		goto fail;
+	if (fread(text, 1, (size_t)size, f) != (size_t)size)
+		goto fail;
+	text[size] = '\0';
+	fclose(f);
+	return text;
+fail:
+	snprintf(err, errlen, "migration \"%s\": %s", path,
+	    errno ? strerror(errno) : "read error");
+	free(text);
+	if (f != NULL)
+		fclose(f);
+	return NULL;
+}
+
+/* Applies one migration file and records it, in one transaction. */
+static int
+sq_apply(struct sq_conn *c, const char *dir, const struct sq_migration *m,
+    char *err, size_t errlen)
+{
+	struct sales_value v[2];
+	struct sales_store_stmt rec;
+	char path[PATH_MAX], *text = NULL, *emsg = NULL, sub[256];
+	int constraint;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, m->name);
+	if ((text = sq_read_file(path, err, errlen)) == NULL)
+		return -1;
+	if (sq_simple(c, "BEGIN IMMEDIATE", sub, sizeof(sub)) == -1) {
+		snprintf(err, errlen, "migration \"%s\": %s", path, sub);
+		goto fail;
+	}
+	if (sqlite3_exec(c->db, text, NULL, NULL, &emsg) != SQLITE_OK) {
+		snprintf(err, errlen, "migration \"%s\": %s", path,
+		    emsg ? emsg : sqlite3_errmsg(c->db));
+		goto fail;
+	}
+	memset(v, 0, sizeof(v));
+	v[0].type = SALES_VALUE_INT;
+	v[0].i = m->version;
+	v[1].type = SALES_VALUE_TEXT;
+	v[1].s = m->name;
+	v[1].len = strlen(m->name);
+	rec.sql = "INSERT INTO schema_migrations(version, name, applied_at) "
+	    "VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+	rec.params = v;
+	rec.nparams = 2;
+	if (sq_exec(c, &rec, NULL, &constraint, sub, sizeof(sub)) == -1 ||
+	    sq_simple(c, "COMMIT", sub, sizeof(sub)) == -1) {
+		snprintf(err, errlen, "migration \"%s\": %s", path, sub);
+		goto fail;
+	}
+	core_log("store", SALES_LOG_INFO, "applied migration \"%s\"", path);
+	sqlite3_free(emsg);
+	free(text);
+	return 0;
+fail:
+	sq_rollback(c);
+	sqlite3_free(emsg);
+	free(text);
+	return -1;
+}
+
+static int
+sq_migrate(void *conn, const char *dir, char *err, size_t errlen)
+{
+	struct sq_conn *c = conn;
+	struct sq_migration *list = NULL, *nl;
+	struct sales_store_result *res = NULL;
+	struct sales_store_stmt q = { "SELECT 1 FROM schema_migrations "
+	    "WHERE version = ?1", NULL, 1 };
+	struct sales_value v;
+	struct dirent *de;
+	DIR *d;
+	size_t n = 0, cap = 0, i;
+	long long version;
+	int constraint, ret = -1;
+	char sub[256];
+
+	if ((d = opendir(dir)) == NULL) {
+		snprintf(err, errlen, "migrations directory \"%s\": %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len < 4 ||
+		    strcmp(de->d_name + len - 4, ".sql") != 0)
+			continue;
+		if (sq_migration_name(de->d_name, &version) == -1) {
+			snprintf(err, errlen, "migration \"%s/%s\": name must "
+			    "be NNN_name.sql", dir, de->d_name);
+			goto done;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nl = realloc(list, cap * sizeof(*nl))) == NULL)
+				goto oom;
+			list = nl;
+		}
+		list[n].version = version;
+		if ((list[n].name = strdup(de->d_name)) == NULL)
+			goto oom;
+		n++;
+	}
+	qsort(list, n, sizeof(*list), sq_migration_cmp);
+	for (i = 1; i < n; i++)
+		if (list[i].version == list[i - 1].version) {
+			snprintf(err, errlen, "migrations \"%s\" and \"%s\" in "
+			    "\"%s\" have the same number", list[i - 1].name,
+			    list[i].name, dir);
+			goto done;
+		}
+	if (sq_simple(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+	    "applied_at TEXT NOT NULL)", sub, sizeof(sub)) == -1) {
+		snprintf(err, errlen, "schema_migrations: %s", sub);
+		goto done;
+	}
+	memset(&v, 0, sizeof(v));
+	v.type = SALES_VALUE_INT;
+	q.params = &v;
+	for (i = 0; i < n; i++) {
+		v.i = list[i].version;
+		if (sq_exec(c, &q, &res, &constraint, sub, sizeof(sub)) == -1) {
+			snprintf(err, errlen, "schema_migrations: %s", sub);
+			goto done;
+		}
+		if (core_store_rows(res) == 0 &&
+		    sq_apply(c, dir, &list[i], err, errlen) == -1) {
+			core_store_result_free(res);
+			goto done;
+		}
+		core_store_result_free(res);
+		res = NULL;
+	}
+	ret = 0;
+	goto done;
+oom:
+	snprintf(err, errlen, "out of memory");
+done:
+	closedir(d);
+	for (i = 0; i < n; i++)
+		free(list[i].name);
+	free(list);
+	return ret;
+}
+
+const struct core_store_driver core_store_sqlite = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.migrate = sq_migrate,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.savepoint = sq_savepoint,
+	.release = sq_release,
+	.rollback_to = sq_rollback_to,
+	.exec = sq_exec,
+};
