@@ -100,17 +100,19 @@ static struct {
 	int				 writer_started;
 	int				 reader_started;
 
-	pthread_mutex_t			 wlock;		/* wq, closing */
+	pthread_mutex_t			 wlock;		/* wq, wstop */
 	pthread_cond_t			 wcond;
 	struct queue			 wq;
-	pthread_mutex_t			 rlock;		/* rq */
+	int				 wstop;
+	pthread_mutex_t			 rlock;		/* rq, rstop */
 	pthread_cond_t			 rcond;
 	struct queue			 rq;
+	int				 rstop;
 	pthread_mutex_t			 rconn_lock;	/* reader's connection */
 	pthread_mutex_t			 dlock;		/* done */
 	struct queue			 done;
 	struct event			*done_ev;
-	int				 closing;
+	int				 closing;	/* loop thread only */
 } st;
 
 static atomic_int		store_writable;
@@ -373,7 +375,7 @@ store_writer(void *arg)
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&st.wlock);
-		while (st.wq.head == NULL && !st.closing)
+		while (st.wq.head == NULL && !st.wstop)
 			pthread_cond_wait(&st.wcond, &st.wlock);
 		if (st.wq.head == NULL) {
 			pthread_mutex_unlock(&st.wlock);
@@ -420,7 +422,7 @@ store_reader(void *arg)
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&st.rlock);
-		while (st.rq.head == NULL && !st.closing)
+		while (st.rq.head == NULL && !st.rstop)
 			pthread_cond_wait(&st.rcond, &st.rlock);
 		if ((j = st.rq.head) == NULL) {
 			pthread_mutex_unlock(&st.rlock);
@@ -552,12 +554,13 @@ core_store_close(void)
 {
 	if (!st.open)
 		return;
-	pthread_mutex_lock(&st.wlock);
 	st.closing = 1;
+	pthread_mutex_lock(&st.wlock);
+	st.wstop = 1;
 	pthread_cond_signal(&st.wcond);
 	pthread_mutex_unlock(&st.wlock);
 	pthread_mutex_lock(&st.rlock);
-	st.closing = 1;
+	st.rstop = 1;
 	pthread_cond_signal(&st.rcond);
 	pthread_mutex_unlock(&st.rlock);
 	if (st.writer_started)
@@ -621,7 +624,7 @@ core_store_write(const struct sales_store_stmt *stmts, size_t n,
 	j->wcb = cb;
 	j->arg = arg;
 	pthread_mutex_lock(&st.wlock);
-	if (st.closing || st.wq.len >= STORE_MAX_QUEUE) {
+	if (st.wq.len >= STORE_MAX_QUEUE) {
 		pthread_mutex_unlock(&st.wlock);
 		job_free(j);
 		return -1;
@@ -650,7 +653,7 @@ core_store_query(const char *sql, const struct sales_value *params,
 	j->qcb = cb;
 	j->arg = arg;
 	pthread_mutex_lock(&st.rlock);
-	if (st.closing || st.rq.len >= STORE_MAX_QUEUE) {
+	if (st.rq.len >= STORE_MAX_QUEUE) {
 		pthread_mutex_unlock(&st.rlock);
 		job_free(j);
 		return -1;

@@ -337,12 +337,39 @@ sq_close(void *conn)
 	free(c);
 }
 
+/*
+ * Switches the file to WAL (which persists in the file, so readers and
+ * other processes follow); the pragma answers with the mode it got.
+ */
+static int
+sq_wal(struct sq_conn *c, const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	const unsigned char *mode = NULL;
+	int ok;
+
+	if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s,
+	    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "database \"%s\": %s", path,
+		    sqlite3_errmsg(c->db));
+		return -1;
+	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		mode = sqlite3_column_text(s, 0);
+	ok = mode != NULL && strcmp((const char *)mode, "wal") == 0;
+	if (!ok)
+		snprintf(err, errlen, "database \"%s\": cannot use the WAL "
+		    "journal (%s)", path, mode != NULL ? (const char *)mode :
+		    sqlite3_errmsg(c->db));
+	sqlite3_finalize(s);
+	return ok ? 0 : -1;
+}
+
 static void *
 sq_open(const struct core_store_config *cfg, int writer, char *err,
     size_t errlen)
 {
 	struct sq_conn *c;
-	char *mode = NULL;
 	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
 	int rc;
 
@@ -361,31 +388,8 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
-	if (writer) {
-		/* journal_mode answers with the mode it ended up in. */
-		if (sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL,
-		    NULL) != SQLITE_OK)
-			goto sqlfail;
-		{
-			sqlite3_stmt *s;
-
-			if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode",
-			    -1, &s, NULL) != SQLITE_OK)
-				goto sqlfail;
-			if (sqlite3_step(s) == SQLITE_ROW)
-				mode = sqlite3_mprintf("%s",
-				    sqlite3_column_text(s, 0));
-			sqlite3_finalize(s);
-			if (mode == NULL || strcmp(mode, "wal") != 0) {
-				snprintf(err, errlen, "database \"%s\": "
-				    "cannot use WAL journal (got \"%s\")",
-				    path, mode ? mode : "?");
-				sqlite3_free(mode);
-				goto fail;
-			}
-			sqlite3_free(mode);
-		}
-	}
+	if (writer && sq_wal(c, path, err, errlen) == -1)
+		goto fail;
 	if (sqlite3_exec(c->db, "PRAGMA synchronous=FULL; "
 	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK)
 		goto sqlfail;

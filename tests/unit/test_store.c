@@ -602,6 +602,27 @@ test_bad_driver(void **state)
 	    NULL), -1);
 }
 
+/* A file that is not a database is a clear start-up error. */
+static void
+test_not_a_database(void **state)
+{
+	struct core_store_config cfg = { "sqlite", dbpath, NULL, 0 };
+	char err[512], dir[300];
+	void *conn;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/db", tmpdir);
+	snprintf(dbpath, sizeof(dbpath), "%s/db/junk.db", tmpdir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	write_file(dir, "junk.db", "this is not an SQLite database, not at "
+	    "all, and it is long enough to have a header of sorts\n");
+	assert_int_equal(open_store(), -1);
+	err[0] = '\0';
+	assert_null(conn = core_store_sqlite.open(&cfg, 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "junk.db"));
+	assert_non_null(strstr(err, "not a database"));
+}
+
 /* A result built by hand: deep copies and growth past one chunk. */
 static void
 test_result_building(void **state)
@@ -658,6 +679,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_migration_broken, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_driver, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database, setup,
 		    teardown),
 		cmocka_unit_test(test_result_building),
 	};
