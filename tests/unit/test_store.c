@@ -142,7 +142,11 @@ setup(void **state)
 	write_file(migdir, "002_big.sql",
 	    "-- a table for slow units\n"
 	    "CREATE TABLE big (x INTEGER);\n"
-	    "CREATE INDEX big_x ON big(x);\n");
+	    "CREATE INDEX big_x ON big(x);\n"
+	    "-- checked only at COMMIT: a way to make a commit fail\n"
+	    "CREATE TABLE parent (id INTEGER PRIMARY KEY);\n"
+	    "CREATE TABLE child (pid INTEGER REFERENCES parent(id) "
+	    "DEFERRABLE INITIALLY DEFERRED);\n");
 	write_file(migdir, "README", "not a migration");
 	core_base = event_base_new();
 	if (core_base == NULL)
@@ -288,6 +292,47 @@ test_failing_unit(void **state)
 	assert_int_equal(count_rows(
 	    "SELECT count(*) FROM items WHERE name = 'b1'"), 0);
 	assert_int_equal(count_rows("SELECT count(*) FROM big"), 200000);
+}
+
+/*
+ * A failed COMMIT (here a deferred foreign key) fails every unit of its
+ * group and makes the store unwritable until a later commit succeeds.
+ */
+static void
+test_commit_fails(void **state)
+{
+	struct outcome slow = {0}, a = {0}, b = {0}, c = {0};
+	struct sales_store_stmt heavy = {
+		"INSERT INTO big(x) WITH RECURSIVE c(x) AS (SELECT 1 UNION "
+		"ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT x FROM c",
+		NULL, 0 };
+	struct sales_store_stmt orphan = {
+		"INSERT INTO child(pid) VALUES (42)", NULL, 0 };
+
+	(void)state;
+	assert_int_equal(open_store(), 0);
+	assert_int_equal(core_store_write(&heavy, 1, on_write, &slow), 0);
+	assert_int_equal(insert("a", 1, &a), 0);
+	assert_int_equal(core_store_write(&orphan, 1, on_write, &b), 0);
+	run_until(idle);
+	assert_int_equal(b.status, -1);
+	assert_int_equal(b.constraint, 0);
+	assert_non_null(strstr(b.err, "commit failed"));
+	assert_non_null(strstr(b.err, "FOREIGN KEY"));
+	/* a shared b's group unless the writer took it alone first. */
+	assert_true(a.status == -1 || core_store_units() >= 2);
+	if (a.status == -1)
+		assert_non_null(strstr(a.err, "commit failed"));
+	assert_int_equal(core_store_writable(), 0);
+
+	assert_int_equal(insert("c", 3, &c), 0);
+	run_until(idle);
+	assert_int_equal(c.status, 0);
+	assert_int_equal(core_store_writable(), 1);
+	core_store_close();
+	assert_int_equal(count_rows("SELECT count(*) FROM child"), 0);
+	assert_int_equal(count_rows("SELECT count(*) FROM items WHERE "
+	    "name = 'c'"), 1);
 }
 
 /* A bad statement is a unit failure, not a constraint one. */
@@ -668,6 +713,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_failing_unit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_commit_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_sql, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copies_and_queries, setup,
