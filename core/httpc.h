@@ -13,5 +13,7 @@ void	core_httpc_shutdown(void);
 int	core_httpc_request(const struct sales_httpc_request *req,
 	    sales_httpc_cb cb, void *arg);
 uint64_t core_httpc_requests(void);	/* started so far */
+uint64_t core_httpc_failures(void);	/* ended without a response */
+uint64_t core_httpc_latency_ms(void);	/* sum of request durations */
 
 #endif /* CORE_HTTPC_H */

@@ -86,6 +86,12 @@ ops_metrics(struct sales_request *req, void *arg)
 	    "storage work queued or running", (double)core_store_pending());
 	ops_metric(&b, "upstream_requests_total", "counter",
 	    "upstream HTTP requests started", (double)core_httpc_requests());
+	ops_metric(&b, "upstream_failures_total", "counter",
+	    "upstream HTTP requests that got no response",
+	    (double)core_httpc_failures());
+	ops_metric(&b, "upstream_latency_ms_total", "counter",
+	    "sum of upstream request durations in ms",
+	    (double)core_httpc_latency_ms());
 	core_metrics_render(&b);
 	core_http_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
 	core_buf_free(&b);

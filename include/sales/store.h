@@ -17,6 +17,10 @@
  * module init only (rebuilding state before the server takes requests).
  *
  * All SQL text and parameter values are copied by the core at call time.
+ * A TEXT parameter with s set and len 0 is read as a NUL-terminated C
+ * string.  TEXT and BLOB values in results are NUL-terminated.  Queues
+ * are bounded (65,536 units or queries): past that, store_write and
+ * store_query return -1 at once, and the module answers 503.
  */
 #ifndef SALES_STORE_H
 #define SALES_STORE_H
