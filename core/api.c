@@ -186,4 +186,6 @@ const struct sales_core core_api = {
 	.metric_gauge = api_metric_gauge,
 	.metric_add = core_metric_add,
 	.metric_set = core_metric_set,
+	.mono_ms = core_mono_ms,
+	.buf_time = core_buf_time,
 };

@@ -13,5 +13,7 @@ int	core_buf_printf(struct sales_buf *b, const char *fmt, ...)
 int	core_buf_vprintf(struct sales_buf *b, const char *fmt, va_list ap);
 int	core_buf_json_string(struct sales_buf *b, const char *s, size_t len);
 void	core_buf_free(struct sales_buf *b);
+/* RFC 3339 UTC with ms, unquoted: 2026-11-25T10:00:00.123Z */
+int	core_buf_time(struct sales_buf *b, int64_t ms);
 
 #endif /* CORE_BUF_H */

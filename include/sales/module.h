@@ -39,7 +39,7 @@
 #include <sales/json.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		0
+#define SALES_ABI_MINOR		1
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -185,6 +185,13 @@ struct sales_core {
 		    const char *name, const char *help);
 	void	(*metric_add)(struct sales_metric *metric, double v);
 	void	(*metric_set)(struct sales_metric *metric, double v);
+
+	/* ABI 1.1 */
+	/* Monotonic clock in ms, for ages and timeouts (never jumps). */
+	int64_t	(*mono_ms)(void);
+	/* Appends ms as RFC 3339 UTC with milliseconds, unquoted:
+	 * 2026-11-25T10:00:00.123Z. */
+	int	(*buf_time)(struct sales_buf *buf, int64_t ms);
 };
 
 /*

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sales/module.h>
 
@@ -75,15 +74,6 @@ static struct {
 
 static struct sales_metric	*m_calls, *m_fallbacks;
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 ai_copy(char *dst, size_t dstlen, const char *src, size_t n)
 {
@@ -106,18 +96,6 @@ ai_num(struct sales_buf *b, double v)
 		core->buf_printf(b, "%.10g", v);
 	else
 		core->buf_printf(b, "null");
-}
-
-static void
-ai_time(struct sales_buf *b, int64_t ms)
-{
-	struct tm tm;
-	time_t t = (time_t)(ms / 1000);
-
-	gmtime_r(&t, &tm);
-	core->buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static void
@@ -250,7 +228,7 @@ ai_finish(struct sales_buf *b, int ok)
 	core->buf_free(&st.body);
 	st.body = *b;
 	memset(b, 0, sizeof(*b));
-	st.at_ms = mono_ms();
+	st.at_ms = core->mono_ms();
 	st.ttl_ms = cfg.cache_ttl_s * 1000;
 	if (!ok && st.ttl_ms > AI_ERROR_TTL_MS)
 		st.ttl_ms = AI_ERROR_TTL_MS;
@@ -277,7 +255,9 @@ ai_tail(struct sales_buf *b, const char *reason)
 	core->buf_printf(b, ",\"weather\":");
 	ai_weather_json(b);
 	core->buf_printf(b, ",\"generatedAt\":");
-	ai_time(b, core->now_ms());
+	core->buf_append(b, "\"", 1);
+	core->buf_time(b, core->now_ms());
+	core->buf_append(b, "\"", 1);
 	core->buf_printf(b, ",\"reason\":");
 	if (reason != NULL)
 		ai_str(b, reason);
@@ -605,7 +585,7 @@ ai_get(struct sales_request *req, void *arg)
 	struct waiter *w;
 
 	(void)arg;
-	if (st.at_ms != 0 && mono_ms() - st.at_ms < st.ttl_ms &&
+	if (st.at_ms != 0 && core->mono_ms() - st.at_ms < st.ttl_ms &&
 	    !(st.no_sales && (tally.orders > 0 || nknown > 0)) &&
 	    !st.in_flight) {
 		ai_respond(req);

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sales/module.h>
 
@@ -89,27 +88,6 @@ static struct sales_metric	*m_calls, *m_errors;
 
 static void	weather_attempt(void);
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-weather_time(struct sales_buf *b, int64_t ms)
-{
-	struct tm tm;
-	time_t t = (time_t)(ms / 1000);
-
-	gmtime_r(&t, &tm);
-	core->buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 /* Copies src into dst, cutting it short (on a byte) to fit. */
 static void
 weather_copy(char *dst, size_t dstlen, const char *src)
@@ -148,9 +126,11 @@ weather_json(struct sales_buf *b)
 	core->buf_printf(b, ",\"source\":");
 	weather_str(b, st.source);
 	core->buf_printf(b, ",\"fetchedAt\":");
-	if (st.have)
-		weather_time(b, st.fetched_at_ms);
-	else
+	if (st.have) {
+		core->buf_append(b, "\"", 1);
+		core->buf_time(b, st.fetched_at_ms);
+		core->buf_append(b, "\"", 1);
+	} else
 		core->buf_printf(b, "null");
 	core->buf_printf(b, "},\"promotions\":[");
 	/* File order; the first matching rule of a category wins. */
@@ -255,7 +235,7 @@ weather_sequence_done(int ok)
 	st.attempt = 0;
 	st.first_done = 0;
 	st.last_ok = ok;
-	st.checked_ms = mono_ms();
+	st.checked_ms = core->mono_ms();
 }
 
 static void
@@ -460,7 +440,7 @@ weather_fresh(void)
 		return 0;
 	if (!st.last_ok && ttl > WEATHER_ERROR_TTL_MS)
 		ttl = WEATHER_ERROR_TTL_MS;
-	return mono_ms() - st.checked_ms < ttl;
+	return core->mono_ms() - st.checked_ms < ttl;
 }
 
 static void

@@ -139,6 +139,9 @@ test_buf_escaping(void **state)
 	b.len = 0;
 	assert_int_equal(core_buf_printf(&b, "%d-%s", 12, "x"), 0);
 	assert_string_equal(b.data, "12-x");
+	b.len = 0;
+	assert_int_equal(core_buf_time(&b, 1745316000123LL), 0);
+	assert_string_equal(b.data, "2025-04-22T10:00:00.123Z");
 	core_buf_free(&b);
 }
 
