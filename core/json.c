@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "uri.h"
 #include "ws.h"			/* core_utf8_valid */
 
 struct sales_json {
@@ -96,18 +97,6 @@ json_number_ok(const char *s, size_t n)
 	return i == n ? 0 : -1;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static long
 hex4(const char *s)
 {
@@ -115,7 +104,7 @@ hex4(const char *s)
 	int i, h;
 
 	for (i = 0; i < 4; i++) {
-		if ((h = hexval((unsigned char)s[i])) < 0)
+		if ((h = core_hexval((unsigned char)s[i])) < 0)
 			return -1;
 		v = v * 16 + h;
 	}

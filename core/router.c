@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "router.h"
+#include "uri.h"
 
 #define ROUTER_MAX_SEGS	32	/* the specificity mask is 32 bits wide */
 #define ROUTER_MAX_METHOD 16
@@ -43,49 +44,6 @@ struct route {
 
 static struct route	*routes;
 static size_t		 nroutes, caproutes;
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Decodes s[0..len) into out (len + 1 bytes); -1 on a bad escape or an
- * encoded NUL, which no handler should ever have to think about.
- */
-static int
-pct_decode(const char *s, size_t len, char *out)
-{
-	size_t i, o = 0;
-	int hi, lo;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] == '\0')
-			return -1;
-		if (s[i] != '%') {
-			out[o++] = s[i];
-			continue;
-		}
-		if (i + 2 >= len)
-			return -1;
-		if ((hi = hexval((unsigned char)s[i + 1])) == -1 ||
-		    (lo = hexval((unsigned char)s[i + 2])) == -1)
-			return -1;
-		if (hi == 0 && lo == 0)
-			return -1;
-		out[o++] = (char)(hi << 4 | lo);
-		i += 2;
-	}
-	out[o] = '\0';
-	return 0;
-}
 
 static int
 valid_method(const char *m)
@@ -321,8 +279,8 @@ core_router_match(const char *method, const char *path,
 			end = strchr(p, '/');
 			if (end != NULL)
 				*end = '\0';
-			/* Decoding shrinks, so it can run in place. */
-			if (pct_decode(p, strlen(p), p) == -1)
+			/* Decoding shrinks, so it can run in place (uri.c allows it). */
+			if (core_uri_decode(p, strlen(p), p, 0) == -1)
 				goto done;
 			segs[nsegs++] = p;
 			if (end == NULL)
