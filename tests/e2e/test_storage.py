@@ -1,0 +1,26 @@
+"""Storage as a second process sees it: the `sqlite3` shell (Debian's
+sqlite3 package) opens the live database and finds the seed's orders
+table and the committed rows, while the server keeps running."""
+import subprocess
+
+
+def sqlite_shell(db, sql):
+    p = subprocess.run(["sqlite3", "-readonly", db, sql], capture_output=True,
+                       timeout=30, text=True)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_sqlite_shell_sees_seed_table(make_server):
+    s = make_server(["orders"])
+    st, _, order = s.post("/orders", {"product_id": "101", "quantity": 2,
+                                      "price": 25.50, "date": "2025-04-22T10:00:00Z"})
+    assert st == 201
+    schema = sqlite_shell(s.db, ".schema orders")
+    for col in ("id", "product_id", "quantity", "price", "date"):
+        assert col in schema
+    rows = sqlite_shell(s.db, "select id, product_id, quantity, price, date from orders")
+    assert rows == "%d|101|2|25.5|2025-04-22T10:00:00Z" % order["id"]
+    assert sqlite_shell(s.db, "pragma journal_mode") == "wal"
+    # The server still answers after another process read the file.
+    assert s.get("/orders/%d" % order["id"])[0] == 200
