@@ -1,8 +1,9 @@
 /*
  * main.c - salesd: reads sales.ini, opens storage, loads the modules,
  * serves until SIGINT/SIGTERM, then shuts down in the order that loses
- * nothing: stop accepting, let the commits in flight finish and their
- * clients get answered, stop upstream calls, finalise modules.
+ * nothing: stop accepting, end upstream calls (so whoever waits on one
+ * gets its fallback), let the commits in flight finish and their clients
+ * get answered, finalise modules.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -149,6 +150,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	core_http_stop_accepting();
 	core_http_shutdown();
 	core_ws_shutdown();
+	/*
+	 * Upstream calls end now, not after the grace time: a request that
+	 * waits on one (weather, a model) gets its fallback answer while
+	 * the loop still runs to send it.
+	 */
+	core_httpc_shutdown();
 	drain_deadline = core_mono_ms() + SHUTDOWN_GRACE_MS;
 	drain_timer = core_timer_add(10, 1, drain_tick, NULL);
 	if (drain_timer == NULL)

@@ -353,3 +353,24 @@ def test_hanging_upstream_blocks_nobody(make_server, fake_upstream):
         st, _, out = promo.result(timeout=10)
     assert st == 200
     assert "timeout" in out["weather"]["source"].lower()
+
+
+def test_sigterm_answers_a_request_waiting_on_the_upstream(make_server,
+                                                          fake_upstream):
+    fake = fake_upstream()
+    fake.set(body=openweather_body(30), delay=30)
+    srv = make_server(["weather"], config=weather_config(fake,
+                                                         timeout_ms=20000))
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        # The start-up fetch hangs; the request joins it as a waiter.
+        assert fake.wait_for(1, timeout=5) == 1
+        promo = ex.submit(srv.get, "/promotions", timeout=30)
+        time.sleep(0.5)
+        assert not promo.done()
+        t0 = time.time()
+        assert srv.stop() == 0
+        # Not held for the grace time, and the waiter is answered.
+        assert time.time() - t0 < 5
+        st, _, out = promo.result(timeout=10)
+    assert st == 200
+    assert out["promotions"] == []
