@@ -415,11 +415,6 @@ core_httpc_requests(void)
 	return nrequests;
 }
 
-/*
- * For /metrics; not yet declared in httpc.h:
- *	uint64_t core_httpc_failures(void);	requests that ended in err
- *	uint64_t core_httpc_latency_ms(void);	sum of request durations
- */
 uint64_t
 core_httpc_failures(void)
 {
