@@ -146,10 +146,12 @@ config_expand(struct core_config *cfg, char *err, size_t errlen)
 		if (strstr(e->value, "${") == NULL)
 			continue;
 		b.len = 0;
-		core_buf_append(&b, "", 0);
+		if (core_buf_append(&b, "", 0) == -1)
+			goto nomem;
 		for (p = e->value; *p; ) {
 			if (p[0] != '$' || p[1] != '{') {
-				core_buf_append(&b, p++, 1);
+				if (core_buf_append(&b, p++, 1) == -1)
+					goto nomem;
 				continue;
 			}
 			if ((close = strchr(p + 2, '}')) == NULL ||
@@ -162,8 +164,9 @@ config_expand(struct core_config *cfg, char *err, size_t errlen)
 			}
 			memcpy(name, p + 2, n);
 			name[n] = '\0';
-			if ((v = config_lookup_env(cfg, name)) != NULL)
-				core_buf_append(&b, v, strlen(v));
+			if ((v = config_lookup_env(cfg, name)) != NULL &&
+			    core_buf_append(&b, v, strlen(v)) == -1)
+				goto nomem;
 			p = close + 1;
 		}
 		free(e->value);
@@ -172,6 +175,10 @@ config_expand(struct core_config *cfg, char *err, size_t errlen)
 		b.cap = b.len = 0;
 	}
 	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	core_buf_free(&b);
+	return -1;
 }
 
 struct core_config *

@@ -13,7 +13,6 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <curl/curl.h>
 
 #include "bus.h"
 #include "config.h"
@@ -227,10 +226,6 @@ main(int argc, char **argv)
 		log_error("cannot create the event loop");
 		goto out;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-		log_error("cannot initialise libcurl");
-		goto out;
-	}
 	core_ws_configure(&ws);
 	if (core_bus_init() == -1 || core_httpc_init() == -1 ||
 	    core_ops_register() == -1)
@@ -295,7 +290,6 @@ out:
 		event_base_free(core_base);
 		libevent_global_shutdown();
 	}
-	curl_global_cleanup();
 	core_config_free(cfg);
 	return rc;
 }

@@ -24,7 +24,8 @@ void	core_ws_configure(const struct core_ws_config *cfg);
  * Takes ownership of bev (its callbacks are replaced): answers 101 with
  * Sec-WebSocket-Accept computed from key, then speaks WebSocket.  Bytes
  * already in bev's input after the request head are the first frames.
- * -1 (bev freed) on failure.
+ * -1 on failure, after which the caller must not touch bev again (it
+ * was freed, or is answering a 400 on its own and will free itself).
  */
 int	core_ws_accept(struct bufferevent *bev, const char *key);
 
