@@ -154,6 +154,7 @@ write_cb(int status, int constraint, const char *err, void *arg)
 	const struct sales_core *core = orders_core;
 	struct post *p = arg;
 	struct sales_order_v1 ev;
+	size_t len;
 	int i;
 
 	if (status != 0) {
@@ -182,12 +183,30 @@ write_cb(int status, int constraint, const char *err, void *arg)
 		ev.price_micros = p->orders[i].price_micros;
 		ev.date_ms = p->orders[i].date_ms;
 		ev.received_at_ms = p->orders[i].received_at;
-		snprintf(ev.product_id, sizeof(ev.product_id), "%s",
-		    p->orders[i].product_id);
+		len = strnlen(p->orders[i].product_id,
+		    sizeof(ev.product_id) - 1);
+		memcpy(ev.product_id, p->orders[i].product_id, len);
+		ev.product_id[len] = '\0';
 		core->bus_publish(SALES_TOPIC_ORDER_CREATED, &ev, sizeof(ev));
 	}
 done:
 	post_free(p);
+}
+
+/* "/orders/ID" without printf (ids are positive). */
+static void
+orders_location(char *out, size_t outlen, int64_t id)
+{
+	char tmp[20];
+	size_t n = 0, o = 8;
+
+	memcpy(out, "/orders/", 8);
+	do
+		tmp[n++] = (char)('0' + id % 10);
+	while ((id /= 10) > 0 && n < sizeof(tmp));
+	while (n > 0 && o + 1 < outlen)
+		out[o++] = tmp[--n];
+	out[o] = '\0';
 }
 
 /* Assigns ids and times, writes the response, submits one write unit. */
@@ -256,8 +275,7 @@ submit(struct post *p)
 		rc |= core->buf_printf(&p->body, "]}");
 	if (rc != 0)
 		goto nomem;
-	snprintf(p->location, sizeof(p->location), "/orders/%lld",
-	    (long long)p->orders[0].id);
+	orders_location(p->location, sizeof(p->location), p->orders[0].id);
 	if (p->key != NULL) {
 		v = &vals[p->n * 7];
 		v[0].type = SALES_VALUE_TEXT;

@@ -51,26 +51,79 @@ civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 	*y = yoe + era * 400 + (*m <= 2);
 }
 
-/* always_ms: print ".mmm" even when it is zero (received_at does). */
+static char *
+put_str(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* n decimal digits of v, zero-padded, at p; returns the end. */
+static char *
+put_digits(char *p, long long v, int n)
+{
+	int i;
+
+	for (i = n - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + n;
+}
+
+/*
+ * always_ms: print ".mmm" even when it is zero (received_at does).
+ * Hand-rolled: two of these run for every order stored.
+ */
 static void
 format_time(int64_t ms, int always_ms, char *out, size_t outlen)
 {
 	int64_t days, rem, y;
 	int m, d, msec;
+	char tmp[40], *p = tmp;
+	size_t n;
 
 	days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
 	rem = ms - days * 86400000;
 	msec = (int)(rem % 1000);
 	rem /= 1000;
 	civil_from_days(days, &y, &m, &d);
-	if (always_ms || msec)
-		snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		    (long long)y, m, d, (int)(rem / 3600),
-		    (int)(rem / 60 % 60), (int)(rem % 60), msec);
-	else
-		snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02dZ",
-		    (long long)y, m, d, (int)(rem / 3600),
-		    (int)(rem / 60 % 60), (int)(rem % 60));
+	if (y < 0 || y > 9999) {
+		/* Outside RFC 3339's four-digit years: rare, keep printf. */
+		if (always_ms || msec)
+			snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:"
+			    "%02d.%03dZ", (long long)y, m, d, (int)(rem / 3600),
+			    (int)(rem / 60 % 60), (int)(rem % 60), msec);
+		else
+			snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:"
+			    "%02dZ", (long long)y, m, d, (int)(rem / 3600),
+			    (int)(rem / 60 % 60), (int)(rem % 60));
+		return;
+	}
+	p = put_digits(p, y, 4);
+	*p++ = '-';
+	p = put_digits(p, m, 2);
+	*p++ = '-';
+	p = put_digits(p, d, 2);
+	*p++ = 'T';
+	p = put_digits(p, rem / 3600, 2);
+	*p++ = ':';
+	p = put_digits(p, rem / 60 % 60, 2);
+	*p++ = ':';
+	p = put_digits(p, rem % 60, 2);
+	if (always_ms || msec) {
+		*p++ = '.';
+		p = put_digits(p, msec, 3);
+	}
+	*p++ = 'Z';
+	*p = '\0';
+	if (outlen == 0)
+		return;
+	n = (size_t)(p - tmp);
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, tmp, n);
+	out[n] = '\0';
 }
 
 void
@@ -403,47 +456,90 @@ fail:
 	return -1;
 }
 
-/* micros as a JSON number, exactly: 51, 25.5, 0.000001. */
-int
-orders_append_money(struct sales_buf *b, int64_t micros)
+/* A signed decimal at p; returns the end (at most 20 bytes). */
+static char *
+put_int(char *p, long long v)
 {
-	char frac[8];
+	unsigned long long u;
+	char tmp[20];
+	int n = 0;
+
+	if (v < 0) {
+		*p++ = '-';
+		u = 0ULL - (unsigned long long)v;
+	} else
+		u = (unsigned long long)v;
+	do
+		tmp[n++] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* micros as a JSON number at p, exactly: 51, 25.5, 0.000001. */
+static char *
+put_money(char *p, int64_t micros)
+{
+	char frac[6];
 	int n;
 
 	if (micros < 0)
-		return orders_core->buf_printf(b, "%lld",
-		    (long long)micros / 1000000);	/* never: price >= 0 */
+		return put_int(p, (long long)micros / 1000000);	/* never */
+	p = put_int(p, (long long)(micros / 1000000));
 	if (micros % 1000000 == 0)
-		return orders_core->buf_printf(b, "%lld",
-		    (long long)(micros / 1000000));
-	snprintf(frac, sizeof(frac), "%06lld", (long long)(micros % 1000000));
+		return p;
+	put_digits(frac, micros % 1000000, 6);
 	for (n = 6; frac[n - 1] == '0'; n--)
 		;
-	return orders_core->buf_printf(b, "%lld.%.*s",
-	    (long long)(micros / 1000000), n, frac);
+	*p++ = '.';
+	memcpy(p, frac, (size_t)n);
+	return p + n;
 }
 
+int
+orders_append_money(struct sales_buf *b, int64_t micros)
+{
+	char tmp[32];
+
+	return orders_core->buf_append(b, tmp,
+	    (size_t)(put_money(tmp, micros) - tmp));
+}
+
+/* Without printf: this runs for every order stored or listed. */
 int
 orders_append_json(struct sales_buf *b, int64_t id, const char *product_id,
     size_t pidlen, int64_t quantity, int64_t price_micros, const char *date,
     size_t datelen, int64_t received_at)
 {
 	const struct sales_core *core = orders_core;
-	char ts[40];
+	static const char k_id[] = "{\"id\":", k_pid[] = ",\"product_id\":",
+	    k_q[] = ",\"quantity\":", k_price[] = ",\"price\":",
+	    k_date[] = ",\"date\":", k_null[] = "null",
+	    k_ra[] = ",\"received_at\":\"";
+	char tmp[160], *p;
 	int rc = 0;
 
-	rc |= core->buf_printf(b, "{\"id\":%lld,\"product_id\":",
-	    (long long)id);
+	p = put_str(tmp, k_id, sizeof(k_id) - 1);
+	p = put_int(p, (long long)id);
+	p = put_str(p, k_pid, sizeof(k_pid) - 1);
+	rc |= core->buf_append(b, tmp, (size_t)(p - tmp));
 	rc |= core->buf_json_string(b, product_id, pidlen);
-	rc |= core->buf_printf(b, ",\"quantity\":%lld,\"price\":",
-	    (long long)quantity);
-	rc |= orders_append_money(b, price_micros);
-	rc |= core->buf_printf(b, ",\"date\":");
+	p = put_str(tmp, k_q, sizeof(k_q) - 1);
+	p = put_int(p, (long long)quantity);
+	p = put_str(p, k_price, sizeof(k_price) - 1);
+	p = put_money(p, price_micros);
+	p = put_str(p, k_date, sizeof(k_date) - 1);
+	if (date == NULL)
+		p = put_str(p, k_null, sizeof(k_null) - 1);
+	rc |= core->buf_append(b, tmp, (size_t)(p - tmp));
 	if (date != NULL)
 		rc |= core->buf_json_string(b, date, datelen);
-	else
-		rc |= core->buf_printf(b, "null");
-	orders_format_time(received_at, ts, sizeof(ts));
-	rc |= core->buf_printf(b, ",\"received_at\":\"%s\"}", ts);
+	p = put_str(tmp, k_ra, sizeof(k_ra) - 1);
+	orders_format_time(received_at, p, sizeof(tmp) - (size_t)(p - tmp) -
+	    3);
+	p += strlen(p);
+	p = put_str(p, "\"}", 2);
+	rc |= core->buf_append(b, tmp, (size_t)(p - tmp));
 	return rc ? -1 : 0;
 }
