@@ -305,7 +305,7 @@ static const char ai_system_prompt[] =
     "affects demand. Use only product_id values that appear in the data. "
     "Answer with one JSON object and nothing else, exactly of the form "
     "{\"recommendations\":[{\"product_id\":\"...\",\"action\":\"...\","
-    "\"reason\":\"...\"}],\"summary\":\"...\"}, with at most 5 "
+    "\"reason\":\"...\"}],\"summary\":\"...\"}, with at most %lld "
     "recommendations and short reasons.";
 
 /* The user message: the figures the model should reason about. */
@@ -443,7 +443,7 @@ ai_validate(const char *text, size_t len, struct sales_buf *b, char *why,
 		if (id.len == 0 || !ai_sold(id.data) ||
 		    ai_member(j, r, "action", AI_MAX_ACTION, &action) == -1 ||
 		    ai_member(j, r, "reason", AI_MAX_REASON, &reason) == -1 ||
-		    kept == AI_MAX_RECS) {
+		    kept == cfg.max_recommendations) {
 			dropped++;
 			continue;
 		}
@@ -539,7 +539,7 @@ ai_call(void)
 	static const char *headers[3];
 	static char auth[300];
 	struct sales_httpc_request r;
-	struct sales_buf url = {0}, body = {0}, prompt = {0};
+	struct sales_buf url = {0}, body = {0}, prompt = {0}, system = {0};
 
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg.api_key);
 	headers[0] = "Content-Type: application/json";
@@ -551,8 +551,8 @@ ai_call(void)
 	ai_str(&body, cfg.model);
 	core->buf_printf(&body, ",\"messages\":[{\"role\":\"system\","
 	    "\"content\":");
-	core->buf_json_string(&body, ai_system_prompt,
-	    sizeof(ai_system_prompt) - 1);
+	core->buf_printf(&system, ai_system_prompt, cfg.max_recommendations);
+	core->buf_json_string(&body, system.data, system.len);
 	core->buf_printf(&body, "},{\"role\":\"user\",\"content\":");
 	core->buf_json_string(&body, prompt.data ? prompt.data : "",
 	    prompt.len);
@@ -577,6 +577,7 @@ ai_call(void)
 	core->buf_free(&url);
 	core->buf_free(&body);
 	core->buf_free(&prompt);
+	core->buf_free(&system);
 }
 
 static void

@@ -135,6 +135,23 @@ def test_prompt_names_sales_and_weather_and_unsold_is_dropped(
 
 
 @needs_orders
+def test_max_recommendations_is_asked_and_enforced(make_server, fake_upstream):
+    ai = fake_upstream()
+    answer = {"recommendations": [
+        {"product_id": p, "action": "promote", "reason": "sells"}
+        for p in ("iced_tea", "umbrella", "101")], "summary": "s"}
+    ai.set(body=chat_body(answer))
+    srv = make_server(["orders", "analytics", "ai_recommend"],
+                      config=config(ai, max_recommendations=2))
+    post_sales(srv)
+    body, _ = recommend(srv)
+    assert body["source"] == "openai", body
+    assert [r["product_id"] for r in body["recommendations"]] == ["iced_tea", "umbrella"]
+    system = ai.recorded()[0].json()["messages"][0]["content"]
+    assert "at most 2 recommendations" in system
+
+
+@needs_orders
 def test_malformed_answers_fall_back(make_server, fake_upstream):
     ai = fake_upstream()
     answers = iter([
