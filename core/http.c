@@ -70,6 +70,7 @@
 #include "http.h"
 #include "log.h"
 #include "router.h"
+#include "uri.h"
 #include "ws.h"
 
 /* Stop reading new requests while this much output waits for the client. */
@@ -78,6 +79,8 @@
 #define HTTP_LINGER_MS		1000
 /* Headers a module may add to one response. */
 #define HTTP_MAX_EXTRA		(16 * 1024)
+/* Body bytes reserved up front from Content-Length, at most. */
+#define HTTP_BODY_PREALLOC	(64 * 1024)
 
 struct hstr {
 	char	*p;
@@ -201,58 +204,40 @@ hstr_free(struct hstr *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * A path or query is taken only if its escapes are valid and what they
+ * decode to is UTF-8: modules echo parameters into JSON, and may rely on
+ * both.
+ */
 static int
-hexval(int c)
+uri_check(const char *s, int plus_space)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	size_t len = strlen(s);
+	char small[256], *out = small;
+	int rc = -1;
+
+	if (len >= sizeof(small) && (out = malloc(len + 1)) == NULL)
+		return -1;
+	if (core_uri_decode(s, len, out, plus_space) == 0 &&
+	    core_utf8_valid((const unsigned char *)out, strlen(out)))
+		rc = 0;
+	if (out != small)
+		free(out);
+	return rc;
 }
 
-/* 0 when every '%' in s[0..len) starts a valid escape other than %00. */
-static int
-pct_valid(const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] == '\0')
-			return -1;
-		if (s[i] != '%')
-			continue;
-		if (i + 2 >= len || hexval((unsigned char)s[i + 1]) == -1 ||
-		    hexval((unsigned char)s[i + 2]) == -1 ||
-		    (s[i + 1] == '0' && s[i + 2] == '0'))
-			return -1;
-		i += 2;
-	}
-	return 0;
-}
-
-/* Query-string decoding ('+' is a space); s was checked by pct_valid. */
+/* Query-string decoding ('+' is a space); s was checked at parse time. */
 static char *
 query_decode(const char *s, size_t len)
 {
 	char *out;
-	size_t i, o = 0;
 
 	if ((out = malloc(len + 1)) == NULL)
 		return NULL;
-	for (i = 0; i < len; i++) {
-		if (s[i] == '+')
-			out[o++] = ' ';
-		else if (s[i] == '%' && i + 2 < len) {
-			out[o++] = (char)(hexval((unsigned char)s[i + 1]) << 4 |
-			    hexval((unsigned char)s[i + 2]));
-			i += 2;
-		} else
-			out[o++] = s[i];
+	if (core_uri_decode(s, len, out, 1) == -1) {
+		free(out);
+		return NULL;
 	}
-	out[o] = '\0';
 	return out;
 }
 
@@ -1240,8 +1225,8 @@ req_split_url(struct sales_request *r)
 	}
 	if (r->path == NULL || (r->path[0] != '/'))
 		return -1;
-	if (pct_valid(r->path, strlen(r->path)) == -1 ||
-	    (r->query && pct_valid(r->query, strlen(r->query)) == -1))
+	if (uri_check(r->path, 0) == -1 ||
+	    (r->query && uri_check(r->query, 1) == -1))
 		return -1;
 	return 0;
 }
@@ -1276,15 +1261,23 @@ on_headers_complete(http_parser *p)
 		    "supported");
 	if (req_split_url(r) == -1)
 		return conn_fail(c, 400, "bad_request", "invalid request "
-		    "target (a path starting with '/', valid percent-escapes, "
-		    "no %00)");
+		    "target (a path starting with '/', valid percent-escapes "
+		    "of UTF-8, no %00)");
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > cfg.max_body)
 		return conn_fail(c, 413, "payload_too_large", "request body "
 		    "is larger than the limit");
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 &&
-	    (r->body.p = malloc(p->content_length + 1)) != NULL) {
-		r->body.cap = p->content_length + 1;
-		r->body.p[0] = '\0';
+	/*
+	 * Size the body buffer from Content-Length, but only up to what
+	 * small bodies need: a declared megabyte must not be reserved by a
+	 * client that then sends nothing (hstr_add grows it as bytes come).
+	 */
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0) {
+		i = p->content_length + 1 < HTTP_BODY_PREALLOC ?
+		    p->content_length + 1 : HTTP_BODY_PREALLOC;
+		if ((r->body.p = malloc(i)) != NULL) {
+			r->body.cap = i;
+			r->body.p[0] = '\0';
+		}
 	}
 	/* Say "go on" only if nothing else is on the wire before it. */
 	expect = core_http_header(r, "Expect");

@@ -26,7 +26,8 @@ core_uri_decode(const char *s, size_t len, char *out, int plus_space)
 		if (s[i] == '\0')
 			return -1;
 		if (s[i] != '%') {
-			out[o++] = plus_space && s[i] == '+' ? ' ' : s[i];
+			if (out)
+				out[o++] = plus_space && s[i] == '+' ? ' ' : s[i];
 			continue;
 		}
 		if (len - i < 3)
@@ -35,9 +36,11 @@ core_uri_decode(const char *s, size_t len, char *out, int plus_space)
 		    (lo = core_hexval((unsigned char)s[i + 2])) == -1 ||
 		    (hi == 0 && lo == 0))
 			return -1;
-		out[o++] = (char)(hi << 4 | lo);
+		if (out)
+			out[o++] = (char)(hi << 4 | lo);
 		i += 2;
 	}
-	out[o] = '\0';
+	if (out)
+		out[o] = '\0';
 	return 0;
 }

@@ -15,7 +15,7 @@ int	core_hexval(int c);
  * out may be s: decoding only shrinks);
  * with plus_space, '+' is a space (query strings).  -1 on a malformed
  * escape, a raw NUL or an encoded NUL (%00), which no handler should ever
- * have to think about.
+ * have to think about.  With out NULL it only checks s.
  */
 int	core_uri_decode(const char *s, size_t len, char *out, int plus_space);
 

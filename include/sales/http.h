@@ -10,8 +10,13 @@
  * Lifetime: the request stays valid from the handler call until the
  * module answers it with core->http_respond() or core->http_error(),
  * which may happen later, on the loop, e.g. after a storage commit.
- * Every request must be answered exactly once.  If the client went away
- * meanwhile the answer is discarded; the module need not care.
+ * Every request must be answered exactly once; after its answer the
+ * request may already be freed, so a second answer is a bug the core
+ * cannot always catch.  If the client went away meanwhile the answer is
+ * discarded; the module need not care.
+ *
+ * Paths and query values reach a module percent-decoded and valid UTF-8
+ * (the core answers 400 otherwise), with no NUL inside.
  *
  * Thread: loop thread only, like every service of the core.
  */

@@ -522,3 +522,14 @@ def test_shutdown_answers_in_flight(srv):
     assert srv.proc.wait(10) == 0
     srv.proc = None
     srv.logf.close()
+
+
+def test_percent_escapes_must_decode_to_utf8(make_server):
+    s = make_server(["echo"])
+    st, _, body = s.get("/echo?q=caf%C3%A9+au+lait")
+    assert st == 200 and body["q"] == "caf\u00e9 au lait"
+    st, _, body = s.get("/echo/%E2%82%AC/items/x")
+    assert st == 200 and body["id"] == "\u20ac"
+    for bad in ("/echo?q=%C0%AF", "/echo?q=%FF", "/echo/%ED%A0%80/items/x"):
+        st, _, body = s.get(bad)
+        assert st == 400 and body["error"]["code"] == "bad_request", bad
