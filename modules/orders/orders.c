@@ -96,6 +96,12 @@ inflight_remove(struct post *p)
 		}
 }
 
+int64_t
+orders_next_id(void)
+{
+	return next_id;
+}
+
 static void
 post_free(struct post *p)
 {

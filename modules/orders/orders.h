@@ -52,6 +52,8 @@ int	orders_append_json(struct sales_buf *b, int64_t id,
 
 /* Read routes (orders_query.c). */
 void	orders_get_list(struct sales_request *req, void *arg);
+/* The id the next order will get: every stored id is below it. */
+int64_t	orders_next_id(void);
 void	orders_get_one(struct sales_request *req, void *arg);
 
 #endif /* ORDERS_H */

@@ -17,6 +17,8 @@
 
 #define ORDERS_PAGE_DEFAULT	50
 #define ORDERS_PAGE_MAX		1000
+/* Ids one product-filtered page looks through, at most (see below). */
+#define ORDERS_SCAN_IDS		100000
 
 #define ORDERS_COLUMNS							\
 	"SELECT id, product_id, quantity, COALESCE(price_micros, "	\
@@ -26,6 +28,12 @@
 struct page {
 	struct sales_request	*req;
 	long long		 limit;
+	long long		 floor;		/* lowest id scanned; 0: all */
+	char			 sql[512];
+	struct sales_value	 params[4];
+	size_t			 nparams;
+	int			 nconds;
+	char			 product[ORDERS_MAX_PRODUCT + 1];
 };
 
 /* A decimal integer without sign, 0 to 10^18 - 1; -1 if not. */
@@ -102,6 +110,9 @@ list_cb(const struct sales_store_result *res, const char *err, void *arg)
 	if (n > shown)
 		rc |= core->buf_printf(&b, "],\"next_before_id\":%lld}",
 		    (long long)core->store_value(res, shown - 1, 0)->i);
+	else if (pg->floor > 1)
+		rc |= core->buf_printf(&b, "],\"next_before_id\":%lld}",
+		    pg->floor);
 	else
 		rc |= core->buf_printf(&b, "],\"next_before_id\":null}");
 	if (rc != 0)
@@ -115,16 +126,72 @@ done:
 	free(pg);
 }
 
+static void
+page_run(struct page *pg)
+{
+	if (orders_core->store_query(pg->sql, pg->params, pg->nparams, list_cb,
+	    pg) == -1) {
+		orders_core->http_error(pg->req, 503, "shutting_down",
+		    "the server is shutting down", NULL);
+		free(pg);
+	}
+}
+
+/* A product never sold needs no scan at all. */
+static void
+sold_cb(const struct sales_store_result *res, const char *err, void *arg)
+{
+	const struct sales_core *core = orders_core;
+	struct page *pg = arg;
+	static const char none[] = "{\"orders\":[],\"next_before_id\":null}";
+
+	if (res == NULL) {
+		core->log(orders_self, SALES_LOG_WARN, "cannot list orders: %s",
+		    err);
+		core->http_error(pg->req, 503, "storage_error",
+		    "cannot read the orders; retry later", NULL);
+		free(pg);
+	} else if (core->store_rows(res) == 0) {
+		core->http_respond(pg->req, 200, "application/json", none,
+		    sizeof(none) - 1);
+		free(pg);
+	} else
+		page_run(pg);
+}
+
+/*
+ * Appends "<clause> ?N" to the page's SQL with v as parameter N; a
+ * clause given as a condition ("id <") gets WHERE or AND before it.
+ */
+static void
+page_add(struct page *pg, const char *clause, int cond,
+    const struct sales_value *v)
+{
+	size_t used = strlen(pg->sql);
+
+	pg->params[pg->nparams++] = *v;
+	snprintf(pg->sql + used, sizeof(pg->sql) - used, "%s%s ?%zu",
+	    !cond ? " " : pg->nconds++ ? " AND " : " WHERE ", clause,
+	    pg->nparams);
+}
+
+static void
+page_add_int(struct page *pg, const char *clause, int cond, long long i)
+{
+	struct sales_value v = { .type = SALES_VALUE_INT, .i = i };
+
+	page_add(pg, clause, cond, &v);
+}
+
 void
 orders_get_list(struct sales_request *req, void *arg)
 {
 	const struct sales_core *core = orders_core;
 	const char *limit, *before, *product;
-	struct sales_value params[3];
-	char sql[512];
+	struct sales_value sold;
 	struct page *pg;
-	long long lim = ORDERS_PAGE_DEFAULT, bid = 0;
-	size_t np = 0, plen = 0;
+	long long lim = ORDERS_PAGE_DEFAULT, bid = 0, floor;
+	size_t plen = 0;
 
 	(void)arg;
 	limit = core->http_query(req, "limit");
@@ -147,43 +214,43 @@ orders_get_list(struct sales_request *req, void *arg)
 		    "\"product_id\" must be 1 to 64 bytes", "product_id");
 		return;
 	}
-	memset(params, 0, sizeof(params));
-	snprintf(sql, sizeof(sql), "%s", ORDERS_COLUMNS);
-	if (before != NULL) {
-		params[np].type = SALES_VALUE_INT;
-		params[np].i = bid;
-		np++;
-		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
-		    " WHERE id < ?%zu", np);
-	}
-	if (product != NULL) {
-		params[np].type = SALES_VALUE_TEXT;
-		params[np].s = product;
-		params[np].len = plen;
-		np++;
-		/*
-		 * There is no index on product_id (sql/002: it cost the
-		 * writer a page per product per commit), so this scans by
-		 * id, newest first, until the page is full.  A product never
-		 * sold is answered from product_totals without a scan.
-		 */
-		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
-		    " %s product_id = ?%zu AND EXISTS (SELECT 1 FROM "
-		    "product_totals WHERE product_id = ?%zu)",
-		    np == 1 ? "WHERE" : "AND", np, np);
-	}
-	params[np].type = SALES_VALUE_INT;
-	params[np].i = lim + 1;		/* one more tells if a page follows */
-	np++;
-	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
-	    " ORDER BY id DESC LIMIT ?%zu", np);
 	if ((pg = calloc(1, sizeof(*pg))) == NULL) {
 		core->http_error(req, 503, "no_memory", "out of memory", NULL);
 		return;
 	}
 	pg->req = req;
 	pg->limit = lim;
-	if (core->store_query(sql, params, np, list_cb, pg) == -1) {
+	snprintf(pg->sql, sizeof(pg->sql), "%s", ORDERS_COLUMNS);
+	if (before != NULL)
+		page_add_int(pg, "id <", 1, bid);
+	if (product == NULL) {
+		/* One more than the page tells whether another follows. */
+		page_add_int(pg, "ORDER BY id DESC LIMIT", 0, lim + 1);
+		page_run(pg);
+		return;
+	}
+	/*
+	 * There is no index on product_id (sql/002: it cost the writer a
+	 * page per product per commit), so this walks ids newest first.  So
+	 * that a rare product cannot make one request read the whole table,
+	 * a page looks at no more than ORDERS_SCAN_IDS ids: when it ends
+	 * short there, the page may hold fewer than limit orders and
+	 * next_before_id says where to go on.
+	 */
+	memcpy(pg->product, product, plen + 1);
+	floor = (before != NULL ? bid : orders_next_id()) - ORDERS_SCAN_IDS;
+	if (floor > 1) {
+		pg->floor = floor;
+		page_add_int(pg, "id >=", 1, floor);
+	}
+	memset(&sold, 0, sizeof(sold));
+	sold.type = SALES_VALUE_TEXT;
+	sold.s = pg->product;
+	sold.len = plen;
+	page_add(pg, "product_id =", 1, &sold);
+	page_add_int(pg, "ORDER BY id DESC LIMIT", 0, lim + 1);
+	if (core->store_query("SELECT 1 FROM product_totals WHERE "
+	    "product_id = ?1", &sold, 1, sold_cb, pg) == -1) {
 		core->http_error(req, 503, "shutting_down",
 		    "the server is shutting down", NULL);
 		free(pg);

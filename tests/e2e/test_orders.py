@@ -291,3 +291,36 @@ def test_idempotency_key_concurrent_retries(make_server):
     bodies = {d for s, d in results if s == 201}
     assert len(bodies) == 1
     assert count(srv) == 200
+
+
+def test_product_filter_reads_a_bounded_window(make_server):
+    """GET /orders?product_id= walks ids newest first without an index;
+    one page looks at no more than 100,000 ids and says where to go on,
+    so a rare product cannot make a request read the whole table."""
+    srv = make_server(["orders"], start=False)
+    srv.start()
+    assert srv.stop() == 0
+    con = sqlite3.connect(srv.db)
+    with con:
+        con.execute("""
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c
+                                    WHERE i < 150000)
+            INSERT INTO orders(id, product_id, quantity, price, date,
+                               price_micros, received_at)
+            SELECT i, CASE WHEN i = 10 THEN 'rare' ELSE 'common' END, 1, 1,
+                   '2025-01-01T00:00:00Z', 1000000, 0 FROM c""")
+    con.close()
+    srv.start()
+    st, _, page = srv.get("/orders?product_id=rare&limit=5")
+    assert st == 200 and page["orders"] == []
+    assert page["next_before_id"] == 50001
+    st, _, page = srv.get("/orders?product_id=rare&limit=5&before_id=50001")
+    assert st == 200 and [o["id"] for o in page["orders"]] == [10]
+    assert page["next_before_id"] is None
+    # A full page ends at its last order, as without the filter.
+    st, _, page = srv.get("/orders?product_id=common&limit=3")
+    assert [o["id"] for o in page["orders"]] == [150000, 149999, 149998]
+    assert page["next_before_id"] == 149998
+    # Never sold: answered at once, nothing to follow.
+    st, _, page = srv.get("/orders?product_id=nosuch")
+    assert st == 200 and page == {"orders": [], "next_before_id": None}
