@@ -81,6 +81,14 @@
 #define HTTP_MAX_EXTRA		(16 * 1024)
 /* Body bytes reserved up front from Content-Length, at most. */
 #define HTTP_BODY_PREALLOC	(64 * 1024)
+/*
+ * What a connection's spare request keeps for the next one: header
+ * slots, and string buffers up to these sizes.  Bigger ones are freed,
+ * so an idle keep-alive connection holds a few KiB at most.
+ */
+#define HTTP_KEEP_HEADERS	16
+#define HTTP_KEEP_STR		256
+#define HTTP_KEEP_BODY		4096
 
 struct hstr {
 	char	*p;
@@ -105,9 +113,10 @@ struct sales_request {
 	struct http_conn	*conn;		/* NULL: the client is gone */
 	const char		*method;	/* static string */
 	struct hstr		 url;
-	char			*path;		/* as received, without query */
-	char			*query;		/* raw, NULL when none */
-	struct header		*headers;
+	struct hstr		 pq;		/* path NUL query NUL */
+	char			*path;		/* in pq: as received, no query */
+	char			*query;		/* in pq: raw, NULL when none */
+	struct header		*headers;	/* capheaders slots, zeroed */
 	size_t			 nheaders;
 	size_t			 capheaders;
 	int			 in_value;	/* last piece was a value */
@@ -139,6 +148,7 @@ struct http_conn {
 	struct bufferevent	*bev;
 	http_parser		 parser;
 	struct sales_request	*cur;		/* being parsed */
+	struct sales_request	*spare;		/* buffers for the next one */
 	struct req_queue	 queue;		/* complete, in arrival order */
 	int			 nqueue;
 	enum read_state		 rstate;
@@ -202,6 +212,18 @@ hstr_free(struct hstr *s)
 {
 	free(s->p);
 	memset(s, 0, sizeof(*s));
+}
+
+/* Empties s for reuse; a buffer bigger than keep is freed instead. */
+static void
+hstr_reset(struct hstr *s, size_t keep)
+{
+	if (s->cap > keep)
+		hstr_free(s);
+	else if (s->p != NULL) {
+		s->len = 0;
+		s->p[0] = '\0';
+	}
 }
 
 /*
@@ -277,12 +299,19 @@ http_date(void)
 
 /* -- requests ----------------------------------------------------------- */
 
+/*
+ * A new request, made from the connection's spare when it has one: a
+ * keep-alive client then costs no allocation per request for its URL,
+ * headers and body.
+ */
 static struct sales_request *
 req_new(struct http_conn *c)
 {
 	struct sales_request *r;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if ((r = c->spare) != NULL)
+		c->spare = NULL;
+	else if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	r->conn = c;
 	r->method = "GET";
@@ -291,16 +320,15 @@ req_new(struct http_conn *c)
 }
 
 static void
-req_free(struct sales_request *r)
+req_destroy(struct sales_request *r)
 {
 	size_t i;
 
 	if (r == NULL)
 		return;
 	hstr_free(&r->url);
-	free(r->path);
-	free(r->query);
-	for (i = 0; i < r->nheaders; i++) {
+	hstr_free(&r->pq);
+	for (i = 0; i < r->capheaders; i++) {
 		hstr_free(&r->headers[i].name);
 		hstr_free(&r->headers[i].value);
 	}
@@ -316,6 +344,66 @@ req_free(struct sales_request *r)
 	if (r->resp)
 		evbuffer_free(r->resp);
 	free(r);
+}
+
+/*
+ * Done with r: it becomes its connection's spare, emptied but with its
+ * (small) buffers kept, or is freed if the connection is gone or has a
+ * spare already.  Nothing of the old request survives into the next:
+ * every field is reset as calloc would leave it, only buffers stay.
+ */
+static void
+req_free(struct sales_request *r)
+{
+	struct http_conn *c;
+	struct sales_request keep;
+	size_t i, nh;
+
+	if (r == NULL)
+		return;
+	if ((c = r->conn) == NULL || c->spare != NULL) {
+		req_destroy(r);
+		return;
+	}
+	core_route_match_free(&r->match);
+	for (i = 0; i < r->nqparams; i++) {
+		free(r->qparams[i].name);
+		free(r->qparams[i].value);
+	}
+	free(r->qparams);
+	if (r->resp)
+		evbuffer_free(r->resp);
+	nh = r->capheaders;
+	if (nh > HTTP_KEEP_HEADERS) {
+		for (i = 0; i < nh; i++) {
+			hstr_free(&r->headers[i].name);
+			hstr_free(&r->headers[i].value);
+		}
+		free(r->headers);
+		r->headers = NULL;
+		nh = 0;
+	}
+	for (i = 0; i < nh; i++) {
+		hstr_reset(&r->headers[i].name, HTTP_KEEP_STR);
+		hstr_reset(&r->headers[i].value, HTTP_KEEP_STR);
+	}
+	keep.url = r->url;
+	keep.pq = r->pq;
+	keep.body = r->body;
+	keep.extra = r->extra;
+	keep.headers = r->headers;
+	memset(r, 0, sizeof(*r));
+	r->url = keep.url;
+	r->pq = keep.pq;
+	r->body = keep.body;
+	r->extra = keep.extra;
+	r->headers = keep.headers;
+	r->capheaders = nh;
+	hstr_reset(&r->url, HTTP_KEEP_STR);
+	hstr_reset(&r->pq, HTTP_KEEP_STR);
+	hstr_reset(&r->body, HTTP_KEEP_BODY);
+	hstr_reset(&r->extra, HTTP_KEEP_STR);
+	c->spare = r;
 }
 
 /* True when a header named name lists token (comma-separated, any case). */
@@ -1087,6 +1175,8 @@ conn_free(struct http_conn *c)
 			req_free(r);
 	}
 	req_free(c->cur);
+	/* Last: the frees above may have made one. */
+	req_destroy(c->spare);
 	if (c->timer)
 		event_free(c->timer);
 	if (c->process)
@@ -1162,10 +1252,13 @@ on_header_field(http_parser *p, const char *at, size_t len)
 			    NULL)
 				return conn_fail(c, 503, "no_memory",
 				    "out of memory");
+			/* Slots are kept zeroed: a spare reuses their buffers. */
+			memset(nh + r->capheaders, 0, (ncap - r->capheaders) *
+			    sizeof(*nh));
 			r->headers = nh;
 			r->capheaders = ncap;
 		}
-		memset(&r->headers[r->nheaders++], 0, sizeof(*nh));
+		r->nheaders++;
 		r->in_value = 0;
 	}
 	if (hstr_add(&r->headers[r->nheaders - 1].name, at, len) == -1)
@@ -1198,8 +1291,8 @@ static int
 req_split_url(struct sales_request *r)
 {
 	struct http_parser_url u;
-	const char *s = r->url.p, *q, *h;
-	size_t plen, len = r->url.len;
+	const char *s = r->url.p, *pp = s, *q = NULL, *h;
+	size_t plen, qlen = 0, len = r->url.len;
 
 	if (len == 0)
 		return -1;
@@ -1209,21 +1302,30 @@ req_split_url(struct sales_request *r)
 		if (http_parser_parse_url(s, len, 0, &u) != 0 ||
 		    !(u.field_set & (1 << UF_PATH)))
 			return -1;
-		r->path = strndup(s + u.field_data[UF_PATH].off,
-		    u.field_data[UF_PATH].len);
-		if (u.field_set & (1 << UF_QUERY))
-			r->query = strndup(s + u.field_data[UF_QUERY].off,
-			    u.field_data[UF_QUERY].len);
+		pp = s + u.field_data[UF_PATH].off;
+		plen = u.field_data[UF_PATH].len;
+		if (u.field_set & (1 << UF_QUERY)) {
+			q = s + u.field_data[UF_QUERY].off;
+			qlen = u.field_data[UF_QUERY].len;
+		}
 	} else {
 		if ((h = memchr(s, '#', len)) != NULL)
 			len = (size_t)(h - s);
 		q = memchr(s, '?', len);
 		plen = q ? (size_t)(q - s) : len;
-		r->path = strndup(s, plen);
-		if (q)
-			r->query = strndup(q + 1, len - plen - 1);
+		if (q) {
+			q++;
+			qlen = len - plen - 1;
+		}
 	}
-	if (r->path == NULL || (r->path[0] != '/'))
+	/* Both in one buffer, each cut at its first NUL as strndup would. */
+	r->pq.len = 0;
+	if (hstr_add(&r->pq, pp, plen) == -1 || hstr_add(&r->pq, "", 1) == -1 ||
+	    (q != NULL && hstr_add(&r->pq, q, qlen) == -1))
+		return -1;
+	r->path = r->pq.p;
+	r->query = q != NULL ? r->pq.p + plen + 1 : NULL;
+	if (r->path[0] != '/')
 		return -1;
 	if (uri_check(r->path, 0) == -1 ||
 	    (r->query && uri_check(r->query, 1) == -1))
@@ -1242,7 +1344,7 @@ on_headers_complete(http_parser *p)
 
 	for (i = 0; i < r->nheaders; i++) {
 		h = &r->headers[i];
-		if (h->value.p == NULL && hstr_add(&h->value, "", 0) == -1)
+		if (h->value.len == 0 && hstr_add(&h->value, "", 0) == -1)
 			return conn_fail(c, 503, "no_memory", "out of memory");
 		while (h->value.len > 0 &&
 		    (h->value.p[h->value.len - 1] == ' ' ||
@@ -1274,9 +1376,14 @@ on_headers_complete(http_parser *p)
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0) {
 		i = p->content_length + 1 < HTTP_BODY_PREALLOC ?
 		    p->content_length + 1 : HTTP_BODY_PREALLOC;
-		if ((r->body.p = malloc(i)) != NULL) {
-			r->body.cap = i;
-			r->body.p[0] = '\0';
+		if (r->body.cap < i) {
+			free(r->body.p);
+			r->body.p = NULL;
+			r->body.cap = 0;
+			if ((r->body.p = malloc(i)) != NULL) {
+				r->body.cap = i;
+				r->body.p[0] = '\0';
+			}
 		}
 	}
 	/* Say "go on" only if nothing else is on the wire before it. */
