@@ -29,7 +29,16 @@ struct sales_json {
 	jsmntok_t	*tok;
 	int		*next;		/* index just past each token's subtree */
 	int		 ntok;
+	int		 own_tok;	/* tok and next allocated apart */
 };
+
+/*
+ * Tokens reserved in the same allocation as the text, at most: enough
+ * for any small document (a token takes at least two bytes of text),
+ * so the usual request body costs one malloc and one jsmn pass.  A
+ * bigger document is counted first and gets arrays of its own.
+ */
+#define JSON_INLINE_TOKENS	128
 
 static int	json_check(struct sales_json *, int, int, int *);
 
@@ -254,27 +263,46 @@ core_json_parse(const char *text, size_t len)
 {
 	struct sales_json *j;
 	jsmn_parser p;
+	size_t cap;
 	int n, after;
 
 	if (len > 0x7fffffff || !core_utf8_valid((const unsigned char *)text, len))
 		return NULL;
-	if ((j = calloc(1, sizeof(*j))) == NULL)
+	cap = len / 2 + 2 < JSON_INLINE_TOKENS ? len / 2 + 2 :
+	    JSON_INLINE_TOKENS;
+	/* One block: the struct, cap tokens, cap next indices, the text. */
+	if ((j = malloc(sizeof(*j) + cap * (sizeof(*j->tok) +
+	    sizeof(*j->next)) + len + 2)) == NULL)
 		return NULL;
-	if ((j->text = malloc(len + 2)) == NULL)
-		goto fail;
+	memset(j, 0, sizeof(*j));
+	j->tok = (jsmntok_t *)(j + 1);
+	j->next = (int *)(j->tok + cap);
+	j->text = (char *)(j->next + cap);
 	memcpy(j->text, text, len);
 	/* jsmn in strict mode needs a delimiter after a bare primitive. */
 	j->text[len] = ' ';
 	j->text[len + 1] = '\0';
 	j->len = len;
+	/*
+	 * jsmn with tokens checks at least what its counting mode does, and
+	 * returns the same count, so one pass is enough when they fit.
+	 */
 	jsmn_init(&p);
-	if ((n = jsmn_parse(&p, j->text, len + 1, NULL, 0)) <= 0)
-		goto fail;
-	if ((j->tok = calloc(n, sizeof(*j->tok))) == NULL ||
-	    (j->next = calloc(n, sizeof(*j->next))) == NULL)
-		goto fail;
-	jsmn_init(&p);
-	if ((j->ntok = jsmn_parse(&p, j->text, len + 1, j->tok, n)) <= 0)
+	n = jsmn_parse(&p, j->text, len + 1, j->tok, (unsigned int)cap);
+	if (n == JSMN_ERROR_NOMEM) {
+		jsmn_init(&p);
+		if ((n = jsmn_parse(&p, j->text, len + 1, NULL, 0)) <= 0)
+			goto fail;
+		j->own_tok = 1;
+		j->tok = NULL;
+		j->next = NULL;
+		if ((j->tok = calloc(n, sizeof(*j->tok))) == NULL ||
+		    (j->next = calloc(n, sizeof(*j->next))) == NULL)
+			goto fail;
+		jsmn_init(&p);
+		n = jsmn_parse(&p, j->text, len + 1, j->tok, n);
+	}
+	if ((j->ntok = n) <= 0)
 		goto fail;
 	if (json_check(j, 0, 0, &after) == -1 || after != j->ntok)
 		goto fail;
@@ -293,9 +321,10 @@ core_json_free(struct sales_json *j)
 {
 	if (j == NULL)
 		return;
-	free(j->text);
-	free(j->tok);
-	free(j->next);
+	if (j->own_tok) {
+		free(j->tok);
+		free(j->next);
+	}
 	free(j);
 }
 
