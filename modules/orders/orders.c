@@ -43,6 +43,9 @@ struct post {
 	size_t			*span;		/* offset, length of each order */
 	char			 location[48];
 	struct post		*next;		/* in-flight chain */
+	/* A single order (the usual POST) needs no allocations of its own. */
+	struct order		 order1;
+	size_t			 span1[2];
 };
 
 static int64_t			 next_id;
@@ -110,8 +113,10 @@ post_free(struct post *p)
 		free(p->key);
 	}
 	orders_core->buf_free(&p->body);
-	free(p->span);
-	free(p->orders);
+	if (p->span != p->span1)
+		free(p->span);
+	if (p->orders != &p->order1)
+		free(p->orders);
 	free(p);
 }
 
@@ -220,8 +225,8 @@ static void
 submit(struct post *p)
 {
 	const struct sales_core *core = orders_core;
-	struct sales_store_stmt *stmts = NULL;
-	struct sales_value *vals = NULL, *v;
+	struct sales_store_stmt *stmts = NULL, stmts1[2];
+	struct sales_value *vals = NULL, *v, vals1[7 + 6];
 	struct order *o;
 	int64_t now;
 	size_t start;
@@ -232,11 +237,20 @@ submit(struct post *p)
 		now = last_received;	/* receive times never go back */
 	last_received = now;
 	nstmt = p->n + (p->key != NULL);
-	stmts = calloc((size_t)nstmt, sizeof(*stmts));
-	vals = calloc((size_t)p->n * 7 + 6, sizeof(*vals));
-	p->span = calloc((size_t)p->n * 2, sizeof(*p->span));
-	if (stmts == NULL || vals == NULL || p->span == NULL)
-		goto nomem;
+	if (p->n == 1) {
+		/* store_write copies what it needs: the stack will do. */
+		memset(stmts1, 0, sizeof(stmts1));
+		memset(vals1, 0, sizeof(vals1));
+		stmts = stmts1;
+		vals = vals1;
+		p->span = p->span1;
+	} else {
+		stmts = calloc((size_t)nstmt, sizeof(*stmts));
+		vals = calloc((size_t)p->n * 7 + 6, sizeof(*vals));
+		p->span = calloc((size_t)p->n * 2, sizeof(*p->span));
+		if (stmts == NULL || vals == NULL || p->span == NULL)
+			goto nomem;
+	}
 	if (p->is_array)
 		rc |= core->buf_printf(&p->body, "{\"orders\":[");
 	for (i = 0; i < p->n; i++) {
@@ -309,12 +323,16 @@ submit(struct post *p)
 		    "the server is shutting down; nothing was stored", NULL);
 		post_free(p);
 	}
-	free(stmts);
-	free(vals);
+	if (stmts != stmts1) {
+		free(stmts);
+		free(vals);
+	}
 	return;
 nomem:
-	free(stmts);
-	free(vals);
+	if (stmts != stmts1) {
+		free(stmts);
+		free(vals);
+	}
 	core->http_error(p->req, 503, "no_memory", "out of memory", NULL);
 	post_free(p);
 }
@@ -427,8 +445,11 @@ orders_post(struct sales_request *req, void *arg)
 		    "or an array of orders", NULL);
 		goto done;
 	}
-	if ((p = calloc(1, sizeof(*p))) == NULL ||
-	    (p->orders = calloc((size_t)n, sizeof(*p->orders))) == NULL)
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		goto nomem;
+	if (n == 1)
+		p->orders = &p->order1;
+	else if ((p->orders = calloc((size_t)n, sizeof(*p->orders))) == NULL)
 		goto nomem;
 	p->req = req;
 	p->n = n;

@@ -360,7 +360,12 @@ orders_parse_order(const struct sales_json *json, int tok, struct order *o,
 		if ((k = core->json_raw(json, core->json_member(json, tok, i, &v),
 		    &klen)) == NULL || v < 0)
 			goto bad_json;
-		snprintf(field, fieldlen, "%.*s", (int)(klen > 64 ? 64 : klen), k);
+		/* A raw key holds no NUL (no raw control characters). */
+		rlen = klen > 64 ? 64 : klen;
+		if (rlen > fieldlen - 1)
+			rlen = fieldlen - 1;
+		memcpy(field, k, rlen);
+		field[rlen] = '\0';
 		t = core->json_type(json, v);
 		if (klen == 10 && memcmp(k, "product_id", 10) == 0) {
 			if (seen_pid++)
@@ -376,16 +381,22 @@ orders_parse_order(const struct sales_json *json, int tok, struct order *o,
 				    "a string or an integer");
 				goto fail;
 			}
-			if (core->json_string(json, v, &b) == -1)
-				goto bad_json;
-			if (!product_id_ok(b.data ? b.data : "", b.len)) {
+			/* Without escapes the raw text is the string itself. */
+			raw = core->json_raw(json, v, &rlen);
+			if (raw == NULL || memchr(raw, '\\', rlen) != NULL) {
+				if (core->json_string(json, v, &b) == -1)
+					goto bad_json;
+				raw = b.data ? b.data : "";
+				rlen = b.len;
+			}
+			if (!product_id_ok(raw, rlen)) {
 				snprintf(msg, msglen, "\"product_id\" must be "
 				    "1 to %d bytes without control characters",
 				    ORDERS_MAX_PRODUCT);
 				goto fail;
 			}
-			memcpy(o->product_id, b.data, b.len);
-			o->product_id[b.len] = '\0';
+			memcpy(o->product_id, raw, rlen);
+			o->product_id[rlen] = '\0';
 			b.len = 0;
 		} else if (klen == 8 && memcmp(k, "quantity", 8) == 0) {
 			if (seen_q++)
