@@ -65,6 +65,14 @@ api_config_bool(struct sales_module *self, const char *key, int def, int *out)
 	    core_module_name(self), key, def, out);
 }
 
+static int
+api_config_url(struct sales_module *self, const char *key, const char *def,
+    const char **out)
+{
+	return core_config_url(core_module_config(self), core_module_name(self),
+	    key, def, out);
+}
+
 static void
 api_config_each(struct sales_module *self,
     void (*cb)(const char *, const char *, void *), void *arg)
@@ -188,4 +196,5 @@ const struct sales_core core_api = {
 	.metric_set = core_metric_set,
 	.mono_ms = core_mono_ms,
 	.buf_time = core_buf_time,
+	.config_url = api_config_url,
 };

@@ -346,6 +346,39 @@ core_config_bool(struct core_config *cfg, const char *section, const char *key,
 	return -1;
 }
 
+/* Trailing slashes are cut in the stored value, so *out stays valid. */
+int
+core_config_url(struct core_config *cfg, const char *section, const char *key,
+    const char *def, const char **out)
+{
+	struct config_entry *e = config_find(cfg, section, key);
+	const char *v = e ? e->value : def;
+	size_t n, i, scheme;
+
+	if (v == NULL) {
+		*out = NULL;
+		return 0;
+	}
+	n = strlen(v);
+	scheme = strncmp(v, "http://", 7) == 0 ? 7 :
+	    strncmp(v, "https://", 8) == 0 ? 8 : 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= ' ' || v[i] == 0x7f)
+			break;
+	/* A scheme, a host, nothing that would need escaping. */
+	if (scheme == 0 || v[scheme] == '\0' || v[scheme] == '/' || i < n ||
+	    n > 1024) {
+		log_error("[%s] %s: \"%s\" is not an http:// or https:// URL",
+		    section, key, v);
+		return -1;
+	}
+	if (e != NULL)
+		while (n > 0 && e->value[n - 1] == '/')
+			e->value[--n] = '\0';
+	*out = v;
+	return 0;
+}
+
 void
 core_config_each(struct core_config *cfg, const char *section,
     void (*cb)(const char *key, const char *value, void *arg), void *arg)

@@ -29,6 +29,8 @@ int	core_config_double(struct core_config *cfg, const char *section,
 	    const char *key, double def, double min, double max, double *out);
 int	core_config_bool(struct core_config *cfg, const char *section,
 	    const char *key, int def, int *out);
+int	core_config_url(struct core_config *cfg, const char *section,
+	    const char *key, const char *def, const char **out);
 void	core_config_each(struct core_config *cfg, const char *section,
 	    void (*cb)(const char *key, const char *value, void *arg),
 	    void *arg);

@@ -39,7 +39,7 @@
 #include <sales/json.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		1
+#define SALES_ABI_MINOR		2
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -192,6 +192,15 @@ struct sales_core {
 	/* Appends ms as RFC 3339 UTC with milliseconds, unquoted:
 	 * 2026-11-25T10:00:00.123Z. */
 	int	(*buf_time)(struct sales_buf *buf, int64_t ms);
+
+	/* ABI 1.2 */
+	/*
+	 * An http:// or https:// URL (at most 1024 bytes, no spaces or
+	 * control characters), trailing '/' removed, so that modules can
+	 * append "/path".  Same return rules as the other getters.
+	 */
+	int	(*config_url)(struct sales_module *self, const char *key,
+		    const char *def, const char **out);
 };
 
 /*

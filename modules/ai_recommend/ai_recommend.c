@@ -41,7 +41,7 @@ static struct sales_module	*self;
 static struct {
 	const char	*api_key;
 	const char	*model;
-	char		 base_url[512];
+	const char	*base_url;	/* no trailing '/' */
 	long long	 timeout_ms;
 	long long	 cache_ttl_s;
 	long long	 max_products;
@@ -624,12 +624,11 @@ ai_get(struct sales_request *req, void *arg)
 static int
 ai_config(void)
 {
-	const char *base;
-	size_t n;
-
 	cfg.api_key = core->config_str(self, "api_key", "");
 	cfg.model = core->config_str(self, "model", "gpt-4o-mini");
-	base = core->config_str(self, "base_url", "https://api.openai.com/v1");
+	if (core->config_url(self, "base_url", "https://api.openai.com/v1",
+	    &cfg.base_url) == -1)
+		return -1;
 	if (core->config_int(self, "timeout_ms", 15000, 100, 300000,
 	    &cfg.timeout_ms) == -1 ||
 	    core->config_int(self, "cache_ttl_s", 60, 0, 86400,
@@ -651,17 +650,6 @@ ai_config(void)
 		    "of at most 256 characters");
 		return -1;
 	}
-	n = strlen(base);
-	while (n > 0 && base[n - 1] == '/')
-		n--;
-	if ((strncmp(base, "http://", 7) != 0 &&
-	    strncmp(base, "https://", 8) != 0) || n >= sizeof(cfg.base_url)) {
-		core->log(self, SALES_LOG_ERROR, "\"base_url\" \"%s\" is not "
-		    "an http:// or https:// URL", base);
-		return -1;
-	}
-	memcpy(cfg.base_url, base, n);
-	cfg.base_url[n] = '\0';
 	return 0;
 }
 

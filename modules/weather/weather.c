@@ -37,7 +37,7 @@ static struct sales_module	*self;
 static struct {
 	const char	*api_key;
 	const char	*city;
-	char		 base_url[512];
+	const char	*base_url;	/* no trailing '/' */
 	long long	 timeout_ms;
 	long long	 cache_ttl_s;
 	long long	 refresh_interval_s;
@@ -551,13 +551,11 @@ weather_on_key(const char *key, const char *value, void *arg)
 static int
 weather_config(void)
 {
-	const char *base;
-	size_t n;
-
 	cfg.api_key = core->config_str(self, "api_key", "");
 	cfg.city = core->config_str(self, "city", "London");
-	base = core->config_str(self, "base_url",
-	    "https://api.openweathermap.org/data/2.5");
+	if (core->config_url(self, "base_url",
+	    "https://api.openweathermap.org/data/2.5", &cfg.base_url) == -1)
+		return -1;
 	if (core->config_int(self, "timeout_ms", 3000, 100, 120000,
 	    &cfg.timeout_ms) == -1 ||
 	    core->config_int(self, "cache_ttl_s", 600, 1, 86400,
@@ -583,17 +581,6 @@ weather_config(void)
 		    "characters");
 		return -1;
 	}
-	n = strlen(base);
-	while (n > 0 && base[n - 1] == '/')
-		n--;
-	if ((strncmp(base, "http://", 7) != 0 &&
-	    strncmp(base, "https://", 8) != 0) || n >= sizeof(cfg.base_url)) {
-		core->log(self, SALES_LOG_ERROR, "\"base_url\" \"%s\" is not "
-		    "an http:// or https:// URL", base);
-		return -1;
-	}
-	memcpy(cfg.base_url, base, n);
-	cfg.base_url[n] = '\0';
 	if (strlen(cfg.api_key) > 256) {
 		core->log(self, SALES_LOG_ERROR, "\"api_key\" is longer than "
 		    "256 characters");

@@ -341,4 +341,4 @@ def test_bad_config_fails_start(make_server, fake_upstream):
     assert srv.proc.wait(10) != 0
     srv.proc = None
     srv.logf.close()
-    assert '"base_url"' in str(e.value)
+    assert '[ai_recommend] base_url: "ftp://x" is not an http' in str(e.value)

@@ -79,6 +79,30 @@ test_bad_values(void **state)
 }
 
 static void
+test_url(void **state)
+{
+	struct core_config *cfg;
+	const char *u;
+
+	(void)state;
+	cfg = load("[m]\na = http://127.0.0.1:8080/v1//\nb = ftp://x\n"
+	    "c = https://\nd = http://a b\n", NULL);
+	assert_non_null(cfg);
+	assert_int_equal(core_config_url(cfg, "m", "a", NULL, &u), 0);
+	assert_string_equal(u, "http://127.0.0.1:8080/v1");
+	assert_int_equal(core_config_url(cfg, "m", "absent", "https://x.org",
+	    &u), 0);
+	assert_string_equal(u, "https://x.org");
+	unit_capture_begin();
+	assert_int_equal(core_config_url(cfg, "m", "b", NULL, &u), -1);
+	assert_int_equal(core_config_url(cfg, "m", "c", NULL, &u), -1);
+	assert_int_equal(core_config_url(cfg, "m", "d", NULL, &u), -1);
+	assert_non_null(strstr(unit_capture_end(),
+	    "[m] b: \"ftp://x\" is not an http:// or https:// URL"));
+	core_config_free(cfg);
+}
+
+static void
 test_env_expansion(void **state)
 {
 	struct core_config *cfg;
@@ -151,6 +175,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_values_and_defaults),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_env_expansion),
 		cmocka_unit_test(test_syntax_error_and_missing_file),
 		cmocka_unit_test(test_unknown_keys),
