@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -128,6 +129,66 @@ test_accessors(void **state)
 	core_json_free(j);
 }
 
+/*
+ * An array of n - 1 numbers is n tokens: around the 128 parsed in one
+ * pass (core/json.c), valid documents must read the same on both sides
+ * and broken ones must be refused on both sides.
+ */
+static void
+test_token_count_boundary(void **state)
+{
+	static const char *tails[] = { "]", ",]", "", "}", ",1", "]]",
+	    "] 1", ",\"a\":1]", ",[]]" };
+	char text[2048];
+	struct sales_json *j;
+	long long v;
+	size_t i, k, len;
+	int n, tok;
+
+	(void)state;
+	for (n = 1; n <= 260; n++) {
+		len = 0;
+		text[len++] = '[';
+		for (k = 0; k + 1 < (size_t)n; k++)
+			len += (size_t)snprintf(text + len, sizeof(text) - len,
+			    "%s%zu", k ? "," : "", k % 10);
+		for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+			snprintf(text + len, sizeof(text) - len, "%s", tails[i]);
+			j = core_json_parse(text, strlen(text));
+			if (i == 0 || (i == 8 && n > 1)) {
+				assert_non_null(j);
+				assert_int_equal(core_json_len(j, 0),
+				    n - 1 + (i == 8));
+				if (n > 1) {
+					tok = core_json_at(j, 0, n - 2);
+					assert_int_equal(core_json_int(j, tok,
+					    &v), 0);
+					assert_int_equal(v, (n - 2) % 10);
+				}
+				core_json_free(j);
+			} else
+				assert_null(j);
+		}
+	}
+	/* Many small tokens in very little text: "[[],[],...]". */
+	len = 0;
+	text[len++] = '[';
+	for (k = 0; k < 300; k++) {
+		if (k)
+			text[len++] = ',';
+		text[len++] = '[';
+		text[len++] = ']';
+	}
+	text[len++] = ']';
+	j = core_json_parse(text, len);
+	assert_non_null(j);
+	assert_int_equal(core_json_len(j, 0), 300);
+	assert_int_equal(core_json_type(j, core_json_at(j, 0, 299)),
+	    SALES_JSON_ARRAY);
+	core_json_free(j);
+	assert_null(core_json_parse(text, len - 1));
+}
+
 static void
 test_buf_escaping(void **state)
 {
@@ -154,6 +215,7 @@ main(void)
 		cmocka_unit_test(test_depth_limit),
 		cmocka_unit_test(test_accessors),
 		cmocka_unit_test(test_buf_escaping),
+		cmocka_unit_test(test_token_count_boundary),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
