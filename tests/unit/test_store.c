@@ -1,7 +1,8 @@
 /*
  * test_store.c - core/store.c with the SQLite driver on a temporary
  * database: group commit and its ordering, a failing unit rolled back
- * alone, deep copies of parameters and results, query_sync, migrations
+ * alone (also several, of different kinds, in one group), deep copies
+ * of parameters and results, query_sync, migrations
  * (applied once, broken ones reported), close finishing queued work,
  * and a separate SQLite connection seeing the rows.
  */
@@ -292,6 +293,72 @@ test_failing_unit(void **state)
 	assert_int_equal(count_rows(
 	    "SELECT count(*) FROM items WHERE name = 'b1'"), 0);
 	assert_int_equal(count_rows("SELECT count(*) FROM big"), 200000);
+}
+
+/*
+ * Groups run first without savepoints and, when a unit fails, again
+ * with one per unit (core/store.c).  Several failures of different kinds
+ * in one group, a unit that builds on an earlier one of the group and a
+ * unit that builds on a failed one: each outcome and the stored rows
+ * must be what one savepoint per unit gives.
+ */
+static void
+test_failures_in_one_group(void **state)
+{
+	struct outcome slow = {0}, o[7];
+	struct sales_store_stmt heavy = {
+		"INSERT INTO big(x) WITH RECURSIVE c(x) AS (SELECT 1 UNION "
+		"ALL SELECT x + 1 FROM c WHERE x < 200000) SELECT x FROM c",
+		NULL, 0 };
+	struct sales_store_stmt bump = {
+		"UPDATE items SET n = n + 10 WHERE name = 'g1'", NULL, 0 };
+	struct sales_store_stmt bad = { "INSERT INTO nowhere VALUES (1)",
+	    NULL, 0 };
+	struct sales_store_stmt after_bad = {
+		"INSERT INTO items(name, n) SELECT 'g5', n FROM items WHERE "
+		"name = 'g1'", NULL, 0 };
+	int i;
+
+	(void)state;
+	memset(o, 0, sizeof(o));
+	assert_int_equal(open_store(), 0);
+	assert_int_equal(core_store_write(&heavy, 1, on_write, &slow), 0);
+	assert_int_equal(insert("g1", 1, &o[0]), 0);
+	assert_int_equal(insert("g1", 2, &o[1]), 0);		/* UNIQUE */
+	assert_int_equal(core_store_write(&bump, 1, on_write, &o[2]), 0);
+	assert_int_equal(core_store_write(&bad, 1, on_write, &o[3]), 0);
+	assert_int_equal(core_store_write(&after_bad, 1, on_write, &o[4]),
+	    0);
+	assert_int_equal(insert("g5", 9, &o[5]), 0);		/* UNIQUE */
+	assert_int_equal(insert("g7", 7, &o[6]), 0);
+	run_until(idle);
+	assert_int_equal(slow.status, 0);
+	for (i = 0; i < 7; i++)
+		assert_true(o[i].done);
+	assert_int_equal(o[0].status, 0);
+	assert_int_equal(o[1].status, -1);
+	assert_int_equal(o[1].constraint, 1);
+	assert_non_null(strstr(o[1].err, "UNIQUE"));
+	assert_int_equal(o[2].status, 0);
+	assert_int_equal(o[3].status, -1);
+	assert_int_equal(o[3].constraint, 0);
+	assert_non_null(strstr(o[3].err, "no such table"));
+	assert_int_equal(o[4].status, 0);
+	assert_int_equal(o[5].status, -1);
+	assert_int_equal(o[5].constraint, 1);
+	assert_int_equal(o[6].status, 0);
+	for (i = 1; i < 7; i++)
+		assert_true(o[i - 1].seq < o[i].seq);
+	assert_int_equal(core_store_units(), 1 + 4);
+	assert_int_equal(core_store_writable(), 1);
+	core_store_close();
+	assert_int_equal(count_rows("SELECT count(*) FROM items"), 3);
+	assert_int_equal(count_rows("SELECT n FROM items WHERE name = 'g1'"),
+	    11);
+	assert_int_equal(count_rows("SELECT n FROM items WHERE name = 'g5'"),
+	    11);
+	assert_int_equal(count_rows("SELECT n FROM items WHERE name = 'g7'"),
+	    7);
 }
 
 /*
@@ -717,6 +784,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_commit_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_sql, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failures_in_one_group,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copies_and_queries, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_close_finishes, setup,
