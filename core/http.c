@@ -79,6 +79,16 @@
 #define HTTP_LINGER_MS		1000
 /* Headers a module may add to one response. */
 #define HTTP_MAX_EXTRA		(16 * 1024)
+/*
+ * Under AddressSanitizer a finished request is freed, not kept as the
+ * connection's spare, so that a module using a request after answering
+ * it is caught as a use-after-free instead of reading a recycled one.
+ */
+#ifdef __SANITIZE_ADDRESS__
+#define HTTP_NO_SPARE		1
+#else
+#define HTTP_NO_SPARE		0
+#endif
 /* Body bytes reserved up front from Content-Length, at most. */
 #define HTTP_BODY_PREALLOC	(64 * 1024)
 /*
@@ -361,7 +371,7 @@ req_free(struct sales_request *r)
 
 	if (r == NULL)
 		return;
-	if ((c = r->conn) == NULL || c->spare != NULL) {
+	if ((c = r->conn) == NULL || c->spare != NULL || HTTP_NO_SPARE) {
 		req_destroy(r);
 		return;
 	}
