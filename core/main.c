@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "module.h"
 #include "ops.h"
+#include "outmem.h"
 #include "router.h"
 #include "store.h"
 #include "timer.h"
@@ -51,7 +52,7 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
     struct core_ws_config *ws)
 {
 	long long port, max_body, max_header, hto, bto, ito, pipe, conns;
-	long long wsmsg, wsbuf, wsping;
+	long long wsmsg, wsbuf, wsping, outmem;
 
 	http->host = core_config_str(cfg, "server", "host", "127.0.0.1");
 	if (core_config_int(cfg, "server", "port", 3000, 0, 65535, &port) ||
@@ -73,8 +74,11 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	    core_config_int(cfg, "server", "ws_max_buffered", 4194304, 4096,
 	    1LL << 32, &wsbuf) ||
 	    core_config_int(cfg, "server", "ws_ping_interval_ms", 30000, 0,
-	    3600000, &wsping))
+	    3600000, &wsping) ||
+	    core_config_int(cfg, "server", "max_output_memory", 256LL << 20,
+	    0, 1LL << 40, &outmem))
 		return -1;
+	core_outmem_configure((size_t)outmem);
 	http->port = (int)port;
 	http->max_body = (size_t)max_body;
 	http->max_header = (size_t)max_header;

@@ -11,6 +11,7 @@
 #include "httpc.h"
 #include "metrics.h"
 #include "module.h"
+#include "outmem.h"
 #include "router.h"
 #include "store.h"
 #include "ws.h"
@@ -92,6 +93,14 @@ ops_metrics(struct sales_request *req, void *arg)
 	ops_metric(&b, "upstream_latency_ms_total", "counter",
 	    "sum of upstream request durations in ms",
 	    (double)core_httpc_latency_ms());
+	ops_metric(&b, "output_memory_bytes", "gauge",
+	    "bytes held for clients (HTTP answers, WebSocket frames)",
+	    (double)core_outmem_total());
+	ops_metric(&b, "output_memory_budget_bytes", "gauge",
+	    "max_output_memory (0: no budget)", (double)core_outmem_budget());
+	ops_metric(&b, "output_memory_cuts_total", "counter",
+	    "connections cut because clients together held more than "
+	    "max_output_memory", (double)core_outmem_cuts());
 	core_metrics_render(&b);
 	core_http_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
 	core_buf_free(&b);
