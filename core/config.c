@@ -347,6 +347,23 @@ core_config_bool(struct core_config *cfg, const char *section, const char *key,
 }
 
 /* Trailing slashes are cut in the stored value, so *out stays valid. */
+/* True when the authority at s names this machine's loopback. */
+static int
+url_loopback(const char *s)
+{
+	size_t n;
+
+	if ((n = strcspn(s, "/?#")) > 0 && memchr(s, '@', n) != NULL)
+		s = (const char *)memchr(s, '@', n) + 1;
+	if (strncmp(s, "[::1]", 5) == 0)
+		return strchr(":/?#", s[5]) != NULL;
+	n = strcspn(s, ":/?#");
+	if (n == 9 && strncasecmp(s, "localhost", 9) == 0)
+		return 1;
+	return n >= 4 && strncmp(s, "127.", 4) == 0 &&
+	    strspn(s, "0123456789.") == n;
+}
+
 int
 core_config_url(struct core_config *cfg, const char *section, const char *key,
     const char *def, const char **out)
@@ -372,6 +389,10 @@ core_config_url(struct core_config *cfg, const char *section, const char *key,
 		    section, key, v);
 		return -1;
 	}
+	if (scheme == 7 && !url_loopback(v + 7))
+		log_warn("[%s] %s: \"%s\" is plain http to another host: API "
+		    "keys and data cross the network unencrypted; use https://",
+		    section, key, v);
 	if (e != NULL)
 		while (n > 0 && e->value[n - 1] == '/')
 			e->value[--n] = '\0';

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,9 +104,17 @@ req_finish(struct httpc_req *r, long status, const char *err)
 	req_free(r);
 }
 
+/*
+ * What the caller (and, through it, an API client) is told: a short,
+ * stable class.  curl's own text names addresses and ports of the
+ * deployment, so it goes to the log only, once per distinct text.
+ */
 static const char *
 result_error(struct httpc_req *r, CURLcode rc)
 {
+	static char logged[CURL_ERROR_SIZE];
+	const char *detail, *cls;
+
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
 		return "timeout";
@@ -114,11 +123,39 @@ result_error(struct httpc_req *r, CURLcode rc)
 	case CURLE_WRITE_ERROR:
 		if (r->too_large)
 			return "response too large";
+		cls = "transfer failed";
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		cls = "could not resolve host";
+		break;
+	case CURLE_COULDNT_CONNECT:
+		cls = "could not connect";
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+		cls = "TLS failure";
+		break;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+		cls = "connection failed";
 		break;
 	default:
+		cls = "request failed";
 		break;
 	}
-	return r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(rc);
+	detail = r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(rc);
+	if (strcmp(detail, logged) != 0) {
+		log_warn("upstream request: %s (%s); later failures with the "
+		    "same text are not logged", cls, detail);
+		snprintf(logged, sizeof(logged), "%s", detail);
+	}
+	return cls;
 }
 
 static void

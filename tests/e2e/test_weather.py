@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import socket
 import time
 
 import pytest
@@ -374,3 +375,22 @@ def test_sigterm_answers_a_request_waiting_on_the_upstream(make_server,
         st, _, out = promo.result(timeout=10)
     assert st == 200
     assert out["promotions"] == []
+
+
+def test_unreachable_upstream_names_no_address(make_server):
+    """curl's text names our addresses and ports: clients get a class."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()               # bound, never listened on: connection refused
+    cfg = {"weather": {"api_key": "k-123", "city": "Paris",
+                       "base_url": "http://127.0.0.1:%d/data/2.5" % port,
+                       "timeout_ms": 500, "retries": 0}}
+    srv = make_server(["weather"], config=cfg)
+    st, out, _ = get_promotions(srv)
+    assert st == 200
+    src = out["weather"]["source"]
+    assert src == "openweather error: could not connect", src
+    assert str(port) not in json.dumps(out)
+    # The operator still gets curl's detail, once.
+    assert srv.log().count("upstream request: could not connect (") == 1

@@ -102,6 +102,40 @@ test_url(void **state)
 	core_config_free(cfg);
 }
 
+/* Plain http to another host sends API keys in clear: say so. */
+static void
+test_url_plain_http_warns(void **state)
+{
+	static const char *loopback[] = { "http://127.0.0.1:9/v1",
+	    "http://localhost/v1", "http://[::1]:8080", "http://LOCALHOST",
+	    "https://api.example.com/v1", "http://u:p@127.0.0.2/x" };
+	static const char *remote[] = { "http://api.example.com/v1",
+	    "http://127.0.0.1.example.com/", "http://10.0.0.5:8080",
+	    "http://localhost.evil.net/", "http://127.0.0.1@evil.net/" };
+	struct core_config *cfg;
+	const char *u;
+	char ini[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		snprintf(ini, sizeof(ini), "[m]\nu = %s\n", loopback[i]);
+		assert_non_null(cfg = load(ini, NULL));
+		unit_capture_begin();
+		assert_int_equal(core_config_url(cfg, "m", "u", NULL, &u), 0);
+		assert_null(strstr(unit_capture_end(), "unencrypted"));
+		core_config_free(cfg);
+	}
+	for (i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		snprintf(ini, sizeof(ini), "[m]\nu = %s\n", remote[i]);
+		assert_non_null(cfg = load(ini, NULL));
+		unit_capture_begin();
+		assert_int_equal(core_config_url(cfg, "m", "u", NULL, &u), 0);
+		assert_non_null(strstr(unit_capture_end(), "[m] u: \"http://"));
+		core_config_free(cfg);
+	}
+}
+
 static void
 test_env_expansion(void **state)
 {
@@ -176,6 +210,7 @@ main(void)
 		cmocka_unit_test(test_values_and_defaults),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_url_plain_http_warns),
 		cmocka_unit_test(test_env_expansion),
 		cmocka_unit_test(test_syntax_error_and_missing_file),
 		cmocka_unit_test(test_unknown_keys),

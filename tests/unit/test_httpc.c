@@ -303,8 +303,8 @@ test_refused(void **state)
 	assert_int_equal(o.calls, 1);
 	assert_int_equal(o.status, 0);
 	assert_true(o.err[0] != '\0');
-	assert_string_not_equal(o.err, "timeout");
-	print_message("refused: %s\n", o.err);
+	/* A class, not curl's text with our addresses and ports in it. */
+	assert_string_equal(o.err, "could not connect");
 	assert_int_equal(o.len, 0);
 	free(o.body);
 }
