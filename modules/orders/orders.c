@@ -546,8 +546,8 @@ SALES_MODULE_INIT(c, m)
 		return -1;
 	res = c->store_query_sync("SELECT MAX(id) FROM orders", NULL, 0);
 	if (res == NULL) {
-		c->log(m, SALES_LOG_ERROR, "cannot read table \"orders\"; "
-		    "are the migrations in sql/ applied?");
+		c->log(m, SALES_LOG_ERROR, "cannot read table \"orders\" "
+		    "(the storage error above says why)");
 		return -1;
 	}
 	v = c->store_rows(res) ? c->store_value(res, 0, 0) : NULL;
