@@ -504,12 +504,14 @@ sq_check(void *conn, char *err, size_t errlen)
 {
 	struct sq_conn *c = conn;
 
-	if (sq_file_check(&c->main, err, errlen) == -1)
-		return -1;
-	if (!c->wal.known)
-		(void)sq_file_note(&c->wal);
-	else if (sq_file_check(&c->wal, err, errlen) == -1)
-		return -1;
+	if (c->main.known) {
+		if (sq_file_check(&c->main, err, errlen) == -1)
+			return -1;
+		if (!c->wal.known)
+			(void)sq_file_note(&c->wal);
+		else if (sq_file_check(&c->wal, err, errlen) == -1)
+			return -1;
+	}
 	if (access(c->shm, W_OK) == -1 && errno != ENOENT) {
 		snprintf(err, errlen, "database shared-memory file \"%s\" is "
 		    "not writable (%s): SQLite would crash the server writing "
