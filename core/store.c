@@ -495,11 +495,14 @@ static void
 store_probe(void)
 {
 	char err[STORE_ERRLEN];
-	int healthy = atomic_load(&store_writable);
+	int healthy = atomic_load(&store_writable), rc;
 
 	err[0] = '\0';
-	if ((healthy ? st.drv->check : st.drv->probe)(st.wconn, err,
-	    sizeof(err)) == -1)
+	if (healthy)
+		rc = st.drv->check(st.wconn, err, sizeof(err));
+	else
+		rc = st.drv->probe(st.wconn, err, sizeof(err));
+	if (rc == -1)
 		store_fault(err);
 	else if (!healthy)
 		store_healed();
