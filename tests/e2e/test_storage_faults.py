@@ -16,7 +16,7 @@ import time
 import pytest
 
 
-def wait_for(cond, timeout=5.0):
+def wait_for(cond, timeout=10.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if cond():
