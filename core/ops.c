@@ -23,7 +23,8 @@ ops_health(struct sales_request *req, void *arg)
 {
 	struct sales_buf b = {0};
 	int writable = core_store_writable();
-	size_t i;
+	char fault[1024];
+	size_t i, flen;
 
 	(void)arg;
 	core_buf_printf(&b, "{\"status\":\"%s\",\"version\":\"%s\","
@@ -40,11 +41,17 @@ ops_health(struct sales_request *req, void *arg)
 		core_buf_printf(&b, "}");
 	}
 	core_buf_printf(&b, "],\"storage\":{\"driver\":\"%s\",\"writable\":%s,"
-	    "\"pending\":%zu,\"commits\":%llu,\"units\":%llu},"
-	    "\"websocketClients\":%zu,\"httpConnections\":%zu}",
+	    "\"pending\":%zu,\"commits\":%llu,\"units\":%llu,\"fault\":",
 	    core_store_driver_name(), writable ? "true" : "false",
 	    core_store_pending(), (unsigned long long)core_store_commits(),
-	    (unsigned long long)core_store_units(), core_ws_clients(),
+	    (unsigned long long)core_store_units());
+	/* What is wrong while degraded, null while not. */
+	if ((flen = core_store_fault(fault, sizeof(fault))) > 0)
+		core_buf_json_string(&b, fault, flen);
+	else
+		core_buf_printf(&b, "null");
+	core_buf_printf(&b, "},\"websocketClients\":%zu,"
+	    "\"httpConnections\":%zu}", core_ws_clients(),
 	    core_http_connections());
 	core_http_respond(req, writable ? 200 : 503, NULL, b.data, b.len);
 	core_buf_free(&b);

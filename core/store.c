@@ -8,8 +8,19 @@
  * the group), then posts the outcomes to the loop in submission order.
  * If a unit fails, that transaction is rolled back and the group runs
  * again with each unit inside its own savepoint (the failing unit is
- * rolled back to its savepoint and fails alone).  If the commit fails every unit of the group fails
- * and the store reports itself unwritable until a later commit succeeds.
+ * rolled back to its savepoint and fails alone).  If the commit fails
+ * every unit of the group fails.
+ *
+ * Storage faults: a failed commit, or the driver's check before every
+ * group finding the database deleted or replaced underneath, makes the
+ * store unwritable (/health degraded) with the fault described in one
+ * log line per episode.  While unwritable, the idle writer probes
+ * storage every second with a real commit and the store heals by itself
+ * when one succeeds; while healthy, it runs the cheap check as often,
+ * so a deleted file shows in /health before anyone writes.  A SIGBUS
+ * (SQLite writing through its mapping of a -shm that cannot be written)
+ * cannot be turned into an error: it ends the process with one line
+ * saying so.
  *
  * Threads: the writer and the reader each own one driver connection and
  * never touch loop state; they hand finished jobs to a mutex-protected
@@ -23,14 +34,18 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -41,7 +56,10 @@
 #define STORE_MAX_GROUP		1024
 #define STORE_MAX_QUEUE		65536	/* queued write units before refusing */
 #define STORE_MAX_JOB		(256u << 20)	/* bytes of SQL + params per unit */
-#define STORE_ERRLEN		512
+#define STORE_ERRLEN		1024
+#define STORE_PROBE_MS		1000	/* idle writer looks at storage */
+#define STORE_RELOG_MS		60000	/* a changed fault, logged again */
+#define STORE_EXIT_SIGBUS	74	/* EX_IOERR */
 
 enum job_kind {
 	JOB_WRITE,
@@ -114,6 +132,10 @@ static struct {
 	struct queue			 done;
 	struct event			*done_ev;
 	int				 closing;	/* loop thread only */
+	pthread_mutex_t			 flock;		/* fault */
+	char				 fault[STORE_ERRLEN];
+	int64_t				 fault_since;	/* writer only */
+	int64_t				 fault_logged;	/* writer only */
 } st;
 
 static atomic_int		store_writable;
@@ -122,6 +144,10 @@ static atomic_uint_least64_t	store_commits;
 static atomic_uint_least64_t	store_units;
 
 static const char	oom[] = "out of memory";
+
+/* Written at open, for the SIGBUS handler, which may not format. */
+static char		bus_msg[2 * PATH_MAX + 512];
+static size_t		bus_len;
 
 /*
  * A TEXT value with len 0 and a non-NULL s is taken as NUL-terminated,
@@ -295,16 +321,67 @@ store_deliver(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Fails every unit of a group that has not failed on its own. */
+/*
+ * Writer thread: storage cannot take writes.  One log line when an
+ * episode starts, not one per failed group or probe; a different fault
+ * within the episode is logged again at most every STORE_RELOG_MS.
+ */
+static void
+store_fault(const char *err)
+{
+	int64_t now = core_mono_ms();
+	int first, log;
+
+	pthread_mutex_lock(&st.flock);
+	first = st.fault[0] == '\0';
+	log = first || (strcmp(st.fault, err) != 0 &&
+	    now - st.fault_logged >= STORE_RELOG_MS);
+	snprintf(st.fault, sizeof(st.fault), "%s", err);
+	pthread_mutex_unlock(&st.flock);
+	atomic_store(&store_writable, 0);
+	if (first)
+		st.fault_since = now;
+	if (!log)
+		return;
+	st.fault_logged = now;
+	core_log("store", SALES_LOG_ERROR, "storage fault: %s; until it "
+	    "heals, writes fail (503) and /health is degraded; storage is "
+	    "probed every %d s", err, STORE_PROBE_MS / 1000);
+}
+
+/* Writer thread: a commit went through. */
+static void
+store_healed(void)
+{
+	int was;
+
+	if (atomic_load(&store_writable))
+		return;
+	pthread_mutex_lock(&st.flock);
+	was = st.fault[0] != '\0';
+	st.fault[0] = '\0';
+	pthread_mutex_unlock(&st.flock);
+	atomic_store(&store_writable, 1);
+	if (was)
+		core_log("store", SALES_LOG_INFO, "storage recovered after "
+		    "%lld s: writes are accepted again",
+		    (long long)((core_mono_ms() - st.fault_since) / 1000));
+}
+
+/*
+ * Fails every unit of a group that has not failed on its own; what
+ * (may be NULL) says which step failed, for the clients.
+ */
 static void
 group_fail(struct job *j, size_t n, const char *what, const char *err)
 {
-	char msg[STORE_ERRLEN];
+	char msg[STORE_ERRLEN + 64];
 
-	snprintf(msg, sizeof(msg), "%s: %s", what, err);
+	snprintf(msg, sizeof(msg), "%s%s%s", what ? what : "",
+	    what ? ": " : "", err);
 	for (; n > 0; n--, j = j->next)
 		job_fail(j, 0, msg);
-	atomic_store(&store_writable, 0);
+	store_fault(err);
 }
 
 /*
@@ -344,7 +421,7 @@ run_group_fast(struct job *first, size_t n)
 		group_fail(first, n, "commit failed", err);
 		return 0;
 	}
-	atomic_store(&store_writable, 1);
+	store_healed();
 	atomic_fetch_add(&store_commits, 1);
 	atomic_fetch_add(&store_units, n);
 	return 0;
@@ -401,7 +478,7 @@ run_group(struct job *first, size_t n)
 		group_fail(first, n, "commit failed", err);
 		return;
 	}
-	atomic_store(&store_writable, 1);
+	store_healed();
 	atomic_fetch_add(&store_commits, 1);
 	atomic_fetch_add(&store_units, ok);
 	return;
@@ -410,17 +487,59 @@ abort:
 	group_fail(first, n, "transaction failed", err);
 }
 
+/*
+ * Idle writer, every STORE_PROBE_MS: while healthy only the cheap check
+ * (the files are still there), while unwritable a real commit.
+ */
+static void
+store_probe(void)
+{
+	char err[STORE_ERRLEN];
+	int healthy = atomic_load(&store_writable), rc;
+
+	err[0] = '\0';
+	if (healthy)
+		rc = st.drv->check(st.wconn, err, sizeof(err));
+	else
+		rc = st.drv->probe(st.wconn, err, sizeof(err));
+	if (rc == -1)
+		store_fault(err);
+	else if (!healthy)
+		store_healed();
+}
+
+static void
+store_deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 static void *
 store_writer(void *arg)
 {
 	struct job *first, *last;
+	struct timespec ts;
+	char err[STORE_ERRLEN];
 	size_t n;
 
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&st.wlock);
-		while (st.wq.head == NULL && !st.wstop)
-			pthread_cond_wait(&st.wcond, &st.wlock);
+		while (st.wq.head == NULL && !st.wstop) {
+			store_deadline(&ts, STORE_PROBE_MS);
+			if (pthread_cond_timedwait(&st.wcond, &st.wlock,
+			    &ts) != ETIMEDOUT)
+				continue;
+			pthread_mutex_unlock(&st.wlock);
+			store_probe();
+			pthread_mutex_lock(&st.wlock);
+		}
 		if (st.wq.head == NULL) {
 			pthread_mutex_unlock(&st.wlock);
 			break;
@@ -435,7 +554,11 @@ store_writer(void *arg)
 		last->next = NULL;
 		pthread_mutex_unlock(&st.wlock);
 
-		if (run_group_fast(first, n) == 1)
+		/* Refused rather than acknowledged and lost at restart. */
+		err[0] = '\0';
+		if (st.drv->check(st.wconn, err, sizeof(err)) == -1)
+			group_fail(first, n, NULL, err);
+		else if (run_group_fast(first, n) == 1)
 			run_group(first, n);
 		post_done(first, last, n);
 	}
@@ -450,7 +573,9 @@ run_query(struct job *j)
 
 	err[0] = '\0';
 	pthread_mutex_lock(&st.rconn_lock);
-	if (st.drv->exec(st.rconn, &j->stmts[0], &j->res, &constraint, err,
+	/* Reads write to the -shm too: an error now beats a SIGBUS. */
+	if (st.drv->check(st.rconn, err, sizeof(err)) == -1 ||
+	    st.drv->exec(st.rconn, &j->stmts[0], &j->res, &constraint, err,
 	    sizeof(err)) == -1) {
 		core_store_result_free(j->res);
 		j->res = NULL;
@@ -493,7 +618,11 @@ driver_find(const char *name)
 	return NULL;
 }
 
-/* Helper threads take no signals: those are the loop's. */
+/*
+ * Helper threads take no signals: those are the loop's.  Except the
+ * synchronous ones: the kernel kills a thread that faults with them
+ * blocked, without running the handler.
+ */
 static int
 thread_start(pthread_t *t, void *(*fn)(void *))
 {
@@ -501,15 +630,56 @@ thread_start(pthread_t *t, void *(*fn)(void *))
 	int rc;
 
 	sigfillset(&all);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(t, NULL, fn, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc == 0 ? 0 : -1;
 }
 
+/*
+ * SQLite maps the -shm into memory; when a write through the mapping
+ * cannot be backed (the file made immutable, a read-only remount, a
+ * failed disk) the kernel answers with SIGBUS, which no error code can
+ * replace.  Say so in one line and stop with a status of its own.
+ */
+static void
+store_sigbus(int sig)
+{
+	(void)sig;
+	(void)!write(STDERR_FILENO, bus_msg, bus_len);
+	_exit(STORE_EXIT_SIGBUS);
+}
+
+static void
+store_signals(const char *path)
+{
+	struct sigaction sa;
+	int n;
+
+	n = snprintf(bus_msg, sizeof(bus_msg), "fatal: storage fault "
+	    "(SIGBUS) in a memory-mapped database file (\"%s-shm\" or "
+	    "\"%s-wal\"): it cannot be written (made immutable or "
+	    "read-only, or the disk failed); salesd stops with status %d; "
+	    "make the files writable again and restart (committed orders "
+	    "are safe)\n", path, path, STORE_EXIT_SIGBUS);
+	bus_len = n < 0 ? 0 : (size_t)n < sizeof(bus_msg) ? (size_t)n :
+	    sizeof(bus_msg) - 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = store_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	/* Past a file size limit a write must fail with EFBIG, not kill. */
+	signal(SIGXFSZ, SIG_IGN);
+}
+
 int
 core_store_open(const struct core_store_config *cfg)
 {
+	pthread_condattr_t ca;
 	char err[STORE_ERRLEN];
 
 	if (st.open) {
@@ -550,8 +720,14 @@ core_store_open(const struct core_store_config *cfg)
 		core_log("store", SALES_LOG_ERROR, "cannot create event");
 		goto fail;
 	}
+	store_signals(cfg->path != NULL ? cfg->path : "database/sales.db");
 	pthread_mutex_init(&st.wlock, NULL);
-	pthread_cond_init(&st.wcond, NULL);
+	/* The writer's probe timer must not jump with the wall clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st.wcond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&st.flock, NULL);
 	pthread_mutex_init(&st.rlock, NULL);
 	pthread_cond_init(&st.rcond, NULL);
 	pthread_mutex_init(&st.rconn_lock, NULL);
@@ -623,6 +799,7 @@ core_store_close(void)
 	pthread_cond_destroy(&st.rcond);
 	pthread_mutex_destroy(&st.rconn_lock);
 	pthread_mutex_destroy(&st.dlock);
+	pthread_mutex_destroy(&st.flock);
 	memset(&st, 0, sizeof(st));
 }
 
@@ -630,6 +807,26 @@ int
 core_store_writable(void)
 {
 	return st.open && atomic_load(&store_writable);
+}
+
+size_t
+core_store_fault(char *buf, size_t len)
+{
+	size_t n = 0;
+
+	if (len == 0)
+		return 0;
+	buf[0] = '\0';
+	if (!st.open)
+		return 0;
+	pthread_mutex_lock(&st.flock);
+	n = strlen(st.fault);
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, st.fault, n);
+	buf[n] = '\0';
+	pthread_mutex_unlock(&st.flock);
+	return n;
 }
 
 size_t
@@ -730,7 +927,10 @@ core_store_query_sync(const char *sql, const struct sales_value *params,
 	s.nparams = nparams;
 	err[0] = '\0';
 	pthread_mutex_lock(&st.rconn_lock);
-	rc = st.drv->exec(st.rconn, &s, &res, &constraint, err, sizeof(err));
+	rc = st.drv->check(st.rconn, err, sizeof(err));
+	if (rc == 0)
+		rc = st.drv->exec(st.rconn, &s, &res, &constraint, err,
+		    sizeof(err));
 	pthread_mutex_unlock(&st.rconn_lock);
 	if (rc == -1) {
 		core_store_result_free(res);

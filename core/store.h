@@ -38,6 +38,15 @@ struct core_store_driver {
 	int	 (*exec)(void *conn, const struct sales_store_stmt *stmt,
 		    struct sales_store_result **res, int *constraint,
 		    char *err, size_t errlen);
+	/*
+	 * check: cheap, before every group and query: is the storage still
+	 * the one the writer opened (not deleted or replaced), and can it
+	 * be used without risking a SIGBUS?  probe (writer only, while
+	 * unwritable): would a commit succeed now?  Both describe a fault
+	 * in err with the path and the fix.
+	 */
+	int	 (*check)(void *conn, char *err, size_t errlen);
+	int	 (*probe)(void *conn, char *err, size_t errlen);
 };
 
 extern const struct core_store_driver core_store_sqlite;
@@ -45,7 +54,10 @@ extern const struct core_store_driver core_store_sqlite;
 int	core_store_open(const struct core_store_config *cfg);
 /* Stops taking work, commits what is queued, joins the threads. */
 void	core_store_close(void);
-int	core_store_writable(void);	/* 0 after a failed commit */
+/* 0 from a storage fault (a failed commit, the file gone) to recovery. */
+int	core_store_writable(void);
+/* Copies the current fault ("" when none) into buf; returns its length. */
+size_t	core_store_fault(char *buf, size_t len);
 size_t	core_store_pending(void);	/* units and queries not yet answered */
 const char *core_store_driver_name(void);
 uint64_t core_store_commits(void);	/* transactions committed */

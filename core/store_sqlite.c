@@ -6,6 +6,14 @@
  * Each connection is used by one thread at a time (store.c sees to it),
  * so connections are opened without SQLite's own mutexes.  It does not
  * decide when to commit or which thread runs what: that is store.c.
+ *
+ * Storage faults (disk full, I/O errors, a corrupt or foreign file, the
+ * file deleted or replaced underneath) are described in one message
+ * naming the path, SQLite's error and the fix, so the store can log it
+ * as is.  The writer's connection remembers which files it opened
+ * (device and inode of the database and its -wal) so that check() can
+ * tell when a path no longer leads to them: SQLite would go on writing
+ * to the unlinked file and every order would be lost at restart.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -18,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -37,10 +46,21 @@ struct sq_cached {
 	char			 sql[];
 };
 
+/* A file of the database, as opened: path and identity. */
+struct sq_file {
+	char			 path[PATH_MAX];
+	int			 known;		/* dev and ino recorded */
+	dev_t			 dev;
+	ino_t			 ino;
+};
+
 struct sq_conn {
 	sqlite3			*db;
 	size_t			 ncached;
 	struct sq_cached	*bucket[SQ_BUCKETS];
+	struct sq_file		 main;		/* the database file */
+	struct sq_file		 wal;		/* its -wal */
+	char			 shm[PATH_MAX];	/* its -shm */
 };
 
 static uint64_t
@@ -64,6 +84,51 @@ sq_tail_empty(const char *tail)
 		if (!isspace((unsigned char)*tail) && *tail != ';')
 			return 0;
 	return 1;
+}
+
+/*
+ * Writes SQLite's error for rc on c, and for storage faults says what
+ * the fault is and how to fix it, naming the database.
+ */
+static void
+sq_error(struct sq_conn *c, int rc, char *err, size_t errlen)
+{
+	const char *msg = c->db != NULL ? sqlite3_errmsg(c->db) :
+	    sqlite3_errstr(rc);
+	const char *path = c->main.path;
+	int eno = c->db != NULL ? sqlite3_system_errno(c->db) : 0;
+
+	switch (rc & 0xff) {
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		snprintf(err, errlen, "database \"%s\" is not a valid SQLite "
+		    "database (corrupt, or another file): %s; restore it from "
+		    "a backup, or move it away to start with an empty one",
+		    path, msg);
+		break;
+	case SQLITE_FULL:
+		snprintf(err, errlen, "database \"%s\": %s (no space left, or "
+		    "a file size limit); free space on its filesystem", path,
+		    msg);
+		break;
+	case SQLITE_IOERR:
+		snprintf(err, errlen, "database \"%s\": %s (%s); check the "
+		    "disk and the system log", path, msg,
+		    eno ? strerror(eno) : "I/O error");
+		break;
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+		snprintf(err, errlen, "database \"%s\": %s%s%s; the file, its "
+		    "-wal and -shm and their directory must be writable",
+		    path, msg, eno ? ": " : "", eno ? strerror(eno) : "");
+		break;
+	default:
+		/* The one schema error an operator can fix at once. */
+		snprintf(err, errlen, "%s%s", msg, strncmp(msg, "no such table",
+		    13) == 0 ? " (are the migrations applied?)" : "");
+		break;
+	}
 }
 
 /*
@@ -94,7 +159,7 @@ sq_prepare(struct sq_conn *c, const char *sql, int *transient, char *err,
 	flags = c->ncached < SQ_CACHE_MAX ? SQLITE_PREPARE_PERSISTENT : 0;
 	if (sqlite3_prepare_v3(c->db, sql, (int)len + 1, flags, &st,
 	    &tail) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+		sq_error(c, sqlite3_extended_errcode(c->db), err, errlen);
 		return NULL;
 	}
 	if (st == NULL) {
@@ -250,7 +315,7 @@ sq_exec(void *conn, const struct sales_store_stmt *stmt,
 		}
 		if (rc == SQLITE_DONE)
 			break;
-		snprintf(err, errlen, "%s", sqlite3_errmsg(c->db));
+		sq_error(c, rc, err, errlen);
 		*constraint = (rc & 0xff) == SQLITE_CONSTRAINT;
 		goto done;
 	}
@@ -337,32 +402,164 @@ sq_close(void *conn)
 	free(c);
 }
 
+static int
+sq_rollback(void *conn)
+{
+	struct sq_conn *c = conn;
+
+	if (sqlite3_get_autocommit(c->db))
+		return 0;
+	return sq_simple(c, "ROLLBACK", NULL, 0);
+}
+
 /*
  * Switches the file to WAL (which persists in the file, so readers and
  * other processes follow); the pragma answers with the mode it got.
  */
 static int
-sq_wal(struct sq_conn *c, const char *path, char *err, size_t errlen)
+sq_wal(struct sq_conn *c, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
 	const unsigned char *mode = NULL;
-	int ok;
+	int rc, ok;
 
-	if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s,
-	    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "database \"%s\": %s", path,
-		    sqlite3_errmsg(c->db));
+	if ((rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s,
+	    NULL)) != SQLITE_OK) {
+		sq_error(c, rc, err, errlen);
 		return -1;
 	}
-	if (sqlite3_step(s) == SQLITE_ROW)
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		mode = sqlite3_column_text(s, 0);
 	ok = mode != NULL && strcmp((const char *)mode, "wal") == 0;
-	if (!ok)
+	if (mode == NULL)
+		sq_error(c, rc, err, errlen);
+	else if (!ok)
 		snprintf(err, errlen, "database \"%s\": cannot use the WAL "
-		    "journal (%s)", path, mode != NULL ? (const char *)mode :
-		    sqlite3_errmsg(c->db));
+		    "journal (%s)", c->main.path, (const char *)mode);
 	sqlite3_finalize(s);
 	return ok ? 0 : -1;
+}
+
+static int
+sq_file_init(struct sq_file *f, const char *path, const char *suffix,
+    char *err, size_t errlen)
+{
+	if ((size_t)snprintf(f->path, sizeof(f->path), "%s%s", path,
+	    suffix) >= sizeof(f->path)) {
+		snprintf(err, errlen, "database path \"%s\" is too long", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Records which file the path leads to now; 0, or -1 if none. */
+static int
+sq_file_note(struct sq_file *f)
+{
+	struct stat sb;
+
+	if (stat(f->path, &sb) == -1)
+		return -1;
+	f->dev = sb.st_dev;
+	f->ino = sb.st_ino;
+	f->known = 1;
+	return 0;
+}
+
+/* Does the path still lead to the file that was opened? */
+static int
+sq_file_check(const struct sq_file *f, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (!f->known)
+		return 0;
+	if (stat(f->path, &sb) == -1) {
+		snprintf(err, errlen, "database file \"%s\" was deleted or "
+		    "moved while open (%s): writes would go to the unlinked "
+		    "file and be lost at restart, so they are refused; move "
+		    "it back, or restart salesd", f->path, strerror(errno));
+		return -1;
+	}
+	if (sb.st_dev != f->dev || sb.st_ino != f->ino) {
+		snprintf(err, errlen, "database file \"%s\" was replaced by "
+		    "another file while open: writes would go to the old, "
+		    "unlinked file and be lost at restart, so they are "
+		    "refused; move the original back, or restart salesd to "
+		    "use the new one", f->path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Before every group, probe and query: the files are still the ones
+ * the writer opened (the reader's connection records none), and the
+ * -shm, which SQLite maps into memory and writes to even for reads, is
+ * writable: through the mapping a failed write is a SIGBUS, not an
+ * error.
+ */
+static int
+sq_check(void *conn, char *err, size_t errlen)
+{
+	struct sq_conn *c = conn;
+
+	if (c->main.known) {
+		if (sq_file_check(&c->main, err, errlen) == -1)
+			return -1;
+		if (!c->wal.known)
+			(void)sq_file_note(&c->wal);
+		else if (sq_file_check(&c->wal, err, errlen) == -1)
+			return -1;
+	}
+	if (access(c->shm, W_OK) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "database shared-memory file \"%s\" is "
+		    "not writable (%s): SQLite would crash the server writing "
+		    "to its mapping, so writes are refused; make it writable "
+		    "again (chmod, chattr -i)", c->shm, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Writer thread, while the store is unwritable: would a commit succeed
+ * now?  A real one, as small as can be: page 1 rewritten with the
+ * user_version it has (nothing changes), appended to the -wal and
+ * synced like any commit.  What fails when the disk is full is exactly
+ * that append.
+ */
+static int
+sq_probe(void *conn, char *err, size_t errlen)
+{
+	struct sq_conn *c = conn;
+	sqlite3_stmt *s = NULL;
+	char sql[64];
+	int rc, v = 0;
+
+	if (sq_check(c, err, errlen) == -1)
+		return -1;
+	if (sq_simple(c, "BEGIN IMMEDIATE", err, errlen) == -1)
+		goto fail;
+	if ((rc = sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &s,
+	    NULL)) == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW) {
+		sq_error(c, rc, err, errlen);
+		goto fail;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v);
+	if ((rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL)) != SQLITE_OK) {
+		sq_error(c, rc, err, errlen);
+		goto fail;
+	}
+	if (sq_simple(c, "COMMIT", err, errlen) == -1)
+		goto fail;
+	return 0;
+fail:
+	sq_rollback(c);
+	return -1;
 }
 
 static void *
@@ -370,6 +567,7 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
     size_t errlen)
 {
 	struct sq_conn *c;
+	struct stat sb;
 	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
 	int rc;
 
@@ -378,6 +576,24 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
+	if (sq_file_init(&c->main, path, "", err, errlen) == -1 ||
+	    sq_file_init(&c->wal, path, "-wal", err, errlen) == -1 ||
+	    (size_t)snprintf(c->shm, sizeof(c->shm), "%s-shm", path) >=
+	    sizeof(c->shm))
+		goto fail;
+	/*
+	 * A log without its database: SQLite would create an empty file
+	 * and replay the log's last transactions onto it.
+	 */
+	if (writer && stat(path, &sb) == -1 && errno == ENOENT &&
+	    stat(c->wal.path, &sb) == 0) {
+		snprintf(err, errlen, "database \"%s\" is missing but its "
+		    "write-ahead log \"%s\" exists: the database was deleted "
+		    "or moved; restore it, or delete \"%s\" and \"%s\" to "
+		    "start with an empty database", path, c->wal.path,
+		    c->wal.path, c->shm);
+		goto fail;
 	}
 	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -388,7 +604,7 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
-	if (writer && sq_wal(c, path, err, errlen) == -1)
+	if (writer && sq_wal(c, err, errlen) == -1)
 		goto fail;
 	if (sqlite3_exec(c->db, "PRAGMA synchronous=FULL; "
 	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK)
@@ -397,10 +613,18 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 	if (!writer && sqlite3_exec(c->db, "PRAGMA query_only=ON", NULL, NULL,
 	    NULL) != SQLITE_OK)
 		goto sqlfail;
+	if (writer) {
+		if (sq_file_note(&c->main) == -1) {
+			snprintf(err, errlen, "database \"%s\": %s", path,
+			    strerror(errno));
+			goto fail;
+		}
+		/* There from the first read in WAL mode (sq_wal's). */
+		(void)sq_file_note(&c->wal);
+	}
 	return c;
 sqlfail:
-	snprintf(err, errlen, "database \"%s\": %s", path,
-	    sqlite3_errmsg(c->db));
+	sq_error(c, sqlite3_extended_errcode(c->db), err, errlen);
 fail:
 	sq_close(c);
 	return NULL;
@@ -417,16 +641,6 @@ static int
 sq_commit(void *conn, char *err, size_t errlen)
 {
 	return sq_simple(conn, "COMMIT", err, errlen);
-}
-
-static int
-sq_rollback(void *conn)
-{
-	struct sq_conn *c = conn;
-
-	if (sqlite3_get_autocommit(c->db))
-		return 0;
-	return sq_simple(c, "ROLLBACK", NULL, 0);
 }
 
 static int
@@ -660,4 +874,6 @@ const struct core_store_driver core_store_sqlite = {
 	.release = sq_release,
 	.rollback_to = sq_rollback_to,
 	.exec = sq_exec,
+	.check = sq_check,
+	.probe = sq_probe,
 };

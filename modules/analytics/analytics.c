@@ -132,7 +132,7 @@ nomem:
 	return -1;
 fail:
 	core->log(self, SALES_LOG_ERROR, "cannot read the orders to rebuild "
-	    "analytics; are the migrations in sql/ applied?");
+	    "analytics (the storage error above says why)");
 	return -1;
 }
 

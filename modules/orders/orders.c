@@ -28,6 +28,7 @@ SALES_MODULE_MAGIC("orders", "1.0");
 #define ORDERS_KEY_MAX		255
 #define ORDERS_INFLIGHT_BUCKETS	256
 #define ORDERS_EXPIRE_MS	60000
+#define ORDERS_WARN_MS		10000	/* between "cannot store" lines */
 
 const struct sales_core		*orders_core;
 struct sales_module		*orders_self;
@@ -54,6 +55,8 @@ static long long		 ttl_s;
 static struct sales_timer	*expire_timer;
 static struct post		*inflight[ORDERS_INFLIGHT_BUCKETS];
 static struct sales_metric	*m_created, *m_rejected, *m_replayed;
+static int64_t			 warned_ms;	/* last "cannot store" line */
+static unsigned long		 unwarned;	/* failures since, not logged */
 
 static const char sql_insert[] =
     "INSERT INTO orders(id, product_id, quantity, price, date, "
@@ -165,12 +168,26 @@ write_cb(int status, int constraint, const char *err, void *arg)
 	const struct sales_core *core = orders_core;
 	struct post *p = arg;
 	struct sales_order_v1 ev;
+	int64_t now;
 	size_t len;
 	int i;
 
 	if (status != 0) {
-		core->log(orders_self, SALES_LOG_WARN,
-		    "cannot store %d order(s): %s", p->n, err ? err : "?");
+		/*
+		 * While storage is down every POST fails, and the store
+		 * logs the fault once: a line per request would bury it.
+		 */
+		now = core->now_ms();
+		if (warned_ms != 0 && now - warned_ms < ORDERS_WARN_MS)
+			unwarned++;
+		else {
+			core->log(orders_self, SALES_LOG_WARN,
+			    "cannot store %d order(s): %s (%lu more failed "
+			    "since the last such line)", p->n, err ? err : "?",
+			    unwarned);
+			warned_ms = now;
+			unwarned = 0;
+		}
 		if (constraint) {
 			/* Someone else wrote ids: move past them. */
 			core->store_query("SELECT MAX(id) FROM orders", NULL, 0,
@@ -546,8 +563,8 @@ SALES_MODULE_INIT(c, m)
 		return -1;
 	res = c->store_query_sync("SELECT MAX(id) FROM orders", NULL, 0);
 	if (res == NULL) {
-		c->log(m, SALES_LOG_ERROR, "cannot read table \"orders\"; "
-		    "are the migrations in sql/ applied?");
+		c->log(m, SALES_LOG_ERROR, "cannot read table \"orders\" "
+		    "(the storage error above says why)");
 		return -1;
 	}
 	v = c->store_rows(res) ? c->store_value(res, 0, 0) : NULL;

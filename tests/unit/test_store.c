@@ -4,7 +4,9 @@
  * alone (also several, of different kinds, in one group), deep copies
  * of parameters and results, query_sync, migrations
  * (applied once, broken ones reported), close finishing queued work,
- * and a separate SQLite connection seeing the rows.
+ * a separate SQLite connection seeing the rows, and storage faults:
+ * the file moved or replaced underneath, healing without a write, a
+ * -wal without its database, a file that is not a database.
  */
 #include <sys/stat.h>
 
@@ -714,6 +716,118 @@ test_bad_driver(void **state)
 	    NULL), -1);
 }
 
+static int
+writable(void)
+{
+	return core_store_writable();
+}
+
+static int
+unwritable(void)
+{
+	return !core_store_writable();
+}
+
+/*
+ * A failed commit makes the store unwritable with the reason as its
+ * fault; the idle writer's probe heals it with no write submitted.
+ */
+static void
+test_heals_without_write(void **state)
+{
+	struct outcome b = {0};
+	struct sales_store_stmt orphan = {
+		"INSERT INTO child(pid) VALUES (42)", NULL, 0 };
+	char fault[1024];
+
+	(void)state;
+	assert_int_equal(open_store(), 0);
+	assert_int_equal(core_store_fault(fault, sizeof(fault)), 0);
+	assert_int_equal(core_store_write(&orphan, 1, on_write, &b), 0);
+	run_until(idle);
+	assert_int_equal(b.status, -1);
+	assert_int_equal(core_store_writable(), 0);
+	assert_true(core_store_fault(fault, sizeof(fault)) > 0);
+	assert_non_null(strstr(fault, "FOREIGN KEY"));
+	run_until(writable);
+	assert_int_equal(core_store_fault(fault, sizeof(fault)), 0);
+	assert_int_equal(core_store_commits(), 0);
+}
+
+/*
+ * The database moved away underneath: the idle writer notices before
+ * any write, writes are refused (they would go to a file no path leads
+ * to, lost at restart), the fault names the path.  Another file in its
+ * place is "replaced".  The original moved back heals the store.
+ */
+static void
+test_file_moved(void **state)
+{
+	struct outcome a = {0}, b = {0}, c = {0}, d = {0};
+	char moved[320], fault[1024], dir[320], *slash;
+
+	(void)state;
+	assert_int_equal(open_store(), 0);
+	assert_int_equal(insert("a", 1, &a), 0);
+	run_until(idle);
+	assert_int_equal(a.status, 0);
+	snprintf(moved, sizeof(moved), "%s.moved", dbpath);
+	assert_int_equal(rename(dbpath, moved), 0);
+	run_until(unwritable);
+	assert_true(core_store_fault(fault, sizeof(fault)) > 0);
+	assert_non_null(strstr(fault, dbpath));
+	assert_non_null(strstr(fault, "deleted or moved"));
+	assert_int_equal(insert("b", 2, &b), 0);
+	run_until(idle);
+	assert_int_equal(b.status, -1);
+	assert_non_null(strstr(b.err, "deleted or moved"));
+
+	snprintf(dir, sizeof(dir), "%s", dbpath);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	write_file(dir, slash + 1, "another file");
+	assert_int_equal(insert("c", 3, &c), 0);
+	run_until(idle);
+	assert_int_equal(c.status, -1);
+	assert_non_null(strstr(c.err, "replaced"));
+	assert_int_equal(core_store_writable(), 0);
+
+	assert_int_equal(rename(moved, dbpath), 0);
+	run_until(writable);
+	assert_int_equal(core_store_fault(fault, sizeof(fault)), 0);
+	assert_int_equal(insert("d", 4, &d), 0);
+	run_until(idle);
+	assert_int_equal(d.status, 0);
+	core_store_close();
+	assert_int_equal(count_rows("SELECT count(*) FROM items"), 2);
+}
+
+/*
+ * A -wal without its database is refused: SQLite would replay it onto
+ * a new empty file.  Without the -wal, a first run creates the file.
+ */
+static void
+test_wal_without_database(void **state)
+{
+	struct core_store_config cfg = { "sqlite", dbpath, NULL, 0 };
+	char err[1024], dir[300];
+	void *conn;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/db", tmpdir);
+	snprintf(dbpath, sizeof(dbpath), "%s/db/lost.db", tmpdir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	write_file(dir, "lost.db-wal", "frames of a database long gone");
+	err[0] = '\0';
+	assert_null(conn = core_store_sqlite.open(&cfg, 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "lost.db\" is missing"));
+	assert_non_null(strstr(err, "lost.db-wal"));
+	assert_int_equal(open_store(), -1);
+	snprintf(err, sizeof(err), "%s-wal", dbpath);
+	assert_int_equal(unlink(err), 0);
+	assert_int_equal(open_store(), 0);
+}
+
 /* A file that is not a database is a clear start-up error. */
 static void
 test_not_a_database(void **state)
@@ -733,6 +847,7 @@ test_not_a_database(void **state)
 	assert_null(conn = core_store_sqlite.open(&cfg, 1, err, sizeof(err)));
 	assert_non_null(strstr(err, "junk.db"));
 	assert_non_null(strstr(err, "not a database"));
+	assert_non_null(strstr(err, "is not a valid SQLite database"));
 }
 
 /* A result built by hand: deep copies and growth past one chunk. */
@@ -798,6 +913,12 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_heals_without_write,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_moved, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_wal_without_database,
+		    setup, teardown),
 		cmocka_unit_test(test_result_building),
 	};
 
