@@ -8,7 +8,15 @@
  * requests: an answer to the request at the head goes straight into the
  * bufferevent's output; an answer to a later one waits in its own
  * evbuffer until everything before it has gone out.  At most
- * max_pipeline requests are queued; past that, reading pauses.
+ * max_pipeline requests are queued, and a new request is taken only
+ * while the bytes the connection holds for its client (answers queued
+ * and unsent, counted as memory allocated, plus a guess for answers
+ * still to come) are under max_conn_output; past either, reading
+ * pauses.  Every connection also reports what it holds to the
+ * server-wide budget of core/outmem.c, which may cut it.
+ *
+ * Each request head is checked whole by core/http_head.c (strict RFC
+ * 9112 framing) before the parser sees a byte of it.
  *
  * The parser is paused after every complete message, so that exactly
  * the bytes of one request are consumed from the input.  That is what
@@ -17,9 +25,10 @@
  *
  * Limits, each answered with the JSON error shape and then a close:
  * header bytes (431), body size (413, Content-Length up front, chunked
- * while it arrives), malformed requests and bad percent-escapes (400),
- * a head not complete within header_timeout_ms or a body idle for
- * body_timeout_ms (408).  A keep-alive connection idle for
+ * while it arrives), malformed or ambiguously framed requests and bad
+ * percent-escapes (400), transfer codings other than chunked (501), a
+ * head not complete within header_timeout_ms of its first byte or a
+ * body not complete within body_timeout_ms of its head (408).  A keep-alive connection idle for
  * idle_timeout_ms is closed silently.  Past max_connections a new
  * connection gets a short 503 and is closed.
  *
@@ -50,8 +59,8 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stddef.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +189,7 @@ struct http_conn {
 	struct core_http_head	 head;		/* strict check of the next head */
 	struct core_outmem	 om;		/* bytes held, server-wide */
 	int			 nqueue;
+	size_t			 answer_est;	/* cost of an answer, guessed */
 	enum read_state		 rstate;
 	size_t			 head_bytes;
 	int64_t			 head_start;
@@ -443,12 +453,23 @@ req_free(struct sales_request *r)
 
 /* -- bytes held ---------------------------------------------------------- */
 
+/* The memory libevent allocates to hold len bytes in one chain. */
+static size_t
+chain_cost(size_t len)
+{
+	size_t a;
+
+	for (a = HTTP_CHAIN_MIN; a < len + HTTP_CHAIN_HDR; )
+		a <<= 1;
+	return a;
+}
+
 /* An estimate of the memory behind an evbuffer's payload. */
 static size_t
 evbuf_cost(struct evbuffer *b)
 {
 	struct evbuffer_iovec v[HTTP_COST_CHAINS];
-	size_t len, seen = 0, cost = HTTP_EVBUF_COST, a;
+	size_t len, seen = 0, cost = HTTP_EVBUF_COST;
 	int i, n;
 
 	if (b == NULL)
@@ -457,9 +478,7 @@ evbuf_cost(struct evbuffer *b)
 		return cost;
 	n = evbuffer_peek(b, -1, NULL, v, HTTP_COST_CHAINS);
 	for (i = 0; i < n && i < HTTP_COST_CHAINS; i++) {
-		for (a = HTTP_CHAIN_MIN; a < v[i].iov_len + HTTP_CHAIN_HDR; )
-			a <<= 1;
-		cost += a;
+		cost += chain_cost(v[i].iov_len);
 		seen += v[i].iov_len;
 	}
 	if (n > HTTP_COST_CHAINS)
@@ -482,43 +501,64 @@ req_cost(struct sales_request *r)
 }
 
 /*
- * Bytes a connection holds for its client, besides the request being
- * read (bounded by max_header and max_body on its own): unread input,
- * queued requests and their answers, and output not yet sent.
+ * Bytes a connection holds for its client's answers: queued requests
+ * and their answers, and output not yet sent.  *busy is the number of
+ * requests whose handlers have not answered yet.
  */
 static size_t
-conn_held(struct http_conn *c)
+conn_held(struct http_conn *c, size_t *busy)
 {
 	struct sales_request *r;
 	size_t held;
 
-	held = HTTP_CONN_COST + evbuf_cost(bufferevent_get_input(c->bev)) +
-	    evbuf_cost(bufferevent_get_output(c->bev));
-	TAILQ_FOREACH(r, &c->queue, entry)
+	held = HTTP_CONN_COST + evbuf_cost(bufferevent_get_output(c->bev));
+	*busy = 0;
+	TAILQ_FOREACH(r, &c->queue, entry) {
 		held += r->cost;
+		if (!r->answered)
+			(*busy)++;
+	}
 	return held;
 }
 
-/* True when a connection may take its next request. */
+/*
+ * True when a connection may take its next request: a request already
+ * begun is always finished, a new one only while what the connection
+ * holds, plus a guess for each answer still to come, is under
+ * max_conn_output.  The guess is the biggest answer seen on this
+ * connection, and at least a quarter of the limit: a client that asks
+ * for big answers and never reads has at most four of them in flight.
+ * A module that answers at once has none in flight: pipelining of
+ * small answers is not slowed.  With nothing queued and nothing to
+ * send, there is always room: else nothing would wake the connection.
+ */
 static int
 conn_room(struct http_conn *c)
 {
-	return !c->no_more && c->nqueue < cfg.max_pipeline &&
-	    (c->rstate != RS_IDLE || conn_held(c) < cfg.max_conn_output);
+	size_t held, busy;
+
+	if (c->no_more || c->nqueue >= cfg.max_pipeline)
+		return 0;
+	if (c->rstate != RS_IDLE || (TAILQ_EMPTY(&c->queue) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0))
+		return 1;
+	held = conn_held(c, &busy);
+	return held + busy * c->answer_est < cfg.max_conn_output;
 }
 
 /*
- * Tells the server-wide budget what c holds, the request being read
- * included.  -1 when that cut c: it is closing.
+ * Tells the server-wide budget what c holds, unread input and the
+ * request being read included.  -1 when that cut c: it is closing.
  */
 static int
 conn_account(struct http_conn *c)
 {
-	size_t held;
+	size_t held, busy;
 
 	if (c->bev == NULL || c->cut)
 		return -1;
-	held = conn_held(c);
+	held = conn_held(c, &busy) +
+	    evbuf_cost(bufferevent_get_input(c->bev));
 	if (c->cur != NULL)
 		held += req_cost(c->cur);
 	return core_outmem_set(&c->om, held);
@@ -879,6 +919,8 @@ core_http_respond(struct sales_request *req, int status,
 	p = put_str(p, req->extra.p, req->extra.len);
 	p = PUT_LIT(p, "\r\n");
 	hlen = (size_t)(p - hdr);
+	if (chain_cost(hlen + len) > c->answer_est)
+		c->answer_est = chain_cost(hlen + len);
 	sent = 0;
 	if (head && evbuffer_get_length(out) == 0)
 		sent = conn_send_now(c, hdr, hlen, body, sendbody ? len : 0);
@@ -1668,6 +1710,7 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
 	TAILQ_INIT(&c->queue);
+	c->answer_est = cfg.max_conn_output / 4;
 	core_outmem_add(&c->om, conn_cut);
 	LIST_INSERT_HEAD(&conns, c, entry);
 	nconns++;
