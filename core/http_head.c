@@ -201,8 +201,8 @@ core_http_head_init(struct core_http_head *h)
 int
 core_http_head_check(struct core_http_head *h, const char *p, size_t len)
 {
-	const char *line, *lf;
-	size_t n;
+	const char *line, *lf, *cr;
+	size_t n, from;
 
 	if (h->status != 0)
 		return CORE_HTTP_HEAD_BAD;
@@ -210,12 +210,15 @@ core_http_head_check(struct core_http_head *h, const char *p, size_t len)
 		return CORE_HTTP_HEAD_OK;
 	while (h->pos < len) {
 		line = p + h->pos;
-		if ((lf = memchr(line, '\n', len - h->pos)) == NULL) {
+		/* A line dribbled a byte at a time is scanned only once. */
+		from = h->scan > h->pos ? h->scan : h->pos;
+		if ((lf = memchr(p + from, '\n', len - from)) == NULL) {
 			/* A CR must be followed by LF: no need to wait. */
-			n = len - h->pos;
-			if (n > 1 && memchr(line, '\r', n - 1) != NULL)
+			cr = memchr(p + from, '\r', len - from);
+			if (cr != NULL && cr != p + len - 1)
 				return head_bad(h, 400, "bare CR in the "
 				    "request head");
+			h->scan = cr != NULL ? len - 1 : len;
 			return CORE_HTTP_HEAD_MORE;
 		}
 		n = (size_t)(lf - line);
@@ -223,7 +226,8 @@ core_http_head_check(struct core_http_head *h, const char *p, size_t len)
 			return head_bad(h, 400, "a line of the request head "
 			    "ends in a bare LF (CRLF is required)");
 		n--;
-		if (memchr(line, '\r', n) != NULL)
+		if (p + from < line + n && memchr(p + from, '\r',
+		    (size_t)(line + n - (p + from))) != NULL)
 			return head_bad(h, 400, "bare CR in the request head");
 		h->pos += n + 2;
 		if (h->lines == 0 && n == 0)

@@ -14,6 +14,7 @@
 
 struct core_http_head {
 	size_t		 pos;		/* start of the first unchecked line */
+	size_t		 scan;		/* that line is free of CR, LF up to */
 	size_t		 end;		/* head length, blank line included */
 	int		 lines;		/* lines checked, request line included */
 	int		 v11;		/* HTTP/1.1 (or 1.x, x >= 1) */

@@ -21,7 +21,8 @@ struct hcase {
 static const struct hcase cases[] = {
 	/* Normal requests. */
 	{ "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0 },
-	{ "GET /x?y=1 HTTP/1.1\r\nHost: a\r\nX-A:b\r\nX-B: \t c d \r\n\r\n", 0 },
+	{ "GET /x?y=1 HTTP/1.1\r\nHost: a\r\nX-A:b\r\nX-B: \t c d \r\n\r\n",
+	    0 },
 	{ "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0 },
 	{ "GET / HTTP/1.0\r\n\r\n", 0 },
 	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 0 },
@@ -127,7 +128,8 @@ test_cases(void **state)
 static void
 test_nul(void **state)
 {
-	static const char head[] = "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n";
+	static const char head[] =
+	    "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n";
 	static const char line[] = "GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n";
 	struct core_http_head h;
 
