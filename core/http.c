@@ -8,7 +8,15 @@
  * requests: an answer to the request at the head goes straight into the
  * bufferevent's output; an answer to a later one waits in its own
  * evbuffer until everything before it has gone out.  At most
- * max_pipeline requests are queued; past that, reading pauses.
+ * max_pipeline requests are queued, and a new request is taken only
+ * while the bytes the connection holds for its client (answers queued
+ * and unsent, counted as memory allocated, plus a guess for answers
+ * still to come) are under max_conn_output; past either, reading
+ * pauses.  Every connection also reports what it holds to the
+ * server-wide budget of core/outmem.c, which may cut it.
+ *
+ * Each request head is checked whole by core/http_head.c (strict RFC
+ * 9112 framing) before the parser sees a byte of it.
  *
  * The parser is paused after every complete message, so that exactly
  * the bytes of one request are consumed from the input.  That is what
@@ -17,9 +25,10 @@
  *
  * Limits, each answered with the JSON error shape and then a close:
  * header bytes (431), body size (413, Content-Length up front, chunked
- * while it arrives), malformed requests and bad percent-escapes (400),
- * a head not complete within header_timeout_ms or a body idle for
- * body_timeout_ms (408).  A keep-alive connection idle for
+ * while it arrives), malformed or ambiguously framed requests and bad
+ * percent-escapes (400), transfer codings other than chunked (501), a
+ * head not complete within header_timeout_ms of its first byte or a
+ * body not complete within body_timeout_ms of its head (408).  A keep-alive connection idle for
  * idle_timeout_ms is closed silently.  Past max_connections a new
  * connection gets a short 503 and is closed.
  *
@@ -51,6 +60,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +78,28 @@
 #include "buf.h"
 #include "core.h"
 #include "http.h"
+#include "http_head.h"
 #include "log.h"
+#include "outmem.h"
 #include "router.h"
 #include "uri.h"
 #include "ws.h"
 
-/* Stop reading new requests while this much output waits for the client. */
-#define HTTP_OUT_HIGH		(1024 * 1024)
+/*
+ * What a connection holds is counted in bytes allocated, not payload:
+ * libevent puts data in chains of a power of two, at least this big,
+ * with a header in front; a connection itself costs its struct, a
+ * bufferevent with two evbuffers, two events and a parser.  Estimates,
+ * on the high side, so that many small answers are not undercounted.
+ */
+#define HTTP_CHAIN_MIN		1024
+#define HTTP_CHAIN_HDR		64
+#define HTTP_EVBUF_COST		128
+#define HTTP_CONN_COST		(sizeof(struct http_conn) + 1024)
+/* Chains looked at one by one; past these, payload counts double. */
+#define HTTP_COST_CHAINS	16
+/* At most one accept failure logged per this many ms. */
+#define HTTP_ACCEPT_LOG_MS	10000
 /* How long a closing connection keeps reading (and dropping) input. */
 #define HTTP_LINGER_MS		1000
 /* Headers a module may add to one response. */
@@ -137,6 +162,7 @@ struct sales_request {
 	int			 qparsed;
 	struct hstr		 extra;		/* from add_header */
 	struct evbuffer		*resp;		/* answer awaiting its turn */
+	size_t			 cost;		/* bytes held, once queued */
 	unsigned		 answered:1;
 	unsigned		 dispatched:1;	/* its handler owns it */
 	unsigned		 keep_alive:1;
@@ -160,11 +186,14 @@ struct http_conn {
 	struct sales_request	*cur;		/* being parsed */
 	struct sales_request	*spare;		/* buffers for the next one */
 	struct req_queue	 queue;		/* complete, in arrival order */
+	struct core_http_head	 head;		/* strict check of the next head */
+	struct core_outmem	 om;		/* bytes held, server-wide */
 	int			 nqueue;
+	size_t			 answer_est;	/* cost of an answer, guessed */
 	enum read_state		 rstate;
 	size_t			 head_bytes;
 	int64_t			 head_start;
-	int64_t			 last_body;
+	int64_t			 body_start;
 	int64_t			 idle_since;
 	struct event		*timer;
 	struct event		*process;	/* deferred conn_process() */
@@ -177,6 +206,8 @@ struct http_conn {
 	unsigned		 eof:1;		/* the client closed its side */
 	unsigned		 lingering:1;	/* draining before close */
 	unsigned		 served:1;	/* a request has completed */
+	unsigned		 head_ok:1;	/* head passed the strict check */
+	unsigned		 cut:1;		/* by the output budget: closing */
 };
 
 static struct core_http_config	 cfg;
@@ -188,11 +219,15 @@ static int			 shutting_down;
 static int			 bound_port;
 static uint64_t			 requests_total;
 static uint64_t			 responses_by_class[6];
+static int64_t			 accept_logged;	/* when, in core_mono_ms() */
+static uint64_t			 accept_failures;	/* not yet logged */
 static http_parser_settings	 settings;
 
 static void	conn_process(struct http_conn *);
 static void	conn_free(struct http_conn *);
 static void	conn_update(struct http_conn *);
+static int	conn_account(struct http_conn *);
+static void	conn_schedule(struct http_conn *);
 
 /* -- small helpers ------------------------------------------------------ */
 
@@ -414,6 +449,146 @@ req_free(struct sales_request *r)
 	hstr_reset(&r->body, HTTP_KEEP_BODY);
 	hstr_reset(&r->extra, HTTP_KEEP_STR);
 	c->spare = r;
+}
+
+/* -- bytes held ---------------------------------------------------------- */
+
+/* The memory libevent allocates to hold len bytes in one chain. */
+static size_t
+chain_cost(size_t len)
+{
+	size_t a;
+
+	for (a = HTTP_CHAIN_MIN; a < len + HTTP_CHAIN_HDR; )
+		a <<= 1;
+	return a;
+}
+
+/* An estimate of the memory behind an evbuffer's payload. */
+static size_t
+evbuf_cost(struct evbuffer *b)
+{
+	struct evbuffer_iovec v[HTTP_COST_CHAINS];
+	size_t len, seen = 0, cost = HTTP_EVBUF_COST;
+	int i, n;
+
+	if (b == NULL)
+		return 0;
+	if ((len = evbuffer_get_length(b)) == 0)
+		return cost;
+	n = evbuffer_peek(b, -1, NULL, v, HTTP_COST_CHAINS);
+	for (i = 0; i < n && i < HTTP_COST_CHAINS; i++) {
+		cost += chain_cost(v[i].iov_len);
+		seen += v[i].iov_len;
+	}
+	if (n > HTTP_COST_CHAINS)
+		cost += 2 * (len - seen) + (size_t)(n - HTTP_COST_CHAINS) *
+		    HTTP_CHAIN_MIN;
+	return cost;
+}
+
+/* What a request's own buffers hold (its answer is counted apart). */
+static size_t
+req_cost(struct sales_request *r)
+{
+	size_t i, cost;
+
+	cost = sizeof(*r) + r->url.cap + r->pq.cap + r->body.cap +
+	    r->extra.cap + r->capheaders * sizeof(*r->headers);
+	for (i = 0; i < r->capheaders; i++)
+		cost += r->headers[i].name.cap + r->headers[i].value.cap;
+	return cost;
+}
+
+/*
+ * Bytes a connection holds for its client's answers: queued requests
+ * and their answers, and output not yet sent.  *busy is the number of
+ * requests whose handlers have not answered yet.
+ */
+static size_t
+conn_held(struct http_conn *c, size_t *busy)
+{
+	struct sales_request *r;
+	size_t held;
+
+	held = HTTP_CONN_COST + evbuf_cost(bufferevent_get_output(c->bev));
+	*busy = 0;
+	TAILQ_FOREACH(r, &c->queue, entry) {
+		held += r->cost;
+		if (!r->answered)
+			(*busy)++;
+	}
+	return held;
+}
+
+/*
+ * True when a connection may take its next request: a request already
+ * begun is always finished, a new one only while what the connection
+ * holds, plus a guess for each answer still to come, is under
+ * max_conn_output.  The guess is the biggest answer seen on this
+ * connection, and at least a quarter of the limit: a client that asks
+ * for big answers and never reads has at most four of them in flight.
+ * A module that answers at once has none in flight: pipelining of
+ * small answers is not slowed.  With nothing queued and nothing to
+ * send, there is always room: else nothing would wake the connection.
+ */
+static int
+conn_room(struct http_conn *c)
+{
+	size_t held, busy;
+
+	if (c->no_more || c->nqueue >= cfg.max_pipeline)
+		return 0;
+	if (c->rstate != RS_IDLE || (TAILQ_EMPTY(&c->queue) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0))
+		return 1;
+	held = conn_held(c, &busy);
+	return held + busy * c->answer_est < cfg.max_conn_output;
+}
+
+/*
+ * Tells the server-wide budget what c holds, unread input and the
+ * request being read included.  -1 when that cut c: it is closing.
+ */
+static int
+conn_account(struct http_conn *c)
+{
+	size_t held, busy;
+
+	if (c->bev == NULL || c->cut)
+		return -1;
+	held = conn_held(c, &busy) +
+	    evbuf_cost(bufferevent_get_input(c->bev));
+	if (c->cur != NULL)
+		held += req_cost(c->cur);
+	return core_outmem_set(&c->om, held);
+}
+
+/*
+ * The budget cut c, from inside some connection's core_outmem_set():
+ * what it holds for the client goes now, the close comes from the loop.
+ */
+static void
+conn_cut(struct core_outmem *e)
+{
+	struct http_conn *c;
+	struct sales_request *r;
+	struct evbuffer *out;
+
+	c = (struct http_conn *)(void *)((char *)e -
+	    offsetof(struct http_conn, om));
+	c->cut = 1;
+	c->no_more = 1;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	out = bufferevent_get_output(c->bev);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	TAILQ_FOREACH(r, &c->queue, entry)
+		if (r->resp != NULL) {
+			evbuffer_free(r->resp);
+			r->resp = NULL;
+			r->cost = req_cost(r);
+		}
+	conn_schedule(c);
 }
 
 /* True when a header named name lists token (comma-separated, any case). */
@@ -691,6 +866,11 @@ core_http_respond(struct sales_request *req, int status,
 		req_free(req);
 		return;
 	}
+	if (c->cut) {
+		/* Closing: the connection frees it. */
+		req->answered = 1;
+		return;
+	}
 
 	c->idle_since = core_mono_ms();
 	head = req == TAILQ_FIRST(&c->queue);
@@ -739,6 +919,8 @@ core_http_respond(struct sales_request *req, int status,
 	p = put_str(p, req->extra.p, req->extra.len);
 	p = PUT_LIT(p, "\r\n");
 	hlen = (size_t)(p - hdr);
+	if (chain_cost(hlen + len) > c->answer_est)
+		c->answer_est = chain_cost(hlen + len);
 	sent = 0;
 	if (head && evbuffer_get_length(out) == 0)
 		sent = conn_send_now(c, hdr, hlen, body, sendbody ? len : 0);
@@ -758,7 +940,10 @@ core_http_respond(struct sales_request *req, int status,
 		c->nqueue--;
 		req_free(req);
 		conn_flush(c);
-	}
+	} else
+		req->cost += evbuf_cost(req->resp);
+	/* Now, not from the loop: a module may answer many at once. */
+	(void)conn_account(c);
 	conn_schedule(c);
 }
 
@@ -940,20 +1125,67 @@ conn_parse_error(struct http_conn *c, enum http_errno err)
 	conn_error(c, 400, "bad_request", msg);
 }
 
+/*
+ * Holds a head back from the parser until the strict check passed it
+ * whole: 0 when it did, -1 to wait for more or after refusing it.
+ */
+static int
+conn_check_head(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t len;
+	const char *p;
+	int rc;
+
+	len = evbuffer_get_length(in);
+	if (len > cfg.max_header + 1)
+		len = cfg.max_header + 1;
+	if ((p = (const char *)evbuffer_pullup(in, (ssize_t)len)) == NULL) {
+		conn_error(c, 503, "no_memory", "out of memory");
+		return -1;
+	}
+	rc = core_http_head_check(&c->head, p, len);
+	if ((rc == CORE_HTTP_HEAD_MORE && len > cfg.max_header) ||
+	    c->head.end > cfg.max_header) {
+		c->rstate = RS_IDLE;
+		conn_error(c, 431, "headers_too_large", "request headers are "
+		    "too large");
+		return -1;
+	}
+	if (rc == CORE_HTTP_HEAD_MORE)
+		return -1;
+	if (rc == CORE_HTTP_HEAD_BAD) {
+		log_debug("http: request refused: %s", c->head.msg);
+		c->rstate = RS_IDLE;
+		conn_error(c, c->head.status, c->head.status == 501 ?
+		    "not_implemented" : "bad_request", c->head.msg);
+		return -1;
+	}
+	c->head_ok = 1;
+	return 0;
+}
+
 /* Feeds buffered input to the parser, one message at a time. */
 static void
 conn_parse(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer_iovec v;
 	struct sales_request *r;
 	enum http_errno err;
 	size_t n;
 
-	while (!c->no_more && c->nqueue < cfg.max_pipeline &&
-	    evbuffer_get_length(out) < HTTP_OUT_HIGH &&
-	    evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+	while (conn_room(c) && evbuffer_get_length(in) > 0) {
+		if (c->rstate == RS_IDLE) {
+			c->rstate = RS_HEAD;
+			c->head_start = core_mono_ms();
+			c->head_ok = 0;
+			core_http_head_init(&c->head);
+		}
+		if (!c->head_ok && conn_check_head(c) == -1)
+			break;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
 		c->complete = 0;
 		http_parser_pause(&c->parser, 0);
 		n = http_parser_execute(&c->parser, &settings, v.iov_base,
@@ -964,6 +1196,8 @@ conn_parse(struct http_conn *c)
 			r = c->cur;
 			c->cur = NULL;
 			c->rstate = RS_IDLE;
+			c->head_ok = 0;
+			r->cost = req_cost(r);
 			c->idle_since = core_mono_ms();
 			c->served = 1;
 			TAILQ_INSERT_TAIL(&c->queue, r, entry);
@@ -1037,6 +1271,10 @@ conn_process(struct http_conn *c)
 {
 	struct sales_request *r;
 
+	if (c->cut) {
+		conn_free(c);
+		return;
+	}
 	if (c->lingering)
 		return;
 	if ((r = TAILQ_FIRST(&c->queue)) != NULL && r->ws) {
@@ -1047,6 +1285,10 @@ conn_process(struct http_conn *c)
 		return;
 	}
 	conn_parse(c);
+	if (c->cut) {
+		conn_free(c);
+		return;
+	}
 	if (c->eof && !c->no_more && evbuffer_get_length(
 	    bufferevent_get_input(c->bev)) == 0) {
 		/* Nothing more will come; a partial request is dropped. */
@@ -1075,8 +1317,9 @@ conn_update(struct http_conn *c)
 	int64_t deadline = -1, now;
 	int want;
 
-	want = !c->no_more && !c->eof && c->nqueue < cfg.max_pipeline &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) < HTTP_OUT_HIGH;
+	if (conn_account(c) == -1)
+		return;
+	want = !c->eof && conn_room(c);
 	if (want)
 		bufferevent_enable(c->bev, EV_READ);
 	else
@@ -1084,7 +1327,8 @@ conn_update(struct http_conn *c)
 	if (want && c->rstate == RS_HEAD)
 		deadline = c->head_start + cfg.header_timeout_ms;
 	else if (want && c->rstate == RS_BODY)
-		deadline = c->last_body + cfg.body_timeout_ms;
+		/* A total, as for the head: trickling bytes buys no time. */
+		deadline = c->body_start + cfg.body_timeout_ms;
 	else if (want && TAILQ_EMPTY(&c->queue) &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		/* A connection that never sent a byte gets the head's time. */
@@ -1110,7 +1354,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->lingering || c->rstate == RS_IDLE) {
+	if (c->lingering || c->cut || c->rstate == RS_IDLE) {
 		conn_free(c);
 		return;
 	}
@@ -1120,8 +1364,8 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_error(c, 408, "request_timeout", "the request head did "
 		    "not arrive in time");
 	else
-		conn_error(c, 408, "request_timeout", "the request body "
-		    "stalled");
+		conn_error(c, 408, "request_timeout", "the request body did "
+		    "not arrive in time");
 	c->rstate = RS_IDLE;
 	conn_process(c);
 }
@@ -1193,6 +1437,7 @@ conn_free(struct http_conn *c)
 		event_free(c->process);
 	if (c->bev)
 		bufferevent_free(c->bev);
+	core_outmem_del(&c->om);
 	LIST_REMOVE(c, entry);
 	nconns--;
 	free(c);
@@ -1224,10 +1469,9 @@ on_message_begin(http_parser *p)
 {
 	struct http_conn *c = p->data;
 
+	/* rstate and head_start were set when the head's first byte came. */
 	if ((c->cur = req_new(c)) == NULL)
 		return conn_fail(c, 503, "no_memory", "out of memory");
-	c->rstate = RS_HEAD;
-	c->head_start = core_mono_ms();
 	c->head_bytes = 0;
 	return 0;
 }
@@ -1404,7 +1648,7 @@ on_headers_complete(http_parser *p)
 		evbuffer_add(bufferevent_get_output(c->bev),
 		    "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->rstate = RS_BODY;
-	c->last_body = core_mono_ms();
+	c->body_start = core_mono_ms();
 	return 0;
 }
 
@@ -1419,7 +1663,6 @@ on_body(http_parser *p, const char *at, size_t len)
 		    "is larger than the limit");
 	if (hstr_add(&r->body, at, len) == -1)
 		return conn_fail(c, 503, "no_memory", "out of memory");
-	c->last_body = core_mono_ms();
 	return 0;
 }
 
@@ -1467,6 +1710,8 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
 	TAILQ_INIT(&c->queue);
+	c->answer_est = cfg.max_conn_output / 4;
+	core_outmem_add(&c->om, conn_cut);
 	LIST_INSERT_HEAD(&conns, c, entry);
 	nconns++;
 	if ((c->timer = evtimer_new(core_base, conn_timer_cb, c)) == NULL ||
@@ -1484,6 +1729,9 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	/* Told when the output falls to half the limit: reading resumes. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, cfg.max_conn_output / 2,
+	    0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	conn_update(c);
 	return;
@@ -1510,10 +1758,29 @@ http_accept_error(struct evconnlistener *l, void *arg)
 {
 	struct timeval tv = { 0, 100 * 1000 };
 	int err = EVUTIL_SOCKET_ERROR();
+	int64_t now = core_mono_ms();
 
 	(void)arg;
-	log_warn("accept failed: %s", evutil_socket_error_to_string(err));
-	/* Out of descriptors: back off instead of spinning on the listener. */
+	/*
+	 * Out of descriptors this repeats every backoff, for as long as it
+	 * lasts: one line, then one every HTTP_ACCEPT_LOG_MS with a count.
+	 */
+	accept_failures++;
+	if (accept_logged == 0 || now - accept_logged >= HTTP_ACCEPT_LOG_MS) {
+		if (accept_failures > 1)
+			log_warn("accept failed: %s (%llu times since the last "
+			    "report); raise the descriptor limit (ulimit -n) "
+			    "or lower max_connections",
+			    evutil_socket_error_to_string(err),
+			    (unsigned long long)accept_failures);
+		else
+			log_warn("accept failed: %s; raise the descriptor "
+			    "limit (ulimit -n) or lower max_connections",
+			    evutil_socket_error_to_string(err));
+		accept_logged = now;
+		accept_failures = 0;
+	}
+	/* Back off instead of spinning on the listener. */
 	evconnlistener_disable(l);
 	if (accept_retry)
 		evtimer_add(accept_retry, &tv);
@@ -1535,6 +1802,8 @@ core_http_start(const struct core_http_config *c)
 		cfg.max_connections = 1;
 	if (cfg.max_header < 256)
 		cfg.max_header = 256;
+	if (cfg.max_conn_output < 4096)
+		cfg.max_conn_output = 4096;
 	/* Our count gives the precise 431; this guards what it cannot see. */
 	http_parser_set_max_header_size((uint32_t)(cfg.max_header + 4096 >
 	    UINT32_MAX ? UINT32_MAX : cfg.max_header + 4096));

@@ -17,9 +17,10 @@ struct core_http_config {
 	size_t		 max_body;		/* 413 past it */
 	size_t		 max_header;		/* 431 past it (all header bytes) */
 	long		 header_timeout_ms;	/* request head must arrive within */
-	long		 body_timeout_ms;	/* idle time while reading a body */
+	long		 body_timeout_ms;	/* a body must arrive within */
 	long		 idle_timeout_ms;	/* keep-alive idle */
 	int		 max_pipeline;		/* queued requests per connection */
+	size_t		 max_conn_output;	/* bytes held: no new request past */
 	int		 max_connections;
 };
 

@@ -52,7 +52,7 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
     struct core_ws_config *ws)
 {
 	long long port, max_body, max_header, hto, bto, ito, pipe, conns;
-	long long wsmsg, wsbuf, wsping, outmem;
+	long long wsmsg, wsbuf, wsping, outmem, connout;
 
 	http->host = core_config_str(cfg, "server", "host", "127.0.0.1");
 	if (core_config_int(cfg, "server", "port", 3000, 0, 65535, &port) ||
@@ -76,7 +76,9 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	    core_config_int(cfg, "server", "ws_ping_interval_ms", 30000, 0,
 	    3600000, &wsping) ||
 	    core_config_int(cfg, "server", "max_output_memory", 256LL << 20,
-	    0, 1LL << 40, &outmem))
+	    0, 1LL << 40, &outmem) ||
+	    core_config_int(cfg, "server", "max_conn_output", 256LL << 10,
+	    4096, 1LL << 30, &connout))
 		return -1;
 	core_outmem_configure((size_t)outmem);
 	http->port = (int)port;
@@ -86,6 +88,7 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	http->body_timeout_ms = (long)bto;
 	http->idle_timeout_ms = (long)ito;
 	http->max_pipeline = (int)pipe;
+	http->max_conn_output = (size_t)connout;
 	http->max_connections = (int)conns;
 	ws->max_message = (size_t)wsmsg;
 	ws->max_buffered = (size_t)wsbuf;
