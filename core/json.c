@@ -502,7 +502,11 @@ core_json_string(const struct sales_json *j, int tok, struct sales_buf *out)
 
 	if (t == NULL || t->type != JSMN_STRING)
 		return -1;
-	if (out->data == NULL && core_buf_append(out, "", 0) == -1)
+	/*
+	 * Terminates out at its length even when the string is empty and
+	 * out is reused (len reset to 0): data is always a C string.
+	 */
+	if (core_buf_append(out, "", 0) == -1)
 		return -1;
 	return json_unescape(j->text + t->start, t->end - t->start, out);
 }

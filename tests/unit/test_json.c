@@ -189,6 +189,29 @@ test_deep_nesting(void **state)
 	free(text);
 }
 
+/*
+ * A reused buffer (len reset to 0) holds the empty string after an
+ * empty string token, not the old text: found by tests/fuzz/fuzz_json.
+ */
+static void
+test_string_reuse(void **state)
+{
+	const char *text = "[\"old text\",\"\"]";
+	struct sales_json *j = core_json_parse(text, strlen(text));
+	struct sales_buf b = {0};
+
+	(void)state;
+	assert_non_null(j);
+	assert_int_equal(core_json_string(j, core_json_at(j, 0, 0), &b), 0);
+	assert_string_equal(b.data, "old text");
+	b.len = 0;
+	assert_int_equal(core_json_string(j, core_json_at(j, 0, 1), &b), 0);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.data, "");
+	core_buf_free(&b);
+	core_json_free(j);
+}
+
 /* No text is no JSON value, and NULL is not read (memcpy from NULL). */
 static void
 test_empty(void **state)
@@ -335,6 +358,7 @@ main(void)
 		cmocka_unit_test(test_depth_limit),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_string_reuse),
 		cmocka_unit_test(test_accessors),
 		cmocka_unit_test(test_buf_escaping),
 		cmocka_unit_test(test_token_count_boundary),
