@@ -56,7 +56,7 @@ fuzz-build:
 
 # Every harness for FUZZ_TIME seconds on a temp copy of its corpus.
 fuzz: fuzz-build
-	tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_TIME)
+	FUZZ_KEEP=1 tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_TIME)
 
 # The same, briefly, so that the harnesses cannot rot.
 test-fuzz: fuzz-build
