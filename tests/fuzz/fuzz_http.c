@@ -51,7 +51,8 @@ answer_item(struct sales_request *req, void *arg)
 	q = core_http_query(req, "q");
 	h = core_http_header(req, "X-Fuzz");
 	if (core_http_add_header(req, "X-Item", id ? id : "") == -1) {
-		core_http_error(req, 400, "bad_header", "no", "id");
+		core_http_error(req, 400, "bad_header", "\"id\" is no header "
+		    "value", "id");
 		return;
 	}
 	n = snprintf(out, sizeof(out), "%s %s %s %s", core_http_method(req),
