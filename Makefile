@@ -12,7 +12,14 @@ PACKAGES = build-essential cmake pkg-config libevent-dev libsqlite3-dev \
 
 BENCH_PACKAGES = wrk nginx-light
 
-.PHONY: all deps build run test test-unit test-e2e test-sanitize bench clean
+# libFuzzer harnesses (docs/FUZZING.md): clang and its fuzzer runtime.
+FUZZ_BUILD    ?= build-fuzz
+FUZZ_TIME     ?= 300
+FUZZ_SMOKE    ?= 20
+FUZZ_PACKAGES  = clang libclang-rt-14-dev
+
+.PHONY: all deps build run test test-unit test-e2e test-sanitize test-fuzz \
+	fuzz fuzz-build bench clean
 
 all: build
 
@@ -33,7 +40,7 @@ build: deps
 run: build
 	./$(BUILD)/salesd -c $(CONFIG)
 
-test: build test-sanitize
+test: build test-sanitize test-fuzz
 	tests/run $(BUILD)
 
 test-sanitize: deps
@@ -41,9 +48,23 @@ test-sanitize: deps
 	cmake --build $(ASAN_BUILD) -j$$(nproc)
 	tests/run $(ASAN_BUILD)
 
+fuzz-build:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(FUZZ_PACKAGES)"
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSALES_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$$(nproc) --target fuzzers
+
+# Every harness for FUZZ_TIME seconds on a temp copy of its corpus.
+fuzz: fuzz-build
+	FUZZ_KEEP=1 tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_TIME)
+
+# The same, briefly, so that the harnesses cannot rot.
+test-fuzz: fuzz-build
+	tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SMOKE)
+
 bench: EXTRA_PACKAGES = $(BENCH_PACKAGES)
 bench: build
 	tests/bench/run $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1686,10 +1686,8 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	static const char body[] =
 	    "{\"error\":{\"code\":\"too_many_connections\","
 	    "\"message\":\"server is at its connection limit, retry later\"}}";
-	struct http_conn *c = NULL;
-	struct timeval wtv;
 	char busy[512];
-	int one = 1, n;
+	int n;
 
 	(void)l;
 	(void)sa;
@@ -1706,6 +1704,16 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
+	(void)core_http_adopt(fd);
+}
+
+int
+core_http_adopt(int fd)
+{
+	struct http_conn *c = NULL;
+	struct timeval wtv;
+	int one = 1;
+
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
@@ -1734,13 +1742,14 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	    0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	conn_update(c);
-	return;
+	return 0;
 fail:
 	log_error("accept: out of memory, connection dropped");
 	if (c == NULL || c->bev == NULL)
 		evutil_closesocket(fd);
 	if (c != NULL)
 		conn_free(c);
+	return -1;
 }
 
 static void

@@ -26,6 +26,13 @@ struct core_http_config {
 
 int	core_http_start(const struct core_http_config *cfg);
 int	core_http_port(void);		/* the bound port */
+/*
+ * Serves HTTP on fd, a connected non-blocking stream socket: what the
+ * listener does with each accepted one (the connection limit aside),
+ * and how tests/fuzz/fuzz_http.c feeds a socketpair.  Needs
+ * core_http_start() first.  -1 when memory runs out; fd is closed.
+ */
+int	core_http_adopt(int fd);
 void	core_http_stop_accepting(void);
 /* Closes idle connections; busy ones close after their last response. */
 void	core_http_shutdown(void);

@@ -8,6 +8,14 @@
  * depth, UTF-8, and that exactly one value fills the input.  The same
  * pass records where each subtree ends, so that walking members is O(1)
  * per step.  Nothing here allocates per lookup.
+ *
+ * Nesting is bounded before jsmn runs: with parent links, jsmn walks
+ * up from the last token to the innermost open one on every closing
+ * bracket, so n nested brackets cost O(n^2) (a 1 MiB "[[[...]]]" held
+ * the loop for minutes).  A token is walked over only by the brackets
+ * that were open above it when it was made, so with at most
+ * CORE_JSON_MAX_DEPTH of them the walks cost at most that many steps
+ * per token, and the parse is linear in the input.
  */
 #include <errno.h>
 #include <math.h>
@@ -195,6 +203,48 @@ json_unescape(const char *s, size_t n, struct sales_buf *out)
 	return 0;
 }
 
+/*
+ * Refuses text that nests arrays and objects more than
+ * CORE_JSON_MAX_DEPTH deep, in one pass that skips strings (and the
+ * byte after each backslash in them, as jsmn does).  It decides
+ * nothing else: an unbalanced or otherwise bad text within the limit
+ * is left for jsmn and json_check to refuse.
+ */
+static int
+json_depth_ok(const char *s, size_t len)
+{
+	size_t i;
+	int depth = 0, instr = 0;
+
+	for (i = 0; i < len; i++) {
+		if (instr) {
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == '"')
+				instr = 0;
+			continue;
+		}
+		switch (s[i]) {
+		case '"':
+			instr = 1;
+			break;
+		case '[': case '{':
+			if (++depth > CORE_JSON_MAX_DEPTH)
+				return 0;
+			break;
+		case ']': case '}':
+			/*
+			 * Never valid; and jsmn would walk to the root
+			 * for it, without closing anything.
+			 */
+			if (--depth < 0)
+				return 0;
+			break;
+		}
+	}
+	return 1;
+}
+
 /* Checks token i and its subtree; *after is the index past it. */
 static int
 json_check(struct sales_json *j, int i, int depth, int *after)
@@ -266,7 +316,10 @@ core_json_parse(const char *text, size_t len)
 	size_t cap;
 	int n, after;
 
-	if (len > 0x7fffffff || !core_utf8_valid((const unsigned char *)text, len))
+	/* Empty text is no JSON value, and memcpy() may not read NULL. */
+	if (text == NULL || len == 0 || len > 0x7fffffff ||
+	    !json_depth_ok(text, len) ||
+	    !core_utf8_valid((const unsigned char *)text, len))
 		return NULL;
 	cap = len / 2 + 2 < JSON_INLINE_TOKENS ? len / 2 + 2 :
 	    JSON_INLINE_TOKENS;
@@ -449,7 +502,11 @@ core_json_string(const struct sales_json *j, int tok, struct sales_buf *out)
 
 	if (t == NULL || t->type != JSMN_STRING)
 		return -1;
-	if (out->data == NULL && core_buf_append(out, "", 0) == -1)
+	/*
+	 * Terminates out at its length even when the string is empty and
+	 * out is reused (len reset to 0): data is always a C string.
+	 */
+	if (core_buf_append(out, "", 0) == -1)
 		return -1;
 	return json_unescape(j->text + t->start, t->end - t->start, out);
 }

@@ -6,6 +6,7 @@
 
 #include <sales/json.h>
 
+/* Arrays and objects nest at most this deep; deeper text is refused. */
 #define CORE_JSON_MAX_DEPTH	64
 
 struct sales_json *core_json_parse(const char *text, size_t len);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -77,6 +78,148 @@ test_depth_limit(void **state)
 	j = core_json_parse(deep + 4, strlen(deep) - 8);
 	assert_non_null(j);
 	core_json_free(j);
+}
+
+/*
+ * Deep nesting is refused before jsmn runs.  jsmn alone spends
+ * O(depth^2) on "[[[...]]]" (its parent links are walked on every
+ * closing bracket): on the old code the first input below took
+ * minutes, so a regression shows as a ctest timeout, not as a flaky
+ * timing assertion here.  The other shapes each took time or memory
+ * somewhere: unclosed brackets, objects, nesting hidden in strings.
+ */
+#define BIG	(1024 * 1024)
+
+/* open n times, then leaf, then close n times; returns the length. */
+static size_t
+nest(char *text, size_t n, const char *open, const char *leaf,
+    const char *close)
+{
+	size_t i, len = 0;
+
+	for (i = 0; i < n; i++, len += strlen(open))
+		memcpy(text + len, open, strlen(open));
+	memcpy(text + len, leaf, strlen(leaf));
+	len += strlen(leaf);
+	for (i = 0; i < n; i++, len += strlen(close))
+		memcpy(text + len, close, strlen(close));
+	return len;
+}
+
+static void
+test_deep_nesting(void **state)
+{
+	char *text;
+	struct sales_json *j;
+	size_t i, len;
+
+	(void)state;
+	if ((text = malloc(BIG + 16)) == NULL)
+		fail();
+	/* 1 MiB of "[[[...]]]": 512 Ki levels. */
+	len = nest(text, BIG / 2, "[", "", "]");
+	assert_null(core_json_parse(text, len));
+	/* The same, never closed. */
+	assert_null(core_json_parse(text, BIG / 2));
+	/* {"a":{"a":...1...}}, 1 MiB. */
+	len = nest(text, BIG / 6, "{\"a\":", "1", "}");
+	assert_null(core_json_parse(text, len));
+	/* Arrays and objects mixed, unclosed: [{"a":[{"a":... */
+	len = nest(text, BIG / 6, "[{\"a\":", "", "");
+	assert_null(core_json_parse(text, len));
+	/* Exactly the limit is fine, one more is not. */
+	len = nest(text, CORE_JSON_MAX_DEPTH + 1, "[", "1", "]");
+	assert_null(core_json_parse(text, len));
+	j = core_json_parse(text + 1, len - 2);
+	assert_non_null(j);
+	core_json_free(j);
+	len = nest(text, CORE_JSON_MAX_DEPTH, "{\"a\":", "{}", "}");
+	assert_null(core_json_parse(text, len));
+	len = nest(text, CORE_JSON_MAX_DEPTH, "{\"a\":", "1", "}");
+	j = core_json_parse(text, len);
+	assert_non_null(j);
+	core_json_free(j);
+	/*
+	 * "1:2:3:..." makes jsmn chain each primitive to the one before,
+	 * so every closing bracket walks the whole chain: bounded by the
+	 * depth, this is 64 walks, not one per bracket.
+	 */
+	len = nest(text, CORE_JSON_MAX_DEPTH, "[", "", "");
+	for (i = 0; len + 2 + CORE_JSON_MAX_DEPTH < BIG; i++) {
+		text[len++] = '1';
+		text[len++] = ':';
+	}
+	text[len++] = '1';
+	for (i = 0; i < CORE_JSON_MAX_DEPTH; i++)
+		text[len++] = ']';
+	assert_null(core_json_parse(text, len));
+	/*
+	 * Brackets inside strings do not nest, escaped quotes do not end
+	 * the string: ["\"[[[...", "[[[..."] is a flat array, 1 MiB.
+	 */
+	len = 0;
+	text[len++] = '[';
+	text[len++] = '"';
+	text[len++] = '\\';
+	text[len++] = '"';
+	for (i = 0; i < BIG / 4; i++)
+		text[len++] = '[';
+	memcpy(text + len, "\",\"", 3);
+	len += 3;
+	for (i = 0; i < BIG / 4; i++)
+		text[len++] = '{';
+	memcpy(text + len, "\"]", 2);
+	len += 2;
+	j = core_json_parse(text, len);
+	assert_non_null(j);
+	assert_int_equal(core_json_len(j, 0), 2);
+	core_json_free(j);
+	/* Many shallow siblings are fine: [[[1]],[[1]],...], 1 MiB. */
+	len = 0;
+	text[len++] = '[';
+	for (i = 0; len + 8 < BIG; i++) {
+		memcpy(text + len, i ? ",[[1]]" : "[[1]]", i ? 6 : 5);
+		len += i ? 6 : 5;
+	}
+	text[len++] = ']';
+	j = core_json_parse(text, len);
+	assert_non_null(j);
+	assert_int_equal(core_json_len(j, 0), (int)i);
+	core_json_free(j);
+	free(text);
+}
+
+/*
+ * A reused buffer (len reset to 0) holds the empty string after an
+ * empty string token, not the old text: found by tests/fuzz/fuzz_json.
+ */
+static void
+test_string_reuse(void **state)
+{
+	const char *text = "[\"old text\",\"\"]";
+	struct sales_json *j = core_json_parse(text, strlen(text));
+	struct sales_buf b = {0};
+
+	(void)state;
+	assert_non_null(j);
+	assert_int_equal(core_json_string(j, core_json_at(j, 0, 0), &b), 0);
+	assert_string_equal(b.data, "old text");
+	b.len = 0;
+	assert_int_equal(core_json_string(j, core_json_at(j, 0, 1), &b), 0);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.data, "");
+	core_buf_free(&b);
+	core_json_free(j);
+}
+
+/* No text is no JSON value, and NULL is not read (memcpy from NULL). */
+static void
+test_empty(void **state)
+{
+	(void)state;
+	assert_null(core_json_parse(NULL, 0));
+	assert_null(core_json_parse("", 0));
+	assert_null(core_json_parse("[]", 0));
 }
 
 static void
@@ -213,6 +356,9 @@ main(void)
 		cmocka_unit_test(test_accepts),
 		cmocka_unit_test(test_refuses),
 		cmocka_unit_test(test_depth_limit),
+		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_string_reuse),
 		cmocka_unit_test(test_accessors),
 		cmocka_unit_test(test_buf_escaping),
 		cmocka_unit_test(test_token_count_boundary),
