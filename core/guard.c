@@ -311,7 +311,8 @@ core_guard_configure(struct core_config *cfg, const char *host)
 	const char *v;
 
 	core_guard_free();
-	if ((v = core_config_str(cfg, "server", "allowed_hosts", NULL)) != NULL) {
+	v = core_config_str(cfg, "server", "allowed_hosts", NULL);
+	if (v != NULL) {
 		if (list_parse(&hosts, "allowed_hosts", v, 1, norm_host,
 		    HOST_WHAT) == -1)
 			return -1;
@@ -422,7 +423,8 @@ token_match(struct sales_request *req, int upgrade, int *given)
 		t = core_http_query(req, "token");
 	else
 		t = NULL;
-	if ((*given = t != NULL && *t != '\0') == 0)
+	*given = t != NULL && *t != '\0';
+	if (!*given)
 		return 0;
 	SHA256((const unsigned char *)t, strlen(t), d);
 	for (i = 0; i < T_MAX; i++)

@@ -880,7 +880,8 @@ conn_dispatch(struct http_conn *c, struct sales_request *r)
 	char msg[160];
 	int upgrade;
 
-	upgrade = ws_path(r->path) && req_has_token(r, "Upgrade", "websocket");
+	upgrade = ws_path(r->path) &&
+	    req_has_token(r, "Upgrade", "websocket");
 	/* Who may do what (core/guard.c); a refused request is answered. */
 	if (core_guard_check(r, r->http10, upgrade) == -1) {
 		if (upgrade)
