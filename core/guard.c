@@ -117,8 +117,8 @@ authority_split(const char *s, char *host, size_t hostlen, int *port,
 		return -1;
 	for (i = 0; i < n; i++) {
 		ch = tolower((unsigned char)s[i]);
-		if (!isalnum(ch) && ch != '-' && ch != '.' && ch != '_' &&
-		    !(*v6 && ch == ':'))
+		if (*v6 ? !isxdigit(ch) && ch != ':' && ch != '.' :
+		    !isalnum(ch) && ch != '-' && ch != '.' && ch != '_')
 			return -1;
 		host[i] = (char)ch;
 	}
