@@ -534,7 +534,7 @@ core_guard_check(struct sales_request *req, int http10, int upgrade)
 	const char *host = core_http_header(req, "Host");
 	const char *origin = core_http_header(req, "Origin");
 	char hname[GUARD_MAX_NAME];
-	int hport = -1, listed, ok;
+	int hport = -1, listed;
 
 	hname[0] = '\0';
 	if (host == NULL && !http10)
@@ -544,21 +544,18 @@ core_guard_check(struct sales_request *req, int http10, int upgrade)
 		return refuse(req, R_HOST, 421, "host_not_allowed", "this "
 		    "server does not answer to that name: the \"Host\" must "
 		    "be listed in [server] allowed_hosts", "Host");
-	if (origin != NULL && (upgrade || origins.any || origins.n > 0)) {
-		ok = origin_allowed(origin, hname, hport, &listed);
-		if (upgrade && !ok)
-			return refuse(req, R_ORIGIN, 403, "origin_not_allowed",
-			    "a WebSocket from this origin is not allowed: it "
-			    "must be listed in [server] cors_origins",
-			    "Origin");
-		/* Simple CORS: a listed origin may read our answers. */
-		if (!upgrade && listed) {
-			core_http_add_header(req, "Access-Control-Allow-Origin",
-			    origins.any ? "*" : origin);
-			if (!origins.any)
-				core_http_add_header(req, "Vary", "Origin");
-		}
-	}
+	listed = 0;
+	if (origin != NULL && (upgrade || origins.any || origins.n > 0) &&
+	    !origin_allowed(origin, hname, hport, &listed) && upgrade)
+		return refuse(req, R_ORIGIN, 403, "origin_not_allowed",
+		    "a WebSocket from this origin is not allowed: it must be "
+		    "listed in [server] cors_origins", "Origin");
+	/* Simple CORS: a listed origin may read our answers. */
+	if (!upgrade && origins.n > 0)
+		core_http_add_header(req, "Vary", "Origin");
+	if (!upgrade && listed)
+		core_http_add_header(req, "Access-Control-Allow-Origin",
+		    origins.any ? "*" : origin);
 	if (auth_check(req, method, upgrade) == -1)
 		return -1;
 	if ((strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
