@@ -45,6 +45,7 @@
 #include "guard.h"
 #include "http.h"
 #include "log.h"
+#include "uri.h"
 
 #define GUARD_MIN_TOKEN	16
 #define GUARD_MAX_NAME	256
@@ -440,15 +441,28 @@ token_match(struct sales_request *req, int upgrade, int *given)
  * write token when ops_token is set; anything else but OPTIONS (a CORS
  * preflight never carries credentials) needs the write token.
  */
+/*
+ * True for the core's /health and /metrics, compared decoded as the
+ * router compares them: "/%68ealth" is /health too.
+ */
+static int
+ops_path(const char *path)
+{
+	char dec[32];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(dec) || core_uri_decode(path, n, dec, 0) == -1)
+		return 0;
+	return strcmp(dec, "/health") == 0 || strcmp(dec, "/metrics") == 0;
+}
+
 static int
 auth_check(struct sales_request *req, const char *method, int upgrade)
 {
-	const char *path = core_http_path(req);
 	int need = 0, m, given;
 
 	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
-		if (strcmp(path, "/health") == 0 ||
-		    strcmp(path, "/metrics") == 0) {
+		if (ops_path(core_http_path(req))) {
 			if (have[T_OPS])
 				need = 1 << T_OPS | 1 << T_WRITE;
 		} else if (have[T_READ])

@@ -260,6 +260,10 @@ def test_ops_token(make_server):
         assert srv.get(path)[0] == 401
         assert srv.get(path, headers=auth(OPS))[0] == 200
         assert srv.get(path, headers=auth(WRITE))[0] == 200
+    # Spelt with escapes, as the router reads them, they are the same paths.
+    for path in ("/%68ealth", "/metric%73"):
+        assert srv.get(path)[0] == 401
+        assert srv.get(path, headers=auth(OPS))[0] == 200
     # Reads are open (no read_token); the ops token writes nothing.
     assert srv.get("/orders")[0] == 200
     assert srv.post("/orders", ORDER, headers=auth(OPS))[0] == 403

@@ -235,6 +235,11 @@ test_tokens(void **state)
 	    "Bearer rrrrrrrrrrrrrrrr", 0), 403);
 	assert_int_equal(check("GET", "/metrics", "localhost", "Authorization",
 	    "Bearer oooooooooooooooo", 0), 0);
+	/* The router decodes the path: so does the ops check. */
+	assert_int_equal(check("GET", "/%68ealth", "localhost", "Authorization",
+	    "Bearer rrrrrrrrrrrrrrrr", 0), 403);
+	assert_int_equal(check("GET", "/metric%73", "localhost", "X", "y", 0),
+	    401);
 	/* ?token= counts on a WebSocket handshake only. */
 	memset(&r, 0, sizeof(r));
 	r.method = "GET";
