@@ -77,6 +77,7 @@
 
 #include "buf.h"
 #include "core.h"
+#include "guard.h"
 #include "http.h"
 #include "http_head.h"
 #include "log.h"
@@ -1062,8 +1063,17 @@ conn_dispatch(struct http_conn *c, struct sales_request *r)
 {
 	enum core_route_result res;
 	char msg[160];
+	int upgrade;
 
-	if (ws_path(r->path) && req_has_token(r, "Upgrade", "websocket")) {
+	upgrade = ws_path(r->path) &&
+	    req_has_token(r, "Upgrade", "websocket");
+	/* Who may do what (core/guard.c); a refused request is answered. */
+	if (core_guard_check(r, r->http10, upgrade) == -1) {
+		if (upgrade)
+			c->no_more = 1;		/* the rest was for ws.c */
+		return;
+	}
+	if (upgrade) {
 		/* Nothing past this head is parsed: the rest is ws.c's. */
 		c->no_more = 1;
 		if (ws_check(c, r) == 0)

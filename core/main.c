@@ -17,6 +17,7 @@
 #include "bus.h"
 #include "config.h"
 #include "core.h"
+#include "guard.h"
 #include "http.h"
 #include "httpc.h"
 #include "log.h"
@@ -224,7 +225,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (read_server_config(cfg, &http, &ws) == -1 ||
-	    read_storage_config(cfg, &st) == -1)
+	    read_storage_config(cfg, &st) == -1 ||
+	    core_guard_configure(cfg, http.host) == -1)
 		goto out;
 
 	/* Storage threads hand results back with event_active(). */
@@ -247,6 +249,7 @@ main(int argc, char **argv)
 	used[nused++] = "server";
 	used[nused++] = "modules";
 	used[nused++] = "storage";
+	used[nused++] = "auth";
 	for (i = 0; i < core_modules_count() && nused < 66; i++)
 		used[nused++] = core_modules_name(i);
 	unknown = core_config_report_unknown(cfg, used, nused);
@@ -293,6 +296,7 @@ out:
 	core_bus_free();
 	core_router_free();
 	core_metrics_free();
+	core_guard_free();
 	if (core_base) {
 		event_base_free(core_base);
 		libevent_global_shutdown();

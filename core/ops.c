@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "core.h"
+#include "guard.h"
 #include "http.h"
 #include "httpc.h"
 #include "metrics.h"
@@ -108,6 +109,7 @@ ops_metrics(struct sales_request *req, void *arg)
 	ops_metric(&b, "output_memory_cuts_total", "counter",
 	    "connections cut because clients together held more than "
 	    "max_output_memory", (double)core_outmem_cuts());
+	core_guard_metrics(&b);
 	core_metrics_render(&b);
 	core_http_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
 	core_buf_free(&b);

@@ -26,7 +26,8 @@ async def recv_json(ws, timeout=5):
 
 def post_raw(srv, body, headers=None):
     c = srv.conn()
-    c.request("POST", "/orders", body=json.dumps(body), headers=headers or {})
+    c.request("POST", "/orders", body=json.dumps(body),
+              headers=dict({"Content-Type": "application/json"}, **(headers or {})))
     r = c.getresponse()
     data = r.read().decode()
     c.close()

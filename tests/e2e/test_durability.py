@@ -42,7 +42,8 @@ def test_kill9_under_load_loses_no_acknowledged_order(make_server):
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", srv.port,
                                                       timeout=10)
-                conn.request("POST", "/orders", body=body)
+                conn.request("POST", "/orders", body=body,
+                             headers={"Content-Type": "application/json"})
                 r = conn.getresponse()
                 data = r.read()
             except (OSError, http.client.HTTPException):

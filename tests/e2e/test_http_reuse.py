@@ -17,7 +17,7 @@ CFG = {"server": {"max_body": 8 * 1024 * 1024, "max_header": 16384}}
 def post(path, body, extra=""):
     if isinstance(body, str):
         body = body.encode()
-    head = ("POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+    head = ("POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             "Content-Length: %d\r\n%s\r\n" % (path, len(body), extra))
     return head.encode() + body
 
@@ -48,7 +48,7 @@ def test_nothing_of_a_request_shows_in_the_next(make_server):
     c.send(post("/echo", "short"))
     assert c.response()[2] == b"short"
     # Chunked after a Content-Length body of a different size.
-    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+    c.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
            "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
     assert c.response()[2] == b"abc"
     c.close()
@@ -57,7 +57,7 @@ def test_nothing_of_a_request_shows_in_the_next(make_server):
 def test_head_then_get_on_one_connection(make_server):
     s = make_server(["echo"], CFG)
     c = Raw(s)
-    c.send("HEAD /echo?q=h HTTP/1.1\r\nHost: t\r\n\r\n" + get("/echo?q=g"))
+    c.send("HEAD /echo?q=h HTTP/1.1\r\nHost: localhost\r\n\r\n" + get("/echo?q=g"))
     st, h, body = c.response(head=True)
     assert st == 200 and body == b"" and int(h["content-length"]) > 0
     st, _, body = c.response()
@@ -130,7 +130,7 @@ def test_expect_continue_then_reuse(make_server):
     s = make_server(["echo"], CFG)
     c = Raw(s)
     for i in range(3):
-        c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+        c.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                "Content-Length: 3\r\nExpect: 100-continue\r\n\r\n")
         while b"\r\n\r\n" not in c.buf:
             c._fill()
@@ -158,7 +158,7 @@ def test_websocket_upgrade_after_requests(make_server):
     c = Raw(s)
     c.send(get("/echo?q=1", "X-Test: " + "k" * 400 + "\r\n"))
     assert json.loads(c.response()[2])["q"] == "1"
-    c.send("GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+    c.send("GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
     while b"\r\n\r\n" not in c.buf:

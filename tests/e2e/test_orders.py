@@ -123,7 +123,8 @@ def test_valid_edge_values(make_server):
     for body, price in GOOD_EDGE:
         c = srv.conn()
         c.request("POST", "/orders", body=body if isinstance(body, str)
-                  else json.dumps(body))
+                  else json.dumps(body),
+                  headers={"Content-Type": "application/json"})
         r = c.getresponse()
         text = r.read().decode()
         c.close()
@@ -190,7 +191,8 @@ def test_exact_money_100000_orders_of_0_1(make_server):
                        * 1000)
     c = srv.conn(timeout=60)
     for _ in range(100):
-        c.request("POST", "/orders", body=batch)
+        c.request("POST", "/orders", body=batch,
+                  headers={"Content-Type": "application/json"})
         r = c.getresponse()
         r.read()
         assert r.status == 201
@@ -274,7 +276,8 @@ def test_idempotency_key_concurrent_retries(make_server):
     def post():
         c = srv.conn(timeout=30)
         c.request("POST", "/orders", body=body,
-                  headers={"Idempotency-Key": "race"})
+                  headers={"Idempotency-Key": "race",
+                           "Content-Type": "application/json"})
         r = c.getresponse()
         data = r.read()
         c.close()

@@ -1,0 +1,30 @@
+/*
+ * guard.h - request policy: who may do what.  Host and Origin checks,
+ * the JSON-only rule for request bodies, bearer tokens.
+ */
+#ifndef CORE_GUARD_H
+#define CORE_GUARD_H
+
+#include <sales/module.h>
+
+struct core_config;
+
+/*
+ * Reads [server] allowed_hosts and cors_origins and the [auth] tokens;
+ * host is the listen address.  -1, after saying why, on a bad value.
+ */
+int	core_guard_configure(struct core_config *cfg, const char *host);
+void	core_guard_free(void);
+
+/*
+ * Called by core/http.c for every complete request, before routing and
+ * before a WebSocket handshake is checked.  0: go on.  -1: refused, and
+ * already answered (4xx, JSON error shape).  http10 for an HTTP/1.0
+ * request (which may lack Host), upgrade for a WebSocket handshake.
+ */
+int	core_guard_check(struct sales_request *req, int http10, int upgrade);
+
+/* Appends salesd_http_refused_total{reason=...} for GET /metrics. */
+void	core_guard_metrics(struct sales_buf *b);
+
+#endif /* CORE_GUARD_H */
