@@ -17,8 +17,9 @@
  * echoes, pings) are collected while wslay_event_send() runs and queued
  * as one frame, so its frames and ours never interleave inside a frame.
  * What a client holds is counted in real bytes (entries, frames and
- * their allocation overhead), against ws_max_buffered and the
- * server-wide budget of core/outmem.c.
+ * their allocation overhead), not message lengths: against
+ * ws_max_buffered with whole frames, against the server-wide budget of
+ * core/outmem.c with frames shared out (ws_cost(), ws_share()).
  *
  * A connection is OPEN until a close frame is queued (by either side, or
  * because the client is too slow), then CLOSING until that frame is
@@ -76,6 +77,7 @@ enum ws_state {
  */
 struct ws_frame {
 	size_t		 refs;
+	size_t		 fanout;	/* clients it was queued to */
 	size_t		 len;
 	unsigned char	 data[];
 };
@@ -83,6 +85,7 @@ struct ws_frame {
 struct ws_out {
 	STAILQ_ENTRY(ws_out)	 entry;
 	struct ws_frame		*frame;
+	size_t			 share;		/* counted in mem */
 };
 
 struct ws_client {
@@ -102,7 +105,8 @@ struct ws_client {
 	unsigned		 frags;		/* frames of the message so far */
 	STAILQ_HEAD(, ws_out)	 outq;		/* whole frames to send */
 	size_t			 off;		/* sent of the first one */
-	size_t			 held;		/* real bytes of outq */
+	size_t			 held;		/* outq, frames whole */
+	size_t			 mem;		/* outq, frames shared */
 	struct event		*wev;		/* socket writable, or flush */
 	int			 wblocked;	/* wev waits for the socket */
 	int			 closed;	/* our own close frame queued */
@@ -261,11 +265,26 @@ ws_subs_free(struct ws_client *c)
 	c->nsubs = 0;
 }
 
-/* What one queued frame costs its client: the entry and the frame. */
+/*
+ * What one queued frame costs its client, in two measures.  Against
+ * ws_max_buffered the entry and the whole frame: a client may end up
+ * the last holder of every frame it has, so that is what it can cost.
+ * Against the server-wide budget the entry and the frame divided by
+ * the clients it was queued to: summed over clients, that is what the
+ * process holds, where whole frames would count a broadcast once per
+ * client and cut clients for memory never spent.
+ */
 static size_t
 ws_cost(const struct ws_frame *f)
 {
 	return sizeof(struct ws_out) + sizeof(*f) + f->len + 2 * WS_MALLOC;
+}
+
+static size_t
+ws_share(const struct ws_frame *f)
+{
+	return sizeof(struct ws_out) + WS_MALLOC +
+	    (sizeof(*f) + f->len + WS_MALLOC) / f->fanout;
 }
 
 static void
@@ -284,6 +303,7 @@ ws_frame_raw(const void *data, size_t len)
 	if ((f = malloc(sizeof(*f) + len)) == NULL)
 		return NULL;
 	f->refs = 0;
+	f->fanout = 1;
 	f->len = len;
 	memcpy(f->data, data, len);
 	return f;
@@ -299,6 +319,7 @@ ws_frame_new(int opcode, const void *payload, size_t len)
 	if ((f = malloc(sizeof(*f) + 10 + len)) == NULL)
 		return NULL;
 	f->refs = 0;
+	f->fanout = 1;
 	f->data[0] = 0x80 | opcode;
 	if (len < 126) {
 		f->data[1] = (unsigned char)len;
@@ -332,9 +353,11 @@ ws_push(struct ws_client *c, struct ws_frame *f)
 	if ((o = malloc(sizeof(*o))) == NULL)
 		return -1;
 	o->frame = f;
+	o->share = ws_share(f);
 	f->refs++;
 	STAILQ_INSERT_TAIL(&c->outq, o, entry);
 	c->held += ws_cost(f);
+	c->mem += o->share;
 	if (!c->wblocked && c->wev != NULL)
 		event_active(c->wev, EV_WRITE, 1);
 	return 0;
@@ -347,6 +370,7 @@ ws_pop(struct ws_client *c)
 
 	STAILQ_REMOVE_HEAD(&c->outq, entry);
 	c->held -= ws_cost(o->frame);
+	c->mem -= o->share;
 	c->off = 0;
 	ws_frame_unref(o->frame);
 	free(o);
@@ -442,7 +466,7 @@ ws_flush(struct ws_client *c)
 			ws_pop(c);
 		}
 	}
-	core_outmem_set(&c->om, c->held);
+	core_outmem_set(&c->om, c->mem);
 	return 0;
 }
 
@@ -559,7 +583,7 @@ ws_cut(struct core_outmem *e)
 
 	core_log("ws", SALES_LOG_WARN, "client %llu cut by "
 	    "max_output_memory holding %zu bytes; closing 1008",
-	    (unsigned long long)c->id, c->held);
+	    (unsigned long long)c->id, c->mem);
 	ws_drop(c);
 	ws_fail(c, WSLAY_CODE_POLICY_VIOLATION, "server output memory full");
 	if (!c->wblocked && c->wev != NULL)
@@ -657,7 +681,7 @@ ws_queue_frame(struct ws_client *c, struct ws_frame *f)
 	/* wslay's frames (a pong) queued before this one go first. */
 	if (ws_wslay(c) != 0 || ws_push(c, f) == -1)
 		return -1;
-	return core_outmem_set(&c->om, c->held);
+	return core_outmem_set(&c->om, c->mem);
 }
 
 /* Queues one text message to one client. */
@@ -1113,7 +1137,7 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 		goto fail;
 	}
 	core_outmem_add(&c->om, ws_cut);
-	core_outmem_set(&c->om, c->held);
+	core_outmem_set(&c->om, c->mem);
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nopen++;
 	if (config.idle_ping_ms > 0)
@@ -1214,6 +1238,12 @@ core_ws_broadcast(const char *type, const char *data, size_t len)
 	    (f = ws_frame_new(WSLAY_TEXT_FRAME, b.data, b.len)) == NULL)
 		goto fail;
 	f->refs = 1;
+	f->fanout = 0;
+	TAILQ_FOREACH(c, &clients, entry)
+		if (c->state == WS_OPEN && ws_wants(c, type))
+			f->fanout++;
+	if (f->fanout == 0)
+		f->fanout = 1;
 	TAILQ_FOREACH(c, &clients, entry)
 		if (c->state == WS_OPEN && ws_wants(c, type))
 			ws_queue_frame(c, f);
