@@ -3,7 +3,8 @@
  * hands over after an upgrade request.
  *
  * libwslay does the framing: unmasking, reassembly of fragments, answers
- * to pings, size and masking rules, the close handshake.  This file owns
+ * to pings, size and masking rules, the close handshake; a connection
+ * we fail gets our own close frame with its code.  This file owns
  * the connections: the 101 answer, the JSON envelope {"type","data"},
  * "subscribe", routing other client messages to the module that
  * registered their type, broadcasts, the per-client output limit and
@@ -21,11 +22,11 @@
  * ws_max_buffered with whole frames, against the server-wide budget of
  * core/outmem.c with frames shared out (ws_cost(), ws_share()).
  *
- * A connection is OPEN until a close frame is queued (by either side, or
- * because the client is too slow), then CLOSING until that frame is
- * flushed, then LINGER: our side of the TCP connection is shut and we
- * wait briefly for the peer's FIN, so that late bytes from it do not
- * turn our close into a reset.  A grace timer bounds CLOSING and LINGER.
+ * A connection is OPEN until a close frame is queued (by either side,
+ * or because the client is too slow or cut by the budget), then CLOSING
+ * until that frame is flushed, then LINGER: our side of the TCP
+ * connection is shut and we wait briefly for the peer's FIN, so that
+ * late bytes from it do not turn our close into a reset.  A grace timer bounds CLOSING and LINGER.
  *
  * Connections are freed only from libevent callbacks at their top level
  * (read, write, event, timer) or by core_ws_shutdown(), never from a
