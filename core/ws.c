@@ -3,17 +3,30 @@
  * hands over after an upgrade request.
  *
  * libwslay does the framing: unmasking, reassembly of fragments, answers
- * to pings, size and masking rules, the close handshake.  This file owns
+ * to pings, size and masking rules, the close handshake; a connection
+ * we fail gets our own close frame with its code.  This file owns
  * the connections: the 101 answer, the JSON envelope {"type","data"},
  * "subscribe", routing other client messages to the module that
  * registered their type, broadcasts, the per-client output limit and
  * the end of every connection.  It knows nothing of what modules send.
  *
- * A connection is OPEN until a close frame is queued (by either side, or
- * because the client is too slow), then CLOSING until that frame is
- * flushed, then LINGER: our side of the TCP connection is shut and we
- * wait briefly for the peer's FIN, so that late bytes from it do not
- * turn our close into a reset.  A grace timer bounds CLOSING and LINGER.
+ * Output does not go through the bufferevent (which only reads): each
+ * client has a queue of whole frames, each a reference to a refcounted
+ * frame built once, that is written with sendmsg(2) straight to the
+ * socket, many frames at once, from the loop.  A write event is armed
+ * only while the socket would block.  wslay's own frames (pongs, close
+ * echoes, pings) are collected while wslay_event_send() runs and queued
+ * as one frame, so its frames and ours never interleave inside a frame.
+ * What a client holds is counted in real bytes (entries, frames and
+ * their allocation overhead), not message lengths: against
+ * ws_max_buffered with whole frames, against the server-wide budget of
+ * core/outmem.c with frames shared out (ws_cost(), ws_share()).
+ *
+ * A connection is OPEN until a close frame is queued (by either side,
+ * or because the client is too slow or cut by the budget), then CLOSING
+ * until that frame is flushed, then LINGER: our side of the TCP
+ * connection is shut and we wait briefly for the peer's FIN, so that
+ * late bytes from it do not turn our close into a reset.  A grace timer bounds CLOSING and LINGER.
  *
  * Connections are freed only from libevent callbacks at their top level
  * (read, write, event, timer) or by core_ws_shutdown(), never from a
@@ -22,7 +35,11 @@
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +54,7 @@
 #include "core.h"
 #include "json.h"
 #include "log.h"
+#include "outmem.h"
 #include "ws.h"
 
 #define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -45,11 +63,30 @@
 #define WS_MAX_SUBS	64	/* types in one subscribe */
 #define WS_MAX_MISSED	2	/* unanswered idle pings before we drop */
 #define WS_MAX_FRAGS	1024	/* frames in one message */
+#define WS_IOV		64	/* frames in one sendmsg */
+#define WS_MALLOC	16	/* allocator overhead per allocation */
 
 enum ws_state {
 	WS_OPEN,
 	WS_CLOSING,
 	WS_LINGER
+};
+
+/*
+ * A frame as it goes on the wire, shared by the queue of every client
+ * it was sent to: a broadcast is built once.
+ */
+struct ws_frame {
+	size_t		 refs;
+	size_t		 fanout;	/* clients it was queued to */
+	size_t		 len;
+	unsigned char	 data[];
+};
+
+struct ws_out {
+	STAILQ_ENTRY(ws_out)	 entry;
+	struct ws_frame		*frame;
+	size_t			 share;		/* counted in mem */
 };
 
 struct ws_client {
@@ -67,6 +104,15 @@ struct ws_client {
 	int			 missed;	/* idle pings unanswered */
 	int			 kick;		/* timer: read early input */
 	unsigned		 frags;		/* frames of the message so far */
+	STAILQ_HEAD(, ws_out)	 outq;		/* whole frames to send */
+	size_t			 off;		/* sent of the first one */
+	size_t			 held;		/* outq, frames whole */
+	size_t			 mem;		/* outq, frames shared */
+	struct event		*wev;		/* socket writable, or flush */
+	int			 wblocked;	/* wev waits for the socket */
+	int			 closed;	/* our own close frame queued */
+	struct sales_buf	 stage;		/* wslay's frames being sent */
+	struct core_outmem	 om;
 };
 
 struct ws_handler {
@@ -74,13 +120,6 @@ struct ws_handler {
 	char		 type[WS_MAX_TYPE + 1];
 	sales_ws_handler fn;
 	void		*arg;
-};
-
-/* A broadcast frame, shared by every client's output buffer. */
-struct ws_frame {
-	size_t		 refs;
-	size_t		 len;
-	unsigned char	 data[];
 };
 
 static TAILQ_HEAD(, ws_client)	 clients = TAILQ_HEAD_INITIALIZER(clients);
@@ -102,6 +141,7 @@ static void	ws_readcb(struct bufferevent *, void *);
 static void	ws_writecb(struct bufferevent *, void *);
 static void	ws_eventcb(struct bufferevent *, short, void *);
 static void	ws_timercb(evutil_socket_t, short, void *);
+static void	ws_wcb(evutil_socket_t, short, void *);
 static int	ws_error(struct ws_client *, const char *, const char *);
 
 void
@@ -226,6 +266,211 @@ ws_subs_free(struct ws_client *c)
 	c->nsubs = 0;
 }
 
+/*
+ * What one queued frame costs its client, in two measures.  Against
+ * ws_max_buffered the entry and the whole frame: a client may end up
+ * the last holder of every frame it has, so that is what it can cost.
+ * Against the server-wide budget the entry and the frame divided by
+ * the clients it was queued to: summed over clients, that is what the
+ * process holds, where whole frames would count a broadcast once per
+ * client and cut clients for memory never spent.
+ */
+static size_t
+ws_cost(const struct ws_frame *f)
+{
+	return sizeof(struct ws_out) + sizeof(*f) + f->len + 2 * WS_MALLOC;
+}
+
+static size_t
+ws_share(const struct ws_frame *f)
+{
+	return sizeof(struct ws_out) + WS_MALLOC +
+	    (sizeof(*f) + f->len + WS_MALLOC) / f->fanout;
+}
+
+static void
+ws_frame_unref(struct ws_frame *f)
+{
+	if (--f->refs == 0)
+		free(f);
+}
+
+/* A frame with refs 0 around raw bytes (already framed, or the 101). */
+static struct ws_frame *
+ws_frame_raw(const void *data, size_t len)
+{
+	struct ws_frame *f;
+
+	if ((f = malloc(sizeof(*f) + len)) == NULL)
+		return NULL;
+	f->refs = 0;
+	f->fanout = 1;
+	f->len = len;
+	memcpy(f->data, data, len);
+	return f;
+}
+
+/* One unmasked, unfragmented server frame with refs 0. */
+static struct ws_frame *
+ws_frame_new(int opcode, const void *payload, size_t len)
+{
+	struct ws_frame *f;
+	size_t hl, i;
+
+	if ((f = malloc(sizeof(*f) + 10 + len)) == NULL)
+		return NULL;
+	f->refs = 0;
+	f->fanout = 1;
+	f->data[0] = 0x80 | opcode;
+	if (len < 126) {
+		f->data[1] = (unsigned char)len;
+		hl = 2;
+	} else if (len < 65536) {
+		f->data[1] = 126;
+		f->data[2] = (unsigned char)(len >> 8);
+		f->data[3] = (unsigned char)len;
+		hl = 4;
+	} else {
+		f->data[1] = 127;
+		for (i = 0; i < 8; i++)
+			f->data[2 + i] = (unsigned char)((uint64_t)len >>
+			    (56 - 8 * i));
+		hl = 10;
+	}
+	memcpy(f->data + hl, payload, len);
+	f->len = hl + len;
+	return f;
+}
+
+/*
+ * Queues f behind whatever c holds and schedules a flush from the loop.
+ * The caller tells the budget (core_outmem_set) when it may.
+ */
+static int
+ws_push(struct ws_client *c, struct ws_frame *f)
+{
+	struct ws_out *o;
+
+	if ((o = malloc(sizeof(*o))) == NULL)
+		return -1;
+	o->frame = f;
+	o->share = ws_share(f);
+	f->refs++;
+	STAILQ_INSERT_TAIL(&c->outq, o, entry);
+	c->held += ws_cost(f);
+	c->mem += o->share;
+	if (!c->wblocked && c->wev != NULL)
+		event_active(c->wev, EV_WRITE, 1);
+	return 0;
+}
+
+static void
+ws_pop(struct ws_client *c)
+{
+	struct ws_out *o = STAILQ_FIRST(&c->outq);
+
+	STAILQ_REMOVE_HEAD(&c->outq, entry);
+	c->held -= ws_cost(o->frame);
+	c->mem -= o->share;
+	c->off = 0;
+	ws_frame_unref(o->frame);
+	free(o);
+}
+
+/* Drops the queue but a frame partly sent: the stream stays framed. */
+static void
+ws_drop(struct ws_client *c)
+{
+	struct ws_out *head;
+	size_t off = c->off;
+
+	if ((head = STAILQ_FIRST(&c->outq)) != NULL && off > 0)
+		STAILQ_REMOVE_HEAD(&c->outq, entry);
+	else
+		head = NULL;
+	while (!STAILQ_EMPTY(&c->outq))
+		ws_pop(c);
+	if (head != NULL) {
+		STAILQ_INSERT_HEAD(&c->outq, head, entry);
+		c->off = off;
+	}
+}
+
+/*
+ * Moves what wslay has to send into the queue, as one frame: wslay
+ * hands over whole frames in pieces, and the stage keeps them together.
+ */
+static int
+ws_wslay(struct ws_client *c)
+{
+	struct ws_frame *f;
+	int r;
+
+	if (c->ctx == NULL || !wslay_event_want_write(c->ctx))
+		return 0;
+	c->stage.len = 0;
+	r = wslay_event_send(c->ctx);
+	if (c->stage.len > 0) {
+		if ((f = ws_frame_raw(c->stage.data, c->stage.len)) == NULL ||
+		    ws_push(c, f) == -1) {
+			free(f);
+			r = -1;
+		}
+	}
+	return r;
+}
+
+/*
+ * Writes the queue until it is empty or the socket would block, then
+ * waits for writability.  -1 on a write error: the caller frees c.
+ */
+static int
+ws_flush(struct ws_client *c)
+{
+	struct iovec iov[WS_IOV];
+	struct msghdr mh;
+	struct ws_out *o;
+	ssize_t n;
+	size_t left;
+	int fd, i;
+
+	if ((fd = bufferevent_getfd(c->bev)) < 0)
+		return -1;
+	while (!STAILQ_EMPTY(&c->outq)) {
+		i = 0;
+		STAILQ_FOREACH(o, &c->outq, entry) {
+			if (i == WS_IOV)
+				break;
+			iov[i].iov_base = o->frame->data + (i ? 0 : c->off);
+			iov[i].iov_len = o->frame->len - (i ? 0 : c->off);
+			i++;
+		}
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = i;
+		if ((n = sendmsg(fd, &mh, MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -1;
+			c->wblocked = 1;
+			event_add(c->wev, NULL);
+			break;
+		}
+		for (left = (size_t)n; left > 0; ) {
+			o = STAILQ_FIRST(&c->outq);
+			if (left < o->frame->len - c->off) {
+				c->off += left;
+				break;
+			}
+			left -= o->frame->len - c->off;
+			ws_pop(c);
+		}
+	}
+	core_outmem_set(&c->om, c->mem);
+	return 0;
+}
+
 static void
 ws_free(struct ws_client *c)
 {
@@ -239,8 +484,14 @@ ws_free(struct ws_client *c)
 	TAILQ_REMOVE(&clients, c, entry);
 	if (c->timer != NULL)
 		event_free(c->timer);
+	if (c->wev != NULL)
+		event_free(c->wev);
 	if (c->ctx != NULL)
 		wslay_event_context_free(c->ctx);
+	while (!STAILQ_EMPTY(&c->outq))
+		ws_pop(c);
+	core_outmem_del(&c->om);
+	core_buf_free(&c->stage);
 	ws_subs_free(c);
 	bufferevent_free(c->bev);
 	free(c);
@@ -254,16 +505,6 @@ ws_timer_arm(struct ws_client *c, long ms)
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	event_add(c->timer, &tv);
-}
-
-static size_t
-ws_pending(struct ws_client *c)
-{
-	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
-
-	if (c->ctx != NULL)
-		n += wslay_event_get_queued_msg_length(c->ctx);
-	return n;
 }
 
 /*
@@ -282,19 +523,41 @@ ws_closing(struct ws_client *c)
 }
 
 /*
- * Queues a close frame and reads no more messages (RFC 6455 7.1.7:
- * the connection is failed, we do not wait for the peer's close).
+ * Queues our own close frame with code and reads no more messages
+ * (RFC 6455 7.1.7: the connection is failed, we do not wait for the
+ * peer's close).  wslay sends nothing more: on a frame it cannot parse
+ * it queues a close without a code, where RFC 6455 7.4.1 wants 1002
+ * (ws_read() shuts wslay's writing first).  What wslay had queued
+ * before goes first.
  */
 static void
 ws_fail(struct ws_client *c, uint16_t code, const char *reason)
 {
-	if (c->ctx == NULL)
+	unsigned char p[125];
+	struct ws_frame *f;
+	size_t len;
+
+	if (c->ctx == NULL || c->closed)
 		return;
+	ws_wslay(c);
+	wslay_event_shutdown_read(c->ctx);
+	if (wslay_event_get_close_sent(c->ctx)) {
+		ws_closing(c);
+		return;
+	}
 	core_log("ws", SALES_LOG_DEBUG, "client %llu: closing %u, %s",
 	    (unsigned long long)c->id, code, reason);
-	wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason,
-	    strlen(reason));
-	wslay_event_shutdown_read(c->ctx);
+	wslay_event_shutdown_write(c->ctx);
+	c->closed = 1;
+	len = strlen(reason);
+	if (len > sizeof(p) - 2)
+		len = sizeof(p) - 2;
+	p[0] = code >> 8;
+	p[1] = code & 0xff;
+	memcpy(p + 2, reason, len);
+	if ((f = ws_frame_new(WSLAY_CONNECTION_CLOSE, p, len + 2)) != NULL &&
+	    ws_push(c, f) == -1)
+		free(f);
 	ws_closing(c);
 }
 
@@ -302,41 +565,65 @@ static void
 ws_too_slow(struct ws_client *c, size_t more)
 {
 	core_log("ws", SALES_LOG_WARN, "client %llu too slow: %zu bytes "
-	    "pending, %zu more would pass ws_max_buffered %zu; closing 1008",
-	    (unsigned long long)c->id, ws_pending(c), more,
-	    config.max_buffered);
-	ws_fail(c, WSLAY_CODE_POLICY_VIOLATION, "client too slow");
+	    "held, %zu more would pass ws_max_buffered %zu; closing 1008",
+	    (unsigned long long)c->id, c->held, more, config.max_buffered);
 	/* The close frame goes out even past the limit: it is small. */
-	if (!c->in_recv)
-		wslay_event_send(c->ctx);
+	ws_fail(c, WSLAY_CODE_POLICY_VIOLATION, "client too slow");
 }
 
 /*
- * Moves what wslay queued into the output buffer, then decides whether
+ * The budget cut c, from inside core_outmem_set() of some connection,
+ * maybe in a loop over clients: drop its output, queue a close and let
+ * the loop end it (ws_wcb), never free it here.
+ */
+static void
+ws_cut(struct core_outmem *e)
+{
+	struct ws_client *c = (struct ws_client *)((char *)e -
+	    offsetof(struct ws_client, om));
+
+	core_log("ws", SALES_LOG_WARN, "client %llu cut by "
+	    "max_output_memory holding %zu bytes; closing 1008",
+	    (unsigned long long)c->id, c->mem);
+	ws_drop(c);
+	ws_fail(c, WSLAY_CODE_POLICY_VIOLATION, "server output memory full");
+	if (!c->wblocked && c->wev != NULL)
+		event_active(c->wev, EV_WRITE, 1);
+}
+
+/*
+ * Moves what wslay queued into the queue, writes, then decides whether
  * the connection is over.  Returns -1 when c was freed.
  */
 static int
 ws_after(struct ws_client *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	int fd;
 
 	if (c->ctx != NULL) {
-		if (wslay_event_want_write(c->ctx) &&
-		    wslay_event_send(c->ctx) != 0) {
+		if (ws_wslay(c) != 0) {
 			ws_free(c);
 			return -1;
 		}
-		if (c->state == WS_OPEN &&
-		    (wslay_event_get_close_sent(c->ctx) ||
+		if (c->state == WS_OPEN && (c->closed ||
+		    wslay_event_get_close_sent(c->ctx) ||
 		    !wslay_event_get_read_enabled(c->ctx)))
 			ws_closing(c);
 	}
-	if (c->state == WS_CLOSING && evbuffer_get_length(out) == 0 &&
-	    (c->ctx == NULL || wslay_event_get_close_sent(c->ctx) ||
+	if (!STAILQ_EMPTY(&c->outq) && ws_flush(c) == -1) {
+		ws_free(c);
+		return -1;
+	}
+	if (c->state == WS_CLOSING && STAILQ_EMPTY(&c->outq) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    (c->ctx == NULL || c->closed ||
+	    wslay_event_get_close_sent(c->ctx) ||
 	    !wslay_event_get_write_enabled(c->ctx))) {
 		/* Close frame flushed: send our FIN, await the peer's. */
 		c->state = WS_LINGER;
+		if (c->wev != NULL)
+			event_del(c->wev);
+		c->wblocked = 0;
 		if ((fd = bufferevent_getfd(c->bev)) < 0 ||
 		    shutdown(fd, SHUT_WR) == -1) {
 			ws_free(c);
@@ -348,7 +635,7 @@ ws_after(struct ws_client *c)
 	return 0;
 }
 
-/* wslay I/O: the bufferevent's buffers stand in for the socket. */
+/* wslay I/O: the bufferevent's input stands in for the socket. */
 static ssize_t
 ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
     void *arg)
@@ -372,36 +659,47 @@ ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 	struct ws_client *c = arg;
 
 	(void)flags;
-	if (bufferevent_write(c->bev, data, len) == -1) {
+	if (core_buf_append(&c->stage, data, len) == -1) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
 	}
 	return (ssize_t)len;
 }
 
-/* Queues one text message to one client, within its output limit. */
+/*
+ * Queues f to c within its output limit.  The budget may cut c or
+ * others on the way: none is freed here.
+ */
+static int
+ws_queue_frame(struct ws_client *c, struct ws_frame *f)
+{
+	if (c->state != WS_OPEN || c->ctx == NULL)
+		return -1;
+	if (c->held + ws_cost(f) > config.max_buffered) {
+		ws_too_slow(c, ws_cost(f));
+		return -1;
+	}
+	/* wslay's frames (a pong) queued before this one go first. */
+	if (ws_wslay(c) != 0 || ws_push(c, f) == -1)
+		return -1;
+	return core_outmem_set(&c->om, c->mem);
+}
+
+/* Queues one text message to one client. */
 static int
 ws_queue(struct ws_client *c, const char *msg, size_t len)
 {
-	struct wslay_event_msg m;
+	struct ws_frame *f;
+	int rv;
 
 	if (c->state != WS_OPEN || c->ctx == NULL)
 		return -1;
-	if (ws_pending(c) + len > config.max_buffered) {
-		ws_too_slow(c, len);
+	if ((f = ws_frame_new(WSLAY_TEXT_FRAME, msg, len)) == NULL)
 		return -1;
-	}
-	m.opcode = WSLAY_TEXT_FRAME;
-	m.msg = (const uint8_t *)msg;
-	m.msg_length = len;
-	if (wslay_event_queue_msg(c->ctx, &m) != 0)
-		return -1;
-	/* Inside a receive, ws_after() flushes once at the end. */
-	if (!c->in_recv && wslay_event_send(c->ctx) != 0) {
-		ws_fail(c, WSLAY_CODE_INTERNAL_SERVER_ERROR, "send failed");
-		return -1;
-	}
-	return 0;
+	f->refs = 1;
+	rv = ws_queue_frame(c, f);
+	ws_frame_unref(f);
+	return rv;
 }
 
 /* {"type":T,"data":D} with T escaped and D as given. */
@@ -597,7 +895,15 @@ ws_on_frame(wslay_event_context_ptr ctx,
 	struct ws_client *c = arg;
 
 	(void)ctx;
-	if (f->opcode >= WSLAY_CONNECTION_CLOSE || c->state != WS_OPEN)
+	if (c->state != WS_OPEN)
+		return;
+	/* wslay would echo it as a close without a code. */
+	if (f->opcode == WSLAY_CONNECTION_CLOSE && f->payload_length == 1) {
+		ws_fail(c, WSLAY_CODE_PROTOCOL_ERROR, "close payload of one "
+		    "byte");
+		return;
+	}
+	if (f->opcode >= WSLAY_CONNECTION_CLOSE)
 		return;
 	if (f->opcode != WSLAY_CONTINUATION_FRAME)
 		c->frags = 0;
@@ -629,7 +935,11 @@ ws_on_msg(wslay_event_context_ptr ctx,
 		    "binary messages are not accepted");
 		break;
 	case WSLAY_CONNECTION_CLOSE:
-		/* wslay has queued the echo of the peer's close. */
+		/*
+		 * wslay has queued the echo of the peer's close: nothing
+		 * may be queued behind it.
+		 */
+		ws_closing(c);
 		break;
 	default:
 		/* Pings are answered by wslay; pongs only show liveness. */
@@ -653,6 +963,18 @@ ws_read(struct ws_client *c)
 	}
 	c->in_recv = 1;
 	r = wslay_event_recv(c->ctx);
+	/*
+	 * A frame wslay could not parse (a control frame too long or
+	 * fragmented, a length with the high bit set...): it queued a
+	 * close without a code, which ws_fail() replaces by 1002.
+	 */
+	if (r != 0 && !c->closed) {
+		wslay_event_shutdown_write(c->ctx);
+		ws_fail(c, r == WSLAY_ERR_NOMEM ?
+		    WSLAY_CODE_INTERNAL_SERVER_ERROR :
+		    WSLAY_CODE_PROTOCOL_ERROR, r == WSLAY_ERR_NOMEM ?
+		    "out of memory" : "protocol error");
+	}
 	c->in_recv = 0;
 	if (r != 0)
 		wslay_event_shutdown_read(c->ctx);
@@ -674,6 +996,17 @@ ws_writecb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	ws_after(arg);
+}
+
+static void
+ws_wcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws_client *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->wblocked = 0;
+	ws_after(c);
 }
 
 static void
@@ -761,13 +1094,17 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 		.on_msg_recv_callback = ws_on_msg
 	};
 	struct ws_client *c = NULL;
+	struct ws_frame *f;
+	char head[160];
 	char accept[29];
+	int n;
 
 	if (shut)
 		goto fail;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
 	c->bev = bev;
+	STAILQ_INIT(&c->outq);
 	if ((c->timer = evtimer_new(core_base, ws_timercb, c)) == NULL)
 		goto fail;
 	bufferevent_setcb(bev, ws_readcb, ws_writecb, ws_eventcb, c);
@@ -776,6 +1113,9 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (core_ws_accept_key(key, accept) == -1)
 		return ws_refuse(bev, c);
+	if ((c->wev = event_new(core_base, bufferevent_getfd(bev), EV_WRITE,
+	    ws_wcb, c)) == NULL)
+		goto fail;
 	if (wslay_event_context_server_init(&c->ctx, &cbs, c) != 0) {
 		c->ctx = NULL;
 		goto fail;
@@ -784,14 +1124,21 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 	c->id = next_id++;
 	if (ws_hash_add(c) == -1)
 		goto fail;
-	if (evbuffer_add_printf(bufferevent_get_output(bev),
-	    "HTTP/1.1 101 Switching Protocols\r\n"
+	n = snprintf(head, sizeof(head), "HTTP/1.1 101 Switching Protocols\r\n"
 	    "Upgrade: websocket\r\n"
 	    "Connection: Upgrade\r\n"
-	    "Sec-WebSocket-Accept: %s\r\n\r\n", accept) < 0) {
+	    "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+	if ((f = ws_frame_raw(head, (size_t)n)) == NULL) {
 		ws_hash_del(c);
 		goto fail;
 	}
+	if (ws_push(c, f) == -1) {
+		free(f);
+		ws_hash_del(c);
+		goto fail;
+	}
+	core_outmem_add(&c->om, ws_cut);
+	core_outmem_set(&c->om, c->mem);
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nopen++;
 	if (config.idle_ping_ms > 0)
@@ -811,6 +1158,8 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 	if (c != NULL) {
 		if (c->timer != NULL)
 			event_free(c->timer);
+		if (c->wev != NULL)
+			event_free(c->wev);
 		if (c->ctx != NULL)
 			wslay_event_context_free(c->ctx);
 		free(c);
@@ -876,83 +1225,31 @@ core_ws_send(uint64_t client, const char *type, const char *data,
 	return rv;
 }
 
-static void
-ws_frame_unref(const void *data, size_t len, void *arg)
-{
-	struct ws_frame *f = arg;
-
-	(void)data;
-	(void)len;
-	if (--f->refs == 0)
-		free(f);
-}
-
 void
 core_ws_broadcast(const char *type, const char *data, size_t len)
 {
 	struct sales_buf b = {0};
 	struct ws_client *c;
 	struct ws_frame *f = NULL;
-	struct wslay_event_msg m;
-	size_t hl, i;
 
 	if (type == NULL || nopen == 0)
 		return;
-	if (ws_envelope(&b, type, data, len) == -1)
-		goto fail;
-	/*
-	 * One frame (server frames are not masked) shared by every
-	 * output buffer by reference: a broadcast costs one copy.
-	 */
-	if ((f = malloc(sizeof(*f) + 10 + b.len)) == NULL)
+	/* One frame (server frames are not masked) in every queue. */
+	if (ws_envelope(&b, type, data, len) == -1 ||
+	    (f = ws_frame_new(WSLAY_TEXT_FRAME, b.data, b.len)) == NULL)
 		goto fail;
 	f->refs = 1;
-	f->data[0] = 0x80 | WSLAY_TEXT_FRAME;
-	if (b.len < 126) {
-		f->data[1] = (unsigned char)b.len;
-		hl = 2;
-	} else if (b.len < 65536) {
-		f->data[1] = 126;
-		f->data[2] = (unsigned char)(b.len >> 8);
-		f->data[3] = (unsigned char)b.len;
-		hl = 4;
-	} else {
-		f->data[1] = 127;
-		for (i = 0; i < 8; i++)
-			f->data[2 + i] = (unsigned char)((uint64_t)b.len >>
-			    (56 - 8 * i));
-		hl = 10;
-	}
-	memcpy(f->data + hl, b.data, b.len);
-	f->len = hl + b.len;
-	TAILQ_FOREACH(c, &clients, entry) {
-		if (c->state != WS_OPEN || c->ctx == NULL || !ws_wants(c, type))
-			continue;
-		if (ws_pending(c) + f->len > config.max_buffered) {
-			ws_too_slow(c, f->len);
-			continue;
-		}
-		/*
-		 * Straight into the output only between whole frames,
-		 * i.e. when wslay holds nothing; else through its queue.
-		 */
-		if (wslay_event_want_write(c->ctx)) {
-			m.opcode = WSLAY_TEXT_FRAME;
-			m.msg = (const uint8_t *)b.data;
-			m.msg_length = b.len;
-			wslay_event_queue_msg(c->ctx, &m);
-			if (!c->in_recv)
-				wslay_event_send(c->ctx);
-			continue;
-		}
-		f->refs++;
-		if (evbuffer_add_reference(bufferevent_get_output(c->bev),
-		    f->data, f->len, ws_frame_unref, f) == -1)
-			f->refs--;
-	}
+	f->fanout = 0;
+	TAILQ_FOREACH(c, &clients, entry)
+		if (c->state == WS_OPEN && ws_wants(c, type))
+			f->fanout++;
+	if (f->fanout == 0)
+		f->fanout = 1;
+	TAILQ_FOREACH(c, &clients, entry)
+		if (c->state == WS_OPEN && ws_wants(c, type))
+			ws_queue_frame(c, f);
+	ws_frame_unref(f);
  fail:
-	if (f != NULL && --f->refs == 0)
-		free(f);
 	core_buf_free(&b);
 }
 
@@ -972,16 +1269,15 @@ core_ws_shutdown(void)
 
 	shut = 1;
 	while ((c = TAILQ_FIRST(&clients)) != NULL) {
-		if (c->state == WS_OPEN && c->ctx != NULL) {
-			wslay_event_queue_close(c->ctx,
-			    WSLAY_CODE_GOING_AWAY, (const uint8_t *)reason,
-			    sizeof(reason) - 1);
-			wslay_event_send(c->ctx);
-		}
+		if (c->state == WS_OPEN && c->ctx != NULL)
+			ws_fail(c, WSLAY_CODE_GOING_AWAY, reason);
 		/*
 		 * One try, without blocking: the close frame is small.
-		 * The bufferevent keeps its output's front frozen.
+		 * A refused handshake's answer is in the bufferevent,
+		 * which keeps its output's front frozen.
 		 */
+		if (c->state != WS_LINGER)
+			ws_flush(c);
 		if (c->state != WS_LINGER &&
 		    (fd = bufferevent_getfd(c->bev)) >= 0) {
 			out = bufferevent_get_output(c->bev);

@@ -368,3 +368,184 @@ def test_shutdown_sends_1001(make_server):
     assert srv.stop() == 0
     r.expect_close(1001)
     r.close()
+
+
+# -- output memory -----------------------------------------------------------
+
+def sanitized():
+    """ASan keeps freed memory in quarantine: RSS bounds mean nothing."""
+    try:
+        with open(os.path.join(os.environ.get("SALESD_BUILD", "build"),
+                               "CMakeCache.txt")) as f:
+            return "SALES_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
+def proc_kib(srv, field):
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(field)
+
+
+class Poster:
+    """POST /echo/broadcast on one keep-alive connection."""
+
+    def __init__(self, srv):
+        self.c = srv.conn()
+
+    def __call__(self, type_, body):
+        self.c.request("POST", "/echo/broadcast?type=" + type_, body=body,
+                       headers={"Content-Type": "application/json"})
+        r = self.c.getresponse()
+        data = json.loads(r.read())
+        assert r.status == 202, (r.status, data)
+        return data["clients"]
+
+
+def drain_to_close(r, deadline=30):
+    """Reads r's frames up to its close; returns (text frames, code)."""
+    frames = 0
+    end = time.time() + deadline
+    while time.time() < end:
+        fin, op, data = r.frame()
+        if op == 1:
+            frames += 1
+        elif op == 8:
+            return frames, struct.unpack("!H", data[:2])[0]
+    raise AssertionError("no close frame")
+
+
+def test_slow_clients_cost_their_limit_in_real_bytes(make_server):
+    # Small messages: the old output path spent about 1 KiB of evbuffer
+    # bookkeeping on each reference, 7 times what ws_max_buffered said.
+    limit = 256 * 1024
+    n = 20
+    srv = make_server(["echo"], {"server": {"ws_max_buffered": limit}})
+    post = Poster(srv)
+    body = json.dumps({"id": 12345, "product": "p" * 200, "amount": 9.5})
+    post("warm", body)
+    before = proc_kib(srv, "VmHWM")
+    slow = [Raw(srv.port, rcvbuf=4096) for _ in range(n)]
+    for _ in range(20000):
+        if post("newOrder", body) == 0:
+            break
+    else:
+        raise AssertionError("the server kept queueing to non-readers")
+    grew = (proc_kib(srv, "VmHWM") - before) * 1024
+    for r in slow:
+        frames, code = drain_to_close(r)
+        assert code == 1008 and frames > 0
+        r.close()
+    log = srv.log()
+    assert log.count("too slow") >= n, log
+    if not sanitized():
+        assert grew < n * limit * 2, "VmHWM grew %d bytes" % grew
+
+
+def metric(srv, name):
+    st, _, text = srv.get("/metrics")
+    assert st == 200
+    if isinstance(text, bytes):
+        text = text.decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(name)
+
+
+def test_output_budget_cuts_the_biggest_first(make_server):
+    import re
+    srv = make_server(["echo"], {"server": {
+        "ws_max_buffered": 8 * 1024 * 1024,
+        "max_output_memory": 1024 * 1024}})
+    post = Poster(srv)
+    body = json.dumps({"pad": "q" * 1000})
+    cuts0 = metric(srv, "salesd_output_memory_cuts_total")
+    seq = [0]
+
+    async def go():
+        async with connect(srv.ws_url) as fast:
+            slow = []
+            # Each slow client joins later than the one before: it holds
+            # less, and is cut later.
+            for _ in range(4):
+                slow.append(Raw(srv.port, rcvbuf=4096))
+                for _ in range(100):
+                    seq[0] += 1
+                    post("newOrder", json.dumps({"n": seq[0],
+                                                 "pad": body}))
+                    m = await recv_json(fast)
+                    assert m["data"]["n"] == seq[0]
+            while post("newOrder", json.dumps({"n": seq[0] + 1,
+                                               "pad": body})) > 1:
+                seq[0] += 1
+                m = await recv_json(fast)
+                assert m["data"]["n"] == seq[0]
+                assert seq[0] < 20000, "no cut"
+            seq[0] += 1
+            m = await recv_json(fast)
+            assert m["data"]["n"] == seq[0]
+            for r in slow:
+                frames, code = drain_to_close(r)
+                assert code == 1008
+                r.close()
+    run(go())
+    assert metric(srv, "salesd_output_memory_cuts_total") - cuts0 >= 4
+    ids = [int(x) for x in re.findall(r"client (\d+) cut by max_output_memory",
+                                      srv.log())]
+    assert len(ids) >= 4 and ids[:4] == sorted(ids[:4]), srv.log()
+
+
+# -- protocol errors: close 1002 (RFC 6455 7.4.1) ------------------------------
+
+def raw_frame(b0, b1, rest=b""):
+    return bytes([b0, b1]) + rest
+
+
+def test_protocol_errors_close_with_1002(make_server):
+    srv = make_server(["echo"])
+    mask = b"\x00\x00\x00\x00"
+    shapes = {
+        "ping 126 bytes": frame(9, b"x" * 126),
+        "fragmented ping": frame(9, b"x", fin=False),
+        "close 1 byte": frame(8, b"\x03"),
+        "reserved opcode 3": frame(3, b"x"),
+        "reserved opcode 11": frame(11, b"x"),
+        "rsv1": bytes([0xC1]) + frame(1, b"{}")[1:],
+        "rsv3": bytes([0x91]) + frame(1, b"{}")[1:],
+        "unmasked": frame(1, b"{}", mask=False),
+        "continuation first": frame(0, b"x"),
+        "text inside fragments": frame(1, b"[", fin=False) + frame(1, b"1"),
+        "close 1005": close_frame(1005),
+        "close 1006": close_frame(1006),
+        "close 999": close_frame(999),
+        "close 5000": close_frame(5000),
+        "64-bit high bit": raw_frame(0x81, 0x80 | 127,
+                                     b"\x80" + b"\x00" * 7 + mask),
+    }
+    for name, data in shapes.items():
+        r = Raw(srv.port)
+        r.send(data)
+        try:
+            fin, op, payload = r.frame()
+        except EOFError:
+            raise AssertionError("%s: no close frame" % name)
+        assert op == 8, (name, op)
+        assert len(payload) >= 2, "%s: close without a code" % name
+        code = struct.unpack("!H", payload[:2])[0]
+        assert code == 1002, (name, code)
+        assert r.eof(), name
+        r.close()
+    # Bad UTF-8 in a close reason is 1007.
+    r = Raw(srv.port)
+    r.send(close_frame(1000, b"\xc3\x28"))
+    r.expect_close(1007)
+    r.close()
+    # The server is fine.
+    r = Raw(srv.port)
+    r.send(frame(1, '{"type":"echo","data":1}'))
+    assert r.message() == {"type": "echo", "data": 1}
+    r.close()
