@@ -106,6 +106,11 @@ default_dirs(void)
 	    SALES_REL_MODULEDIR);
 	snprintf(default_sqldir, sizeof(default_sqldir), "%s/%s", exe,
 	    SALES_REL_SQLDIR);
+	/* Without the "bin/..", for the messages that name them. */
+	if (realpath(default_moddir, build) != NULL)
+		snprintf(default_moddir, sizeof(default_moddir), "%s", build);
+	if (realpath(default_sqldir, build) != NULL)
+		snprintf(default_sqldir, sizeof(default_sqldir), "%s", build);
 }
 
 /* "-p 8080" or SALESD_PORT=8080: 0..65535, or -1 (logged). */
