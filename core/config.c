@@ -34,7 +34,7 @@ struct config_entry {
 struct core_config {
 	char			*path;
 	char			*dir;	/* absolute, of the file */
-	struct config_entry	*paths;	/* resolved paths handed out */
+	struct config_entry	*paths;	/* resolved paths */
 	size_t			 npaths, cappaths;
 	struct config_entry	*e;
 	size_t			 n, cap;

@@ -323,7 +323,7 @@ main(int argc, char **argv)
 	if (read_server_config(cfg, &http, &ws) == -1 ||
 	    read_storage_config(cfg, &st) == -1)
 		goto out;
-	/* The command line wins over the environment, which wins over the file. */
+	/* Command line, then environment, then sales.ini. */
 	if (host == NULL)
 		host = getenv("SALESD_HOST");
 	if (host != NULL && *host != '\0')
