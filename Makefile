@@ -1,14 +1,17 @@
 # Thin wrapper around CMake: the two commands a new user needs, plus the
-# benchmark.  `deps` installs the Debian packages that are missing.
+# benchmark, install and the Debian package.  `deps` installs the Debian
+# packages that are missing.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+DEB_BUILD  ?= build-deb
+PREFIX     ?= /usr/local
 CONFIG     ?= sales.ini
 PYTHON     ?= /usr/bin/python3
 
 PACKAGES = build-essential cmake pkg-config libevent-dev libsqlite3-dev \
 	libcurl4-openssl-dev libssl-dev libjsmn-dev libwslay-dev libinih-dev \
 	libhttp-parser-dev libcmocka-dev sqlite3 python3 python3-pytest \
-	python3-websockets
+	python3-websockets systemd adduser
 
 BENCH_PACKAGES = wrk nginx-light
 
@@ -19,7 +22,7 @@ FUZZ_SMOKE    ?= 20
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 
 .PHONY: all deps build run test test-unit test-e2e test-sanitize test-fuzz \
-	fuzz fuzz-build bench clean
+	fuzz fuzz-build bench install deb clean
 
 all: build
 
@@ -66,5 +69,16 @@ bench: EXTRA_PACKAGES = $(BENCH_PACKAGES)
 bench: build
 	tests/bench/run $(BUILD)
 
+# DESTDIR is honoured too: make install PREFIX=/usr DESTDIR=/tmp/stage
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# salesd_<version>_<arch>.deb in $(DEB_BUILD), with the systemd unit.
+deb: deps
+	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+	cmake --build $(DEB_BUILD) -j$$(nproc)
+	packaging/deb/build $(DEB_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)

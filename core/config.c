@@ -5,10 +5,13 @@
  * write them); a name set nowhere expands to "" so the feature that
  * needs it stays on its offline fallback.  Nothing here knows what the
  * keys mean: the core and each module read their own, and whatever no
- * one read is reported, which catches typos.
+ * one read is reported, which catches typos.  A relative path in a value
+ * is relative to the config file's directory, like the .env, so the
+ * working directory salesd is started from never matters.
  */
 #include <errno.h>
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,9 @@ struct config_entry {
 
 struct core_config {
 	char			*path;
+	char			*dir;	/* absolute, of the file */
+	struct config_entry	*paths;	/* resolved paths */
+	size_t			 npaths, cappaths;
 	struct config_entry	*e;
 	size_t			 n, cap;
 	struct config_entry	*env;	/* .env: section unused */
@@ -181,6 +187,23 @@ nomem:
 	return -1;
 }
 
+/* The file's directory, absolute when it exists. */
+static int
+config_set_dir(struct core_config *cfg)
+{
+	char dir[PATH_MAX], real[PATH_MAX], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", cfg->path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	cfg->dir = strdup(realpath(dir, real) != NULL ? real : dir);
+	return cfg->dir != NULL ? 0 : -1;
+}
+
 struct core_config *
 core_config_load(const char *path, char *err, size_t errlen)
 {
@@ -189,6 +212,10 @@ core_config_load(const char *path, char *err, size_t errlen)
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL ||
 	    (cfg->path = strdup(path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (config_set_dir(cfg) == -1) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -233,7 +260,9 @@ core_config_free(struct core_config *cfg)
 		return;
 	entries_free(cfg->e, cfg->n);
 	entries_free(cfg->env, cfg->nenv);
+	entries_free(cfg->paths, cfg->npaths);
 	free(cfg->path);
+	free(cfg->dir);
 	free(cfg);
 }
 
@@ -445,4 +474,38 @@ core_config_report_unknown(struct core_config *cfg, const char *const *used,
 		}
 	}
 	return warnings;
+}
+
+const char *
+core_config_dir(struct core_config *cfg)
+{
+	return cfg->dir;
+}
+
+const char *
+core_config_resolve(struct core_config *cfg, const char *path)
+{
+	char buf[PATH_MAX];
+
+	if (path == NULL || path[0] == '/' || path[0] == '\0')
+		return path;
+	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", strcmp(cfg->dir, "/") ?
+	    cfg->dir : "", path) >= sizeof(buf)) {
+		log_error("path \"%s\" is too long", path);
+		return NULL;
+	}
+	if (config_push(&cfg->paths, &cfg->npaths, &cfg->cappaths, NULL, "",
+	    buf) == -1) {
+		log_error("out of memory");
+		return NULL;
+	}
+	return cfg->paths[cfg->npaths - 1].value;
+}
+
+const char *
+core_config_path(struct core_config *cfg, const char *section,
+    const char *key, const char *def)
+{
+	return core_config_resolve(cfg, core_config_str(cfg, section, key,
+	    def));
 }

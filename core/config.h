@@ -36,6 +36,19 @@ void	core_config_each(struct core_config *cfg, const char *section,
 	    void *arg);
 
 /*
+ * Paths.  The directory of the config file (absolute), and a path
+ * taken relative to it unless absolute: every relative path in
+ * sales.ini means "beside the config", wherever salesd was started
+ * from.  core_config_path is core_config_str resolved; a NULL or ""
+ * value stays as it is.  NULL (logged) only when too long or out of
+ * memory.  Strings live as long as cfg.
+ */
+const char *core_config_dir(struct core_config *cfg);
+const char *core_config_resolve(struct core_config *cfg, const char *path);
+const char *core_config_path(struct core_config *cfg, const char *section,
+	    const char *key, const char *def);
+
+/*
  * Warns about every key that was never read in a section listed in
  * used, and about sections not listed at all.  Returns the number of
  * unknown keys (unused sections are only noted).

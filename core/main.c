@@ -4,12 +4,23 @@
  * nothing: stop accepting, end upstream calls (so whoever waits on one
  * gets its fallback), let the commits in flight finish and their clients
  * get answered, finalise modules.
+ *
+ * Where things are: relative paths in sales.ini are relative to its
+ * directory (config.c).  With no [modules] dir or [storage] migrations,
+ * salesd uses what came with the binary, found from /proc/self/exe: run
+ * from its build directory, the build's modules and the source tree's
+ * sql/; anywhere else, the installed layout relative to the binary
+ * (<prefix>/bin/salesd: <prefix>/lib/salesd/modules and
+ * <prefix>/share/salesd/sql), so an installed tree can be moved.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -35,16 +46,88 @@
 static struct sales_timer	*drain_timer;
 static int64_t			 drain_deadline;
 
+/* Set by CMake; the fallbacks only keep a hand build compiling. */
+#ifndef SALES_BUILD_DIR
+#define SALES_BUILD_DIR		""
+#define SALES_SOURCE_DIR	""
+#endif
+#ifndef SALES_REL_MODULEDIR
+#define SALES_REL_MODULEDIR	"../lib/salesd/modules"
+#define SALES_REL_SQLDIR	"../share/salesd/sql"
+#endif
+
+static char	default_moddir[PATH_MAX + 64];
+static char	default_sqldir[PATH_MAX + 64];
+
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: salesd [-c FILE] [--check] [--version] [--help]\n"
+	    "usage: salesd [-t] [-c FILE] [-H HOST] [-p PORT] [-v] [-h]\n"
 	    "  -c, --config FILE  configuration (default sales.ini)\n"
-	    "      --check        validate the configuration, load every "
-	    "module, exit\n"
-	    "  -V, --version      print the version and exit\n"
+	    "  -t, --check        validate the configuration, the modules and "
+	    "the schema,\n"
+	    "                     say what starting would do, change nothing\n"
+	    "  -H, --host HOST    listen address (overrides SALESD_HOST and "
+	    "[server] host)\n"
+	    "  -p, --port PORT    listen port (overrides SALESD_PORT and "
+	    "[server] port)\n"
+	    "  -v, -V, --version  print the version and exit\n"
 	    "  -h, --help         print this help and exit\n");
+}
+
+/* The modules and migrations that came with this binary (see above). */
+static void
+default_dirs(void)
+{
+	char exe[PATH_MAX], build[PATH_MAX], *slash;
+	ssize_t n;
+
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0) {
+		/* No /proc: the conventional installed place. */
+		snprintf(default_moddir, sizeof(default_moddir),
+		    "/usr/local/lib/salesd/modules");
+		snprintf(default_sqldir, sizeof(default_sqldir),
+		    "/usr/local/share/salesd/sql");
+		return;
+	}
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) != NULL)
+		*slash = '\0';
+	if (SALES_BUILD_DIR[0] != '\0' &&
+	    realpath(SALES_BUILD_DIR, build) != NULL &&
+	    strcmp(build, exe) == 0) {
+		snprintf(default_moddir, sizeof(default_moddir), "%s/modules",
+		    exe);
+		snprintf(default_sqldir, sizeof(default_sqldir), "%s/sql",
+		    SALES_SOURCE_DIR);
+		return;
+	}
+	snprintf(default_moddir, sizeof(default_moddir), "%s/%s", exe,
+	    SALES_REL_MODULEDIR);
+	snprintf(default_sqldir, sizeof(default_sqldir), "%s/%s", exe,
+	    SALES_REL_SQLDIR);
+	/* Without the "bin/..", for the messages that name them. */
+	if (realpath(default_moddir, build) != NULL)
+		snprintf(default_moddir, sizeof(default_moddir), "%s", build);
+	if (realpath(default_sqldir, build) != NULL)
+		snprintf(default_sqldir, sizeof(default_sqldir), "%s", build);
+}
+
+/* "-p 8080" or SALESD_PORT=8080: 0..65535, or -1 (logged). */
+static int
+parse_port(const char *what, const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 65535) {
+		log_error("%s: \"%s\" is not a port (0 to 65535)", what, s);
+		return -1;
+	}
+	return (int)v;
 }
 
 /* Reads [server] into the HTTP and WebSocket settings. */
@@ -102,9 +185,14 @@ read_storage_config(struct core_config *cfg, struct core_store_config *st)
 {
 	long long group;
 
+	memset(st, 0, sizeof(*st));
 	st->driver = core_config_str(cfg, "storage", "driver", "sqlite");
-	st->path = core_config_str(cfg, "storage", "path", "database/sales.db");
-	st->migrations = core_config_str(cfg, "storage", "migrations", "sql");
+	st->path = core_config_path(cfg, "storage", "path",
+	    "database/sales.db");
+	st->migrations = core_config_path(cfg, "storage", "migrations",
+	    default_sqldir);
+	if (st->path == NULL || st->migrations == NULL)
+		return -1;
 	if (core_config_int(cfg, "storage", "max_group", 1024, 1, 100000,
 	    &group))
 		return -1;
@@ -174,7 +262,9 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 'k' },
+		{ "check", no_argument, NULL, 't' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -184,19 +274,28 @@ main(int argc, char **argv)
 	struct core_store_config st;
 	struct core_config *cfg = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
-	const char *path = "sales.ini", *used[66];
+	const char *path = "sales.ini", *used[66], *moddir;
+	const char *host = NULL, *port = NULL, *portfrom = "--port";
 	char err[512];
 	int ch, check = 0, rc = 1, store_open = 0, unknown;
 	size_t i, nused = 0;
 
-	while ((ch = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tH:p:vVh", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
 			break;
-		case 'k':
+		case 't':
 			check = 1;
 			break;
+		case 'H':
+			host = optarg;
+			break;
+		case 'p':
+			port = optarg;
+			break;
+		case 'v':
 		case 'V':
 			printf("salesd %s (module ABI %d.%d)\n", CORE_VERSION,
 			    SALES_ABI_MAJOR, SALES_ABI_MINOR);
@@ -214,6 +313,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	default_dirs();
 
 	if ((cfg = core_config_load(path, err, sizeof(err))) == NULL) {
 		log_error("%s", err);
@@ -228,6 +328,26 @@ main(int argc, char **argv)
 	    read_storage_config(cfg, &st) == -1 ||
 	    core_guard_configure(cfg, http.host) == -1)
 		goto out;
+	/* Command line, then environment, then sales.ini. */
+	if (host == NULL)
+		host = getenv("SALESD_HOST");
+	if (host != NULL && *host != '\0')
+		http.host = host;
+	if (port == NULL) {
+		port = getenv("SALESD_PORT");
+		portfrom = "SALESD_PORT";
+	}
+	if (port != NULL && *port != '\0' &&
+	    (http.port = parse_port(portfrom, port)) == -1)
+		goto out;
+	if ((moddir = core_config_path(cfg, "modules", "dir",
+	    default_moddir)) == NULL)
+		goto out;
+	if (check) {
+		if (core_store_plan(&st) == -1)
+			goto out;
+		st.check = 1;
+	}
 
 	/* Storage threads hand results back with event_active(). */
 	if (evthread_use_pthreads() == -1 ||
@@ -242,8 +362,8 @@ main(int argc, char **argv)
 	if (core_store_open(&st) == -1)
 		goto out;
 	store_open = 1;
-	if (core_modules_load(cfg, core_config_str(cfg, "modules", "dir",
-	    "build/modules"), core_config_str(cfg, "modules", "load", "")) == -1)
+	if (core_modules_load(cfg, moddir, core_config_str(cfg, "modules",
+	    "load", "")) == -1)
 		goto out;
 
 	used[nused++] = "server";

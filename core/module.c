@@ -2,7 +2,10 @@
  * module.c - loads modules as sales.ini [modules] says.
  *
  * Names are [a-z0-9_]+ and become "<dir>/<name>.so", so a name can never
- * reach outside the module directory.  The magic block is read with
+ * reach outside the module directory.  An entry with a '/' is a path to
+ * a .so instead (relative to the config's directory), as Redis's
+ * loadmodule takes one: the module's name is the file's base name
+ * without ".so", under the same rule.  The magic block is read with
  * dlsym before any module code runs (dlopen runs no constructors of ours:
  * modules are built without them), so a module built for another ABI is
  * refused with both versions named, as PostgreSQL does.  Nothing is ever
@@ -87,8 +90,10 @@ core_module_check_magic(const char *name, const struct sales_module_magic *mg,
 	return 0;
 }
 
+/* file: the .so to open, or NULL for "<dir>/<name>.so". */
 static int
-module_load_one(struct core_config *cfg, const char *dir, const char *name)
+module_load_one(struct core_config *cfg, const char *dir, const char *name,
+    const char *file)
 {
 	int (*init)(const struct sales_core *, struct sales_module *);
 	struct sales_module *m, **p;
@@ -112,7 +117,10 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name)
 	mods[nmods++] = m;
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	m->cfg = cfg;
-	snprintf(path, sizeof(path), "%s/%s.so", dir, name);
+	if (file != NULL)
+		snprintf(path, sizeof(path), "%s", file);
+	else
+		snprintf(path, sizeof(path), "%s/%s.so", dir, name);
 	if ((m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		log_error("module \"%s\": cannot load \"%s\": %s", name, path,
 		    dlerror());
@@ -151,8 +159,8 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name)
 int
 core_modules_load(struct core_config *cfg, const char *dir, const char *list)
 {
-	char name[CORE_MODULE_NAME_MAX + 1];
-	const char *p = list, *s;
+	char name[CORE_MODULE_NAME_MAX + 1], entry[4096];
+	const char *p = list, *s, *file;
 	size_t n;
 
 	for (;;) {
@@ -162,6 +170,22 @@ core_modules_load(struct core_config *cfg, const char *dir, const char *list)
 		s = p;
 		n = strcspn(p, " \t,");
 		p += n;
+		file = NULL;
+		if (memchr(s, '/', n) != NULL) {
+			if (n >= sizeof(entry)) {
+				log_error("module path \"%.*s\" is too long",
+				    (int)n, s);
+				goto fail;
+			}
+			memcpy(entry, s, n);
+			entry[n] = '\0';
+			if ((file = core_config_resolve(cfg, entry)) == NULL)
+				goto fail;
+			s = strrchr(entry, '/') + 1;
+			n = strlen(s);
+			if (n > 3 && strcmp(s + n - 3, ".so") == 0)
+				n -= 3;
+		}
 		if (!name_ok(s, n)) {
 			log_error("module \"%.*s\": invalid name (use lower-case "
 			    "letters, digits and _, at most %d)", (int)n, s,
@@ -170,7 +194,7 @@ core_modules_load(struct core_config *cfg, const char *dir, const char *list)
 		}
 		memcpy(name, s, n);
 		name[n] = '\0';
-		if (module_load_one(cfg, dir, name) == -1)
+		if (module_load_one(cfg, dir, name, file) == -1)
 			goto fail;
 	}
 	return 0;

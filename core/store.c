@@ -761,6 +761,27 @@ fail:
 	return -1;
 }
 
+int
+core_store_plan(const struct core_store_config *cfg)
+{
+	const struct core_store_driver *drv;
+	char msg[STORE_ERRLEN], err[STORE_ERRLEN];
+
+	if ((drv = driver_find(cfg->driver)) == NULL) {
+		core_log("store", SALES_LOG_ERROR,
+		    "storage driver \"%s\" is not available (use \"%s\")",
+		    cfg->driver, core_store_sqlite.name);
+		return -1;
+	}
+	msg[0] = err[0] = '\0';
+	if (drv->plan(cfg, msg, sizeof(msg), err, sizeof(err)) == -1) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
+		return -1;
+	}
+	core_log("store", SALES_LOG_INFO, "%s", msg);
+	return 0;
+}
+
 /*
  * Refuses new work, lets both threads finish everything queued, joins
  * them and then delivers every outstanding callback synchronously, here

@@ -14,6 +14,12 @@ struct core_store_config {
 	const char	*path;		/* database file; parent dir is created */
 	const char	*migrations;	/* directory of NNN_*.sql files */
 	int		 max_group;	/* units per transaction */
+	/*
+	 * --check: open a private in-memory database with the migrations
+	 * applied instead of the file, so that modules initialise on an
+	 * empty schema and nothing on disk is created or changed.
+	 */
+	int		 check;
 };
 
 /*
@@ -47,11 +53,21 @@ struct core_store_driver {
 	 */
 	int	 (*check)(void *conn, char *err, size_t errlen);
 	int	 (*probe)(void *conn, char *err, size_t errlen);
+	/*
+	 * --check, before open: what opening cfg would do, read-only and
+	 * creating nothing ("3 migrations would be applied"), in msg; -1
+	 * with err when it could not be done (a directory or file this
+	 * user cannot write, an unreadable migration directory).
+	 */
+	int	 (*plan)(const struct core_store_config *cfg, char *msg,
+		    size_t msglen, char *err, size_t errlen);
 };
 
 extern const struct core_store_driver core_store_sqlite;
 
 int	core_store_open(const struct core_store_config *cfg);
+/* --check: the driver's plan, logged; 0 or -1. */
+int	core_store_plan(const struct core_store_config *cfg);
 /* Stops taking work, commits what is queued, joins the threads. */
 void	core_store_close(void);
 /* 0 from a storage fault (a failed commit, the file gone) to recovery. */

@@ -37,6 +37,7 @@
 #define SQ_CACHE_MAX	1024		/* statements kept per connection */
 #define SQ_MIGRATION_MAX (16 << 20)	/* bytes of one migration file */
 #define SQ_BUSY_MS	5000
+#define SQ_CHECK_URI	"file:salesd-check?mode=memory&cache=shared"
 
 struct sq_cached {
 	struct sq_cached	*next;
@@ -61,6 +62,7 @@ struct sq_conn {
 	struct sq_file		 main;		/* the database file */
 	struct sq_file		 wal;		/* its -wal */
 	char			 shm[PATH_MAX];	/* its -shm */
+	int			 check;		/* --check's in-memory copy */
 };
 
 static uint64_t
@@ -569,9 +571,15 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 	struct sq_conn *c;
 	struct stat sb;
 	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
-	int rc;
+	int rc, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX;
 
-	if (writer && sq_mkparent(path, err, errlen) == -1)
+	/* One in-memory database both connections share, gone at close. */
+	if (cfg->check) {
+		path = SQ_CHECK_URI;
+		flags |= SQLITE_OPEN_URI;
+	}
+	if (writer && !cfg->check && sq_mkparent(path, err, errlen) == -1)
 		return NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -586,7 +594,7 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 	 * A log without its database: SQLite would create an empty file
 	 * and replay the log's last transactions onto it.
 	 */
-	if (writer && stat(path, &sb) == -1 && errno == ENOENT &&
+	if (writer && !cfg->check && stat(path, &sb) == -1 && errno == ENOENT &&
 	    stat(c->wal.path, &sb) == 0) {
 		snprintf(err, errlen, "database \"%s\" is missing but its "
 		    "write-ahead log \"%s\" exists: the database was deleted "
@@ -595,8 +603,8 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 		    c->wal.path, c->shm);
 		goto fail;
 	}
-	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	c->check = cfg->check;
+	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open database \"%s\": %s", path,
 		    c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -604,7 +612,7 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, SQ_BUSY_MS);
-	if (writer && sq_wal(c, err, errlen) == -1)
+	if (writer && !cfg->check && sq_wal(c, err, errlen) == -1)
 		goto fail;
 	if (sqlite3_exec(c->db, "PRAGMA synchronous=FULL; "
 	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK)
@@ -613,7 +621,7 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 	if (!writer && sqlite3_exec(c->db, "PRAGMA query_only=ON", NULL, NULL,
 	    NULL) != SQLITE_OK)
 		goto sqlfail;
-	if (writer) {
+	if (writer && !cfg->check) {
 		if (sq_file_note(&c->main) == -1) {
 			snprintf(err, errlen, "database \"%s\": %s", path,
 			    strerror(errno));
@@ -765,7 +773,9 @@ sq_apply(struct sq_conn *c, const char *dir, const struct sq_migration *m,
 		snprintf(err, errlen, "migration \"%s\": %s", path, sub);
 		goto fail;
 	}
-	core_log("store", SALES_LOG_INFO, "applied migration \"%s\"", path);
+	core_log("store", c->check ? SALES_LOG_DEBUG : SALES_LOG_INFO,
+	    "applied migration \"%s\"%s", path, c->check ? " (in memory, "
+	    "for --check)" : "");
 	sqlite3_free(emsg);
 	free(text);
 	return 0;
@@ -776,21 +786,26 @@ fail:
 	return -1;
 }
 
-static int
-sq_migrate(void *conn, const char *dir, char *err, size_t errlen)
+static void
+sq_migrations_free(struct sq_migration *list, size_t n)
 {
-	struct sq_conn *c = conn;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(list[i].name);
+	free(list);
+}
+
+/* The NNN_*.sql files of dir, in order; -1 with err. */
+static int
+sq_migrations_list(const char *dir, struct sq_migration **out, size_t *nout,
+    char *err, size_t errlen)
+{
 	struct sq_migration *list = NULL, *nl;
-	struct sales_store_result *res = NULL;
-	struct sales_store_stmt q = { "SELECT 1 FROM schema_migrations "
-	    "WHERE version = ?1", NULL, 1 };
-	struct sales_value v;
 	struct dirent *de;
 	DIR *d;
 	size_t n = 0, cap = 0, i;
 	long long version;
-	int constraint, ret = -1;
-	char sub[256];
 
 	if ((d = opendir(dir)) == NULL) {
 		snprintf(err, errlen, "migrations directory \"%s\": %s", dir,
@@ -806,7 +821,7 @@ sq_migrate(void *conn, const char *dir, char *err, size_t errlen)
 		if (sq_migration_name(de->d_name, &version) == -1) {
 			snprintf(err, errlen, "migration \"%s/%s\": name must "
 			    "be NNN_name.sql", dir, de->d_name);
-			goto done;
+			goto fail;
 		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -825,8 +840,35 @@ sq_migrate(void *conn, const char *dir, char *err, size_t errlen)
 			snprintf(err, errlen, "migrations \"%s\" and \"%s\" in "
 			    "\"%s\" have the same number", list[i - 1].name,
 			    list[i].name, dir);
-			goto done;
+			goto fail;
 		}
+	closedir(d);
+	*out = list;
+	*nout = n;
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	closedir(d);
+	sq_migrations_free(list, n);
+	return -1;
+}
+
+static int
+sq_migrate(void *conn, const char *dir, char *err, size_t errlen)
+{
+	struct sq_conn *c = conn;
+	struct sq_migration *list = NULL;
+	struct sales_store_result *res = NULL;
+	struct sales_store_stmt q = { "SELECT 1 FROM schema_migrations "
+	    "WHERE version = ?1", NULL, 1 };
+	struct sales_value v;
+	size_t n = 0, i;
+	int constraint, ret = -1;
+	char sub[256];
+
+	if (sq_migrations_list(dir, &list, &n, err, errlen) == -1)
+		return -1;
 	if (sq_simple(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
 	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
 	    "applied_at TEXT NOT NULL)", sub, sizeof(sub)) == -1) {
@@ -851,14 +893,132 @@ sq_migrate(void *conn, const char *dir, char *err, size_t errlen)
 		res = NULL;
 	}
 	ret = 0;
-	goto done;
-oom:
-	snprintf(err, errlen, "out of memory");
 done:
-	closedir(d);
-	for (i = 0; i < n; i++)
-		free(list[i].name);
-	free(list);
+	sq_migrations_free(list, n);
+	return ret;
+}
+
+/* access(W_OK) on path; -1 with err unless writable or (enoent_ok) absent. */
+static int
+sq_writable(const char *what, const char *path, int enoent_ok, char *err,
+    size_t errlen)
+{
+	if (access(path, W_OK) == 0 || (enoent_ok && errno == ENOENT))
+		return 0;
+	snprintf(err, errlen, "%s \"%s\" is not writable by uid %d: %s; "
+	    "run salesd as its owner, or fix the permissions", what, path,
+	    (int)geteuid(), strerror(errno));
+	return -1;
+}
+
+/*
+ * How many of list the existing database at path has applied.  Opened
+ * read-only; when no -wal or -shm exists it is opened immutable, as
+ * otherwise SQLite would create a -shm (owned by whoever runs --check,
+ * root included, which the server could then not write).  Without them
+ * the file is the whole database, so immutable reads it exactly.
+ */
+static int
+sq_applied(const char *path, int logs, const struct sq_migration *list,
+    size_t n, size_t *applied, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	char *uri;
+	size_t i;
+	int rc;
+
+	*applied = 0;
+	if ((uri = sqlite3_mprintf("file:%s?mode=ro%s", path,
+	    logs ? "" : "&immutable=1")) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+	    NULL);
+	sqlite3_free(uri);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT version FROM "
+		    "schema_migrations", -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		/* A database no migration ever ran on: all are pending. */
+		if (db != NULL && strstr(sqlite3_errmsg(db), "no such table"))
+			rc = SQLITE_DONE;
+		else
+			snprintf(err, errlen, "cannot read database \"%s\": %s",
+			    path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	}
+	while (s != NULL && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		for (i = 0; i < n; i++)
+			if (list[i].version == sqlite3_column_int64(s, 0))
+				(*applied)++;
+	if (rc != SQLITE_DONE && s != NULL)
+		snprintf(err, errlen, "cannot read database \"%s\": %s", path,
+		    sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+sq_plan(const struct core_store_config *cfg, char *msg, size_t msglen,
+    char *err, size_t errlen)
+{
+	struct sq_migration *list = NULL;
+	struct stat sb;
+	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
+	char dir[PATH_MAX], wal[PATH_MAX + 8], shm[PATH_MAX + 8], *slash;
+	size_t n = 0, applied = 0;
+	int logs, ret = -1;
+
+	if (cfg->migrations != NULL && sq_migrations_list(cfg->migrations,
+	    &list, &n, err, errlen) == -1)
+		return -1;
+	/* The nearest existing directory: where the first mkdir would be. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	do {
+		if ((slash = strrchr(dir, '/')) == NULL)
+			snprintf(dir, sizeof(dir), ".");
+		else if (slash == dir)
+			dir[1] = '\0';
+		else
+			*slash = '\0';
+	} while (stat(dir, &sb) == -1 && errno == ENOENT && slash != NULL &&
+	    slash != dir);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	snprintf(shm, sizeof(shm), "%s-shm", path);
+	if (stat(path, &sb) == -1) {
+		if (errno != ENOENT) {
+			snprintf(err, errlen, "database \"%s\": %s", path,
+			    strerror(errno));
+			goto done;
+		}
+		if (sq_writable("database directory", dir, 0, err,
+		    errlen) == -1)
+			goto done;
+		snprintf(msg, msglen, "database \"%s\" does not exist yet: "
+		    "would be created, %zu migration(s) would be applied",
+		    path, n);
+		ret = 0;
+		goto done;
+	}
+	if (sq_writable("database", path, 0, err, errlen) == -1 ||
+	    sq_writable("database file", wal, 1, err, errlen) == -1 ||
+	    sq_writable("database file", shm, 1, err, errlen) == -1 ||
+	    sq_writable("database directory", dir, 0, err, errlen) == -1)
+		goto done;
+	logs = access(wal, F_OK) == 0 || access(shm, F_OK) == 0;
+	if (sq_applied(path, logs, list, n, &applied, err, errlen) == -1)
+		goto done;
+	if (applied == n)
+		snprintf(msg, msglen, "database \"%s\": schema up to date "
+		    "(%zu migration(s))", path, n);
+	else
+		snprintf(msg, msglen, "database \"%s\": %zu migration(s) "
+		    "pending, would be applied", path, n - applied);
+	ret = 0;
+done:
+	sq_migrations_free(list, n);
 	return ret;
 }
 
@@ -876,4 +1036,5 @@ const struct core_store_driver core_store_sqlite = {
 	.exec = sq_exec,
 	.check = sq_check,
 	.probe = sq_probe,
+	.plan = sq_plan,
 };

@@ -44,7 +44,7 @@ def test_check_abi_mismatch_and_failing_init(tmp_path):
 
 
 def test_check_bad_name_and_unknown_key(tmp_path):
-    rc, out = run_check(tmp_path / "a", ["../echo"])
+    rc, out = run_check(tmp_path / "a", ["Echo-1"])
     assert rc != 0 and "invalid name" in out
     rc, out = run_check(tmp_path / "b", ["echo"], {"server": {"prot": "1"}})
     assert rc != 0 and 'unknown key "prot" in [server]' in out

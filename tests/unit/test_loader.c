@@ -1,7 +1,8 @@
 /*
  * test_loader.c - the module loader's refusals, each naming the module:
  * missing file, bad name, no magic, wrong ABI, failing init, duplicates;
- * the magic checks one by one; and a good module loading and finalising.
+ * the magic checks one by one; and a good module loading and finalising,
+ * by name and by path.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,8 +70,12 @@ test_refusals(void **state)
 	(void)state;
 	assert_non_null(strstr(load_fails("missing"),
 	    "module \"missing\": cannot load"));
+	/* A path: relative to the config's directory, named by its file. */
 	assert_non_null(strstr(load_fails("../echo"),
-	    "module \"../echo\": invalid name"));
+	    "module \"echo\": cannot load \"/"));
+	assert_non_null(strstr(load_fails("/x/Bad-Name.so"),
+	    "module \"Bad-Name\": invalid name"));
+	assert_non_null(strstr(load_fails("x/.so"), "invalid name"));
 	assert_non_null(strstr(load_fails("Echo"), "invalid name"));
 	assert_non_null(strstr(load_fails("nomagic"),
 	    "module \"nomagic\": no magic block"));
@@ -137,6 +142,12 @@ test_good_module(void **state)
 	assert_non_null(strstr(log, "module \"echo\" 1.0 loaded"));
 	assert_non_null(strstr(log, "echo: finalised"));
 	assert_int_equal(core_modules_count(), 0);
+
+	/* The same module by path, as load = /opt/acme/echo.so would. */
+	assert_int_equal(core_modules_load(cfg, "/nonexistent",
+	    SALES_TEST_MODULE_DIR "/echo.so"), 0);
+	assert_string_equal(core_modules_name(0), "echo");
+	core_modules_fini();
 }
 
 int

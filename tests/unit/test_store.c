@@ -665,7 +665,7 @@ test_migrations_once(void **state)
 static void
 test_migration_broken(void **state)
 {
-	struct core_store_config cfg = { "sqlite", dbpath, migdir, 0 };
+	struct core_store_config cfg = { "sqlite", dbpath, migdir, 0, 0 };
 	char err[512];
 	void *conn;
 
@@ -707,7 +707,7 @@ test_migration_broken(void **state)
 static void
 test_bad_driver(void **state)
 {
-	struct core_store_config cfg = { "oracle", dbpath, migdir, 0 };
+	struct core_store_config cfg = { "oracle", dbpath, migdir, 0, 0 };
 
 	(void)state;
 	assert_int_equal(core_store_open(&cfg), -1);
@@ -809,7 +809,7 @@ test_file_moved(void **state)
 static void
 test_wal_without_database(void **state)
 {
-	struct core_store_config cfg = { "sqlite", dbpath, NULL, 0 };
+	struct core_store_config cfg = { "sqlite", dbpath, NULL, 0, 0 };
 	char err[1024], dir[300];
 	void *conn;
 
@@ -832,7 +832,7 @@ test_wal_without_database(void **state)
 static void
 test_not_a_database(void **state)
 {
-	struct core_store_config cfg = { "sqlite", dbpath, NULL, 0 };
+	struct core_store_config cfg = { "sqlite", dbpath, NULL, 0, 0 };
 	char err[512], dir[300];
 	void *conn;
 

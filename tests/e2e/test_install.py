@@ -1,0 +1,297 @@
+"""Installed salesd, end to end: `cmake --install` into a temporary
+prefix gives the standard layout; the installed binary, started as an
+unprivileged user from another working directory with a config outside
+the tree, finds its modules and schema and puts its database beside the
+config; pkg-config serves a module author, whose out-of-tree module is
+loaded by path.  Also the command line: --check changes nothing and
+refuses what the server could not write, -p/--host and SALESD_PORT."""
+import glob
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import BUILD, ROOT, SALESD
+
+ORDER = {"product_id": "101", "quantity": 2, "price": 25.50,
+         "date": "2025-04-22T10:00:00Z"}
+
+# A module written against the installed SDK only: one route.
+HELLO_C = r'''
+#include <string.h>
+#include <sales/module.h>
+
+SALES_MODULE_MAGIC("hello", "0.1");
+
+static const struct sales_core *hello_core;
+
+static void
+hello_get(struct sales_request *req, void *arg)
+{
+	static const char body[] = "{\"hello\":\"installed sdk\"}";
+
+	(void)arg;
+	hello_core->http_respond(req, 200, NULL, body, strlen(body));
+}
+
+SALES_MODULE_INIT(c, m)
+{
+	hello_core = c;
+	return c->http_route(m, "GET", "/hello", hello_get, NULL);
+}
+'''
+
+
+def as_user():
+    """Command prefix that drops to `nobody` when we are root."""
+    if os.geteuid() != 0:
+        return [], os.getuid(), os.getgid()
+    pw = pwd.getpwnam("nobody")
+    return (["setpriv", "--reuid", str(pw.pw_uid), "--regid", str(pw.pw_gid),
+             "--clear-groups", "--"], pw.pw_uid, pw.pw_gid)
+
+
+def public_dir():
+    """A temporary directory `nobody` can traverse (pytest's is 0700)."""
+    d = tempfile.mkdtemp(prefix="salesd-install-")
+    os.chmod(d, 0o755)
+    return d
+
+
+@pytest.fixture(scope="module")
+def prefix():
+    d = public_dir()
+    p = subprocess.run(["cmake", "--install", BUILD, "--prefix", d],
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def home():
+    """A config directory outside the tree, owned by the user salesd runs as."""
+    d = public_dir()
+    _, uid, gid = as_user()
+    os.makedirs(os.path.join(d, "etc"))
+    os.chown(os.path.join(d, "etc"), uid, gid)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def only(prefix, *parts):
+    """The one file under prefix/lib (libdir may be lib/<triplet>)."""
+    found = glob.glob(os.path.join(prefix, "lib", "**", *parts), recursive=True)
+    assert len(found) == 1, (parts, found)
+    return found[0]
+
+
+def write_config(path, load, port=0, extra=""):
+    with open(path, "w") as f:
+        f.write("[server]\nhost = 127.0.0.1\nport = %d\n"
+                "[modules]\nload = %s\n"
+                "[storage]\npath = data/sales.db\n%s" % (port, load, extra))
+    os.chmod(path, 0o644)
+
+
+def start(cmd, log_path, cwd, env=None, timeout=20):
+    """Starts salesd; returns (process, port) once it listens."""
+    logf = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=logf, stderr=logf, cwd=cwd,
+                            env=dict(os.environ, **(env or {})))
+    logf.close()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(log_path, "rb") as f:
+            m = re.search(rb"listening on http://[^:]+:(\d+)", f.read())
+        if m:
+            return proc, int(m.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    with open(log_path, "rb") as f:
+        raise RuntimeError("salesd did not start:\n" + f.read().decode())
+
+
+def stop(proc):
+    proc.terminate()
+    assert proc.wait(30) == 0
+
+
+def call(port, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                 data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, json.loads(r.read())
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_installed_layout(prefix):
+    assert os.access(os.path.join(prefix, "bin", "salesd"), os.X_OK)
+    for name in ("orders", "analytics", "weather", "ai_recommend"):
+        only(prefix, "salesd", "modules", name + ".so")
+    assert os.path.isfile(os.path.join(prefix, "share", "salesd", "sql",
+                                       "001_orders.sql"))
+    assert os.path.isfile(os.path.join(prefix, "include", "sales", "module.h"))
+    with open(os.path.join(prefix, "etc", "salesd", "sales.ini")) as f:
+        ini = f.read()
+    assert "load = orders analytics weather ai_recommend" in ini
+    assert re.search(r"^path = /.*/lib/salesd/sales\.db$", ini, re.M)
+    only(prefix, "pkgconfig", "salesd.pc")
+
+
+def test_installed_binary_runs_unprivileged_elsewhere(prefix, home):
+    drop, uid, _ = as_user()
+    cfg = os.path.join(home, "etc", "sales.ini")
+    write_config(cfg, "orders analytics")
+    # Started from / with a config path: nothing depends on the cwd.
+    proc, port = start(drop + [os.path.join(prefix, "bin", "salesd"), "-c", cfg],
+                       os.path.join(home, "salesd.log"), cwd="/")
+    try:
+        st, body = call(port, "POST", "/orders", ORDER)
+        assert st == 201, body
+        st, body = call(port, "GET", "/orders/1")
+        assert st == 200 and body["product_id"] == "101" and body["quantity"] == 2
+        st, body = call(port, "GET", "/analytics")
+        assert st == 200 and body["totalRevenue"] == 51
+    finally:
+        stop(proc)
+    db = os.path.join(home, "etc", "data", "sales.db")
+    assert os.stat(db).st_uid == uid
+    with open(os.path.join(home, "salesd.log")) as f:
+        log = f.read()
+    # The installed schema, not the source tree's.
+    assert os.path.join(prefix, "share", "salesd", "sql") in log
+
+
+def test_pkg_config_and_out_of_tree_module(prefix, home):
+    pcdir = os.path.dirname(only(prefix, "pkgconfig", "salesd.pc"))
+    env = dict(os.environ, PKG_CONFIG_PATH=pcdir)
+    p = subprocess.run(["pkg-config", "--cflags", "salesd"], env=env,
+                       capture_output=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    cflags = p.stdout.decode().split()
+    assert any(f.startswith("-I") and os.path.realpath(f[2:]) ==
+               os.path.realpath(os.path.join(prefix, "include")) for f in cflags)
+    p = subprocess.run(["pkg-config", "--variable=moduledir", "salesd"], env=env,
+                       capture_output=True, timeout=10)
+    moddir = p.stdout.decode().strip()
+    assert os.path.isfile(os.path.join(moddir, "orders.so")), moddir
+
+    src = os.path.join(home, "src")
+    os.makedirs(src)
+    with open(os.path.join(src, "hello.c"), "w") as f:
+        f.write(HELLO_C)
+    so = os.path.join(src, "hello.so")
+    p = subprocess.run(["cc", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
+                        "-Wextra", "-Werror", "-Wl,-z,defs"] + cflags +
+                       ["-o", so, os.path.join(src, "hello.c")],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    os.chmod(src, 0o755)
+    os.chmod(so, 0o755)
+    # By path, relative to the config's directory.
+    cfg = os.path.join(home, "etc", "sales.ini")
+    write_config(cfg, "orders ../src/hello.so")
+    drop, _, _ = as_user()
+    proc, port = start(drop + [os.path.join(prefix, "bin", "salesd"), "-c", cfg],
+                       os.path.join(home, "salesd.log"), cwd="/")
+    try:
+        assert call(port, "GET", "/hello") == (200, {"hello": "installed sdk"})
+    finally:
+        stop(proc)
+
+
+def check(cfg, binary=SALESD, drop=(), cwd="/"):
+    p = subprocess.run(list(drop) + [binary, "-t", "-c", cfg], capture_output=True,
+                       timeout=60, cwd=cwd)
+    return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+
+
+def test_check_creates_nothing_and_says_what_it_would_do(home):
+    # The build's salesd, a config outside the tree with no [modules]
+    # dir and no migrations key: the build's modules and schema are used.
+    etc = os.path.join(home, "etc")
+    cfg = os.path.join(etc, "sales.ini")
+    write_config(cfg, "orders analytics")
+    rc, out = check(cfg)
+    assert rc == 0, out
+    db = os.path.join(etc, "data", "sales.db")
+    assert 'database "%s" does not exist yet: would be created, 2 migration(s) ' \
+        "would be applied" % db in out
+    assert "ok (2 modules)" in out
+    assert sorted(os.listdir(etc)) == ["sales.ini"]
+
+    # After a run: up to date, and a -t (as root, too) adds no file.
+    proc, port = start([SALESD, "-c", cfg], os.path.join(home, "log"), cwd="/")
+    stop(proc)
+    before = sorted(os.listdir(os.path.join(etc, "data")))
+    rc, out = check(cfg)
+    assert rc == 0 and "schema up to date (2 migration(s))" in out, out
+    assert sorted(os.listdir(os.path.join(etc, "data"))) == before
+
+
+def test_check_refuses_an_unwritable_database_dir(home):
+    drop, _, _ = as_user()
+    etc = os.path.join(home, "etc")
+    locked = os.path.join(home, "locked")
+    os.makedirs(locked)
+    os.chmod(locked, 0o555)
+    cfg = os.path.join(etc, "sales.ini")
+    write_config(cfg, "orders", extra="path = ../locked/sales.db\n")
+    rc, out = check(cfg, drop=drop)
+    assert rc != 0
+    assert 'database directory "%s" is not writable' % \
+        os.path.join(etc, "..", "locked") in out, out
+    assert os.listdir(locked) == []
+
+
+def test_port_and_host_precedence(home):
+    cfg = os.path.join(home, "etc", "sales.ini")
+    write_config(cfg, "orders", port=1)    # never bindable by nobody
+    env_port, cli_port = free_port(), free_port()
+    proc, port = start([SALESD, "-c", cfg], os.path.join(home, "a.log"), cwd="/",
+                       env={"SALESD_PORT": str(env_port), "SALESD_HOST": "127.0.0.1"})
+    stop(proc)
+    assert port == env_port
+    proc, port = start([SALESD, "-c", cfg, "-p", str(cli_port), "--host",
+                        "127.0.0.1"], os.path.join(home, "b.log"), cwd="/",
+                       env={"SALESD_PORT": str(env_port)})
+    stop(proc)
+    assert port == cli_port
+    p = subprocess.run([SALESD, "-c", cfg, "-t"], capture_output=True, timeout=30,
+                       env=dict(os.environ, SALESD_PORT="http"))
+    assert p.returncode != 0 and b'SALESD_PORT: "http" is not a port' in p.stderr
+
+
+def test_short_options():
+    for opt in ("-v", "-V", "--version"):
+        p = subprocess.run([SALESD, opt], capture_output=True, timeout=10)
+        assert p.returncode == 0 and p.stdout.startswith(b"salesd ")
+    p = subprocess.run([SALESD, "-h"], capture_output=True, timeout=10)
+    assert p.returncode == 0 and b"-t, --check" in p.stdout
+
+
+def test_repository_config_checks_from_anywhere():
+    # make run's sales.ini: its database beside it, whatever the cwd.
+    rc, out = check(os.path.join(ROOT, "sales.ini"), cwd="/")
+    assert rc == 0, out
+    assert 'database "%s' % os.path.join(ROOT, "database", "sales.db") in out
