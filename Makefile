@@ -78,7 +78,7 @@ deb: deps
 	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DCMAKE_INSTALL_PREFIX=/usr >/dev/null
 	cmake --build $(DEB_BUILD) -j$$(nproc)
-	packaging/deb/build $(DEB_BUILD)
+	examples/packaging/deb/build $(DEB_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)

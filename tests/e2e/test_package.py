@@ -1,5 +1,5 @@
 """The Debian package: built from the build under test with
-packaging/deb/build (what `make deb` runs on a /usr build), its contents
+examples/packaging/deb/build (what `make deb` runs on a /usr build), its contents
 and control data, its systemd unit verified by systemd-analyze, and,
 where this machine allows (root, no salesd installed, dpkg free), an
 install with dpkg -i, a run as the package's user, and a purge that the
@@ -28,7 +28,7 @@ ORDER = {"product_id": "101", "quantity": 2, "price": 25.50,
 @pytest.fixture(scope="module")
 def deb():
     out = tempfile.mkdtemp(prefix="salesd-deb-")
-    p = subprocess.run([os.path.join(ROOT, "packaging", "deb", "build"), BUILD, out],
+    p = subprocess.run([os.path.join(ROOT, "examples", "packaging", "deb", "build"), BUILD, out],
                        capture_output=True, timeout=300)
     assert p.returncode == 0, p.stderr.decode()
     path = p.stdout.decode().strip().splitlines()[-1]
