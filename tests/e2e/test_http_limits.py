@@ -69,44 +69,44 @@ def vm(pid, key):
 
 SMUGGLING = [
     # Space or tab before the colon: some proxies ignore the header.
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : chunked\r\n\r\n"
-          "0\r\n\r\nGET /echo?q=smuggled HTTP/1.1\r\nHost: t\r\n\r\n"),
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length : 45\r\n\r\n"
-          "GET /echo?q=smuggled HTTP/1.1\r\nHost: t\r\n\r\n"),
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length\t: 3\r\n\r\nabc"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding : chunked\r\n\r\n"
+          "0\r\n\r\nGET /echo?q=smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length : 45\r\n\r\n"
+          "GET /echo?q=smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length\t: 3\r\n\r\nabc"),
     # CL or TE hidden in an obs-fold continuation.
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nX-Pad: a\r\n Transfer-Encoding: chunked\r\n"
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nX-Pad: a\r\n Transfer-Encoding: chunked\r\n"
           "Content-Length: 3\r\n\r\nabc"),
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: x\r\n\tchunked\r\n\r\n"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: x\r\n\tchunked\r\n\r\n"),
     # Bare LF line ends, anywhere in the head.
     (400, "GET /echo HTTP/1.1\nHost: t\n\n"),
     (400, "GET /echo HTTP/1.1\r\nHost: t\nX-A: b\r\n\r\n"),
-    (400, "GET /echo HTTP/1.1\r\nHost: t\r\n\n"),
+    (400, "GET /echo HTTP/1.1\r\nHost: localhost\r\n\n"),
     # Host: none, or two.
     (400, "GET /echo HTTP/1.1\r\n\r\n"),
-    (400, "GET /echo HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n"),
+    (400, "GET /echo HTTP/1.1\r\nHost: localhost\r\nHost: u\r\n\r\n"),
     # Content-Length with Transfer-Encoding; codings other than chunked.
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-    (501, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, identity\r\n\r\n"),
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+    (501, "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, identity\r\n\r\n"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     (400, "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     # Content-Length that is not one plain number.
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1, 1\r\n\r\na"),
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nabcde"),
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nabcde"),
-    (400, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1, 1\r\n\r\na"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: +5\r\n\r\nabcde"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nabcde"),
+    (400, "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde"),
     # Control characters in values, bad names, odd request lines.
-    (400, "GET /echo HTTP/1.1\r\nHost: t\r\nX-A: a\x01b\r\n\r\n"),
-    (400, "GET /echo HTTP/1.1\r\nHost: t\r\nX-A: a\x00b\r\n\r\n"),
-    (400, "GET /echo HTTP/1.1\r\nHost: t\r\nX-A: a\rb\r\n\r\n"),
-    (400, "GET /echo HTTP/1.1\r\nHost: t\r\nX(A): b\r\n\r\n"),
-    (400, "GET /echo HTTP/1.1\r\nHost: t\r\nX\x80A: b\r\n\r\n"),
-    (400, "GET  /echo HTTP/1.1\r\nHost: t\r\n\r\n"),
-    (400, "GET /echo  HTTP/1.1\r\nHost: t\r\n\r\n"),
-    (400, "GET /echo HTTP/1.1\rHost: t\r\n\r\n"),
+    (400, "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-A: a\x01b\r\n\r\n"),
+    (400, "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-A: a\x00b\r\n\r\n"),
+    (400, "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-A: a\rb\r\n\r\n"),
+    (400, "GET /echo HTTP/1.1\r\nHost: localhost\r\nX(A): b\r\n\r\n"),
+    (400, "GET /echo HTTP/1.1\r\nHost: localhost\r\nX\x80A: b\r\n\r\n"),
+    (400, "GET  /echo HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    (400, "GET /echo  HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+    (400, "GET /echo HTTP/1.1\rHost: localhost\r\n\r\n"),
 ]
 
 
@@ -129,9 +129,9 @@ def test_strict_heads_still_serve_normal_clients(srv):
     # Pipelined: a GET, a chunked POST (lower-case coding name), a
     # Content-Length POST, an HTTP/1.0 request without Host last.
     c.send(get("/echo?q=1") +
-           "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n"
+           "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: Chunked\r\n\r\n"
            "2\r\nab\r\n1\r\nc\r\n0\r\n\r\n" +
-           "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nX-E:\r\n\r\nde" +
+           "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-E:\r\n\r\nde" +
            "GET /echo?q=4 HTTP/1.0\r\nUser-Agent: old\xe9\r\n\r\n")
     st, _, body = c.response()
     assert st == 200 and b'"q":"1"' in body
@@ -144,7 +144,7 @@ def test_strict_heads_still_serve_normal_clients(srv):
     c.close()
     # 100-continue and an empty line before a request still work.
     c = Raw(srv)
-    c.send("\r\nPOST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+    c.send("\r\nPOST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
            "Expect: 100-continue\r\n\r\n")
     while b"\r\n\r\n" not in c.buf:
         c._fill()
@@ -161,7 +161,7 @@ def test_dribbled_body_gets_408_within_body_timeout(srv):
     """One byte every 200 ms used to keep a 1000 ms body timeout from
     ever firing; the body now has 1000 ms in total."""
     c = Raw(srv)
-    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
+    c.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
     t0 = time.time()
     c.sock.settimeout(0.2)
     got = b""
