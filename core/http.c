@@ -1299,9 +1299,16 @@ conn_process(struct http_conn *c)
 		conn_free(c);
 		return;
 	}
-	if (c->eof && !c->no_more && evbuffer_get_length(
-	    bufferevent_get_input(c->bev)) == 0) {
-		/* Nothing more will come; a partial request is dropped. */
+	/*
+	 * Nothing more will come: a partial request is dropped, be it a
+	 * body the parser took in part or a head still held back for the
+	 * strict check (which would otherwise wait forever, untimed).
+	 */
+	if (c->eof && !c->no_more && (evbuffer_get_length(
+	    bufferevent_get_input(c->bev)) == 0 || (conn_room(c) &&
+	    c->rstate == RS_HEAD && !c->head_ok))) {
+		evbuffer_drain(bufferevent_get_input(c->bev),
+		    evbuffer_get_length(bufferevent_get_input(c->bev)));
 		c->no_more = 1;
 		req_free(c->cur);
 		c->cur = NULL;

@@ -183,6 +183,21 @@ def test_dribbled_body_gets_408_within_body_timeout(srv):
     c.close()
 
 
+def test_half_closed_partial_head_is_let_go(srv):
+    """A head held back for the strict check, then the client's FIN: no
+    more bytes can come, so the connection must end, not wait untimed
+    (found by fuzz_http)."""
+    before = metrics(srv)["salesd_http_connections"]
+    c = Raw(srv)
+    c.send("GET /w")
+    c.sock.shutdown(socket.SHUT_WR)
+    c.sock.settimeout(10)
+    assert c.sock.recv(65536) == b""
+    c.close()
+    wait_for(lambda: metrics(srv)["salesd_http_connections"] <= before,
+             what="the connection to be freed")
+
+
 # -- bytes held for clients that never read ------------------------------
 
 def fill_orders(srv, n=1000):
