@@ -251,7 +251,8 @@ def test_normal_clients_succeed_under_mixed_hostile_load(make_server):
     assert h.nested_status and set(h.nested_status) <= {400, None}
     assert h.nested_status.count(400) >= 1
     # Slow bodies end near body_timeout_ms, however they dribble.
-    assert h.slow_body_ends and max(h.slow_body_ends) < 3 + 5
+    # (Never, before: each byte restarted the timer until the 20 s bound.)
+    assert h.slow_body_ends and max(h.slow_body_ends) < 3 + 9
     assert h.flood_answers > 0
     # Output held for clients never passed the budget by more than one
     # answer, and the process stayed within budget plus its own needs.
