@@ -94,7 +94,7 @@ struct ws_client {
 	struct ws_client	*hnext;		/* id hash chain */
 	uint64_t		 id;		/* 0: a refused handshake */
 	struct bufferevent	*bev;
-	wslay_event_context_ptr	 ctx;		/* NULL: refused handshake */
+	wslay_event_context_ptr	 ctx;		/* NULL: idle, or refused */
 	struct event		*timer;		/* idle ping, then grace */
 	char			**subs;		/* NULL: every type */
 	size_t			 nsubs;
@@ -104,6 +104,9 @@ struct ws_client {
 	int			 missed;	/* idle pings unanswered */
 	int			 kick;		/* timer: read early input */
 	unsigned		 frags;		/* frames of the message so far */
+	int			 partial;	/* a fragmented message is open */
+	size_t			 fed;		/* bytes handed to ctx */
+	size_t			 framed;	/* bytes of frames ctx started */
 	STAILQ_HEAD(, ws_out)	 outq;		/* whole frames to send */
 	size_t			 off;		/* sent of the first one */
 	size_t			 held;		/* outq, frames whole */
@@ -537,17 +540,19 @@ ws_fail(struct ws_client *c, uint16_t code, const char *reason)
 	struct ws_frame *f;
 	size_t len;
 
-	if (c->ctx == NULL || c->closed)
+	if (c->id == 0 || c->closed)
 		return;
-	ws_wslay(c);
-	wslay_event_shutdown_read(c->ctx);
-	if (wslay_event_get_close_sent(c->ctx)) {
-		ws_closing(c);
-		return;
+	if (c->ctx != NULL) {
+		ws_wslay(c);
+		wslay_event_shutdown_read(c->ctx);
+		if (wslay_event_get_close_sent(c->ctx)) {
+			ws_closing(c);
+			return;
+		}
+		wslay_event_shutdown_write(c->ctx);
 	}
 	core_log("ws", SALES_LOG_DEBUG, "client %llu: closing %u, %s",
 	    (unsigned long long)c->id, code, reason);
-	wslay_event_shutdown_write(c->ctx);
 	c->closed = 1;
 	len = strlen(reason);
 	if (len > sizeof(p) - 2)
@@ -649,6 +654,7 @@ ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
+	c->fed += (size_t)n;
 	return n;
 }
 
@@ -673,7 +679,7 @@ ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 static int
 ws_queue_frame(struct ws_client *c, struct ws_frame *f)
 {
-	if (c->state != WS_OPEN || c->ctx == NULL)
+	if (c->state != WS_OPEN || c->id == 0)
 		return -1;
 	if (c->held + ws_cost(f) > config.max_buffered) {
 		ws_too_slow(c, ws_cost(f));
@@ -692,7 +698,7 @@ ws_queue(struct ws_client *c, const char *msg, size_t len)
 	struct ws_frame *f;
 	int rv;
 
-	if (c->state != WS_OPEN || c->ctx == NULL)
+	if (c->state != WS_OPEN || c->id == 0)
 		return -1;
 	if ((f = ws_frame_new(WSLAY_TEXT_FRAME, msg, len)) == NULL)
 		return -1;
@@ -895,6 +901,11 @@ ws_on_frame(wslay_event_context_ptr ctx,
 	struct ws_client *c = arg;
 
 	(void)ctx;
+	/* Client frames are masked: wslay refuses the others. */
+	c->framed += 2 + 4 + f->payload_length + (f->payload_length < 126 ?
+	    0 : f->payload_length < 65536 ? 2 : 8);
+	if (f->opcode < WSLAY_CONNECTION_CLOSE)
+		c->partial = !f->fin;
 	if (c->state != WS_OPEN)
 		return;
 	/* wslay would echo it as a close without a code. */
@@ -947,6 +958,49 @@ ws_on_msg(wslay_event_context_ptr ctx,
 	}
 }
 
+static int
+ws_ctx_new(struct ws_client *c)
+{
+	static const struct wslay_event_callbacks cbs = {
+		.recv_callback = ws_recv_cb,
+		.send_callback = ws_send_cb,
+		.on_frame_recv_start_callback = ws_on_frame,
+		.on_msg_recv_callback = ws_on_msg
+	};
+
+	if (wslay_event_context_server_init(&c->ctx, &cbs, c) != 0) {
+		c->ctx = NULL;
+		return -1;
+	}
+	wslay_event_config_set_max_recv_msg_length(c->ctx, config.max_message);
+	c->fed = c->framed = 0;
+	c->partial = 0;
+	return 0;
+}
+
+/*
+ * A wslay context is 9 KB, most of it a 4 KB input buffer: an idle
+ * client would cost far more than all else it holds.  So a client has
+ * one only while wslay holds state for it: it is freed once every byte
+ * handed over was part of whole frames, no fragmented message is open,
+ * wslay has nothing to send and neither side has closed; the next input
+ * gets a fresh one, which is in the very same state.
+ */
+static void
+ws_ctx_idle(struct ws_client *c)
+{
+	if (c->ctx == NULL || c->state != WS_OPEN || c->closed ||
+	    c->fed != c->framed || c->partial ||
+	    wslay_event_want_write(c->ctx) ||
+	    !wslay_event_get_read_enabled(c->ctx) ||
+	    !wslay_event_get_write_enabled(c->ctx) ||
+	    wslay_event_get_close_received(c->ctx) ||
+	    wslay_event_get_close_sent(c->ctx))
+		return;
+	wslay_event_context_free(c->ctx);
+	c->ctx = NULL;
+}
+
 /* Feeds the input to wslay.  -1 when c was freed. */
 static int
 ws_read(struct ws_client *c)
@@ -956,10 +1010,14 @@ ws_read(struct ws_client *c)
 
 	c->rx = 1;
 	c->missed = 0;
-	if (c->state == WS_LINGER || c->ctx == NULL ||
-	    !wslay_event_get_read_enabled(c->ctx)) {
+	if (c->state == WS_LINGER || c->id == 0 || c->closed ||
+	    (c->ctx != NULL && !wslay_event_get_read_enabled(c->ctx))) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return ws_after(c);
+	}
+	if (c->ctx == NULL && ws_ctx_new(c) == -1) {
+		ws_free(c);
+		return -1;
 	}
 	c->in_recv = 1;
 	r = wslay_event_recv(c->ctx);
@@ -981,7 +1039,10 @@ ws_read(struct ws_client *c)
 	/* Whatever wslay will not read any more is dropped. */
 	if (!wslay_event_get_read_enabled(c->ctx))
 		evbuffer_drain(in, evbuffer_get_length(in));
-	return ws_after(c);
+	if (ws_after(c) == -1)
+		return -1;
+	ws_ctx_idle(c);
+	return 0;
 }
 
 static void
@@ -1030,8 +1091,7 @@ static void
 ws_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ws_client *c = arg;
-	struct wslay_event_msg ping = { WSLAY_PING, (const uint8_t *)"salesd",
-	    6 };
+	struct ws_frame *f;
 
 	(void)fd;
 	(void)what;
@@ -1058,8 +1118,11 @@ ws_timercb(evutil_socket_t fd, short what, void *arg)
 		ws_free(c);
 		return;
 	} else {
+		/* Ours, not wslay's: an idle client has no context. */
 		c->missed++;
-		wslay_event_queue_msg(c->ctx, &ping);
+		if ((f = ws_frame_new(WSLAY_PING, "salesd", 6)) != NULL &&
+		    ws_push(c, f) == -1)
+			free(f);
 	}
 	if (ws_after(c) == 0 && c->state == WS_OPEN)
 		ws_timer_arm(c, config.idle_ping_ms);
@@ -1087,12 +1150,6 @@ ws_refuse(struct bufferevent *bev, struct ws_client *c)
 int
 core_ws_accept(struct bufferevent *bev, const char *key)
 {
-	static const struct wslay_event_callbacks cbs = {
-		.recv_callback = ws_recv_cb,
-		.send_callback = ws_send_cb,
-		.on_frame_recv_start_callback = ws_on_frame,
-		.on_msg_recv_callback = ws_on_msg
-	};
 	struct ws_client *c = NULL;
 	struct ws_frame *f;
 	char head[160];
@@ -1116,11 +1173,6 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 	if ((c->wev = event_new(core_base, bufferevent_getfd(bev), EV_WRITE,
 	    ws_wcb, c)) == NULL)
 		goto fail;
-	if (wslay_event_context_server_init(&c->ctx, &cbs, c) != 0) {
-		c->ctx = NULL;
-		goto fail;
-	}
-	wslay_event_config_set_max_recv_msg_length(c->ctx, config.max_message);
 	c->id = next_id++;
 	if (ws_hash_add(c) == -1)
 		goto fail;
@@ -1269,7 +1321,7 @@ core_ws_shutdown(void)
 
 	shut = 1;
 	while ((c = TAILQ_FIRST(&clients)) != NULL) {
-		if (c->state == WS_OPEN && c->ctx != NULL)
+		if (c->state == WS_OPEN && c->id != 0)
 			ws_fail(c, WSLAY_CODE_GOING_AWAY, reason);
 		/*
 		 * One try, without blocking: the close frame is small.

@@ -549,3 +549,92 @@ def test_protocol_errors_close_with_1002(make_server):
     r.send(frame(1, '{"type":"echo","data":1}'))
     assert r.message() == {"type": "echo", "data": 1}
     r.close()
+
+
+# -- idle clients ------------------------------------------------------------
+
+def open_idle(port, n, deadline=60):
+    """n WebSocket clients on plain sockets, handshakes done, none reading."""
+    import selectors
+    req = ("GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n" % (port, KEY)).encode()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(req)
+        socks.append(s)
+    sel = selectors.DefaultSelector()
+    heads = {}
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        heads[s] = b""
+    end = time.time() + deadline
+    while heads and time.time() < end:
+        for key, _ in sel.select(1):
+            s = key.fileobj
+            chunk = s.recv(4096)
+            assert chunk, "connection closed during the handshake"
+            heads[s] += chunk
+            if b"\r\n\r\n" in heads[s]:
+                assert heads[s].startswith(b"HTTP/1.1 101 "), heads[s]
+                sel.unregister(s)
+                del heads[s]
+    assert not heads, "%d handshakes unanswered" % len(heads)
+    sel.close()
+    return socks
+
+
+def test_idle_client_costs_under_4k(make_server):
+    import resource
+    n = 2000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 500), hard))
+    srv = make_server(["echo"], {"server": {"max_connections": n + 300}})
+    # The first clients grow the loop's tables; count those after them.
+    warm = open_idle(srv.port, 200)
+    before = proc_kib(srv, "VmRSS")
+    idle = open_idle(srv.port, n)
+    per = (proc_kib(srv, "VmRSS") - before) * 1024 / n
+    print("RSS per idle client: %.0f bytes" % per)
+    # They are all still served.
+    assert post_broadcast(srv, "tick", {"n": 1}) == n + 200
+    for s in idle[:10]:
+        s.setblocking(True)
+        s.settimeout(10)
+        r = b""
+        while b"tick" not in r:
+            r += s.recv(4096)
+    for s in warm + idle:
+        s.close()
+    if not sanitized():
+        assert per < 4096, "%.0f bytes of RSS per idle client" % per
+
+
+def test_state_survives_between_reads(make_server):
+    # An idle client holds no wslay context; one is made for the next
+    # input.  A message open across reads, a frame dribbled a byte at a
+    # time and the subscription must all outlive that.
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    r.send(frame(1, json.dumps({"type": "subscribe", "events": ["a"]})))
+    assert r.message()["type"] == "subscribed"
+    text = json.dumps({"type": "echo", "data": "across reads"})
+    r.send(frame(1, text[:10], fin=False))
+    # The pong says the server has read the first fragment.
+    r.send(frame(9, b"p1"))
+    assert r.frame() == (True, 10, b"p1")
+    r.send(frame(0, text[10:], fin=True))
+    assert r.message() == {"type": "echo", "data": "across reads"}
+    for b in frame(1, json.dumps({"type": "echo", "data": 7})):
+        r.send(bytes([b]))
+    assert r.message() == {"type": "echo", "data": 7}
+    post_broadcast(srv, "b", {"n": 0})
+    post_broadcast(srv, "a", {"n": 1})
+    assert r.message() == {"type": "a", "data": {"n": 1}}
+    r.send(close_frame(1000))
+    r.expect_close(1000)
+    r.close()
