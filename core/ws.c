@@ -65,6 +65,7 @@
 #define WS_MAX_FRAGS	1024	/* frames in one message */
 #define WS_IOV		64	/* frames in one sendmsg */
 #define WS_MALLOC	16	/* allocator overhead per allocation */
+#define WS_SLICE	256	/* clients written per loop turn */
 
 enum ws_state {
 	WS_OPEN,
@@ -91,6 +92,8 @@ struct ws_out {
 
 struct ws_client {
 	TAILQ_ENTRY(ws_client)	 entry;
+	TAILQ_ENTRY(ws_client)	 pentry;	/* on pending */
+	int			 pending;
 	struct ws_client	*hnext;		/* id hash chain */
 	uint64_t		 id;		/* 0: a refused handshake */
 	struct bufferevent	*bev;
@@ -126,6 +129,8 @@ struct ws_handler {
 };
 
 static TAILQ_HEAD(, ws_client)	 clients = TAILQ_HEAD_INITIALIZER(clients);
+static TAILQ_HEAD(, ws_client)	 pending = TAILQ_HEAD_INITIALIZER(pending);
+static struct event		*flusher;	/* writes pending, a slice a turn */
 static struct ws_client		**hash;
 static size_t			 hash_size;	/* power of two, or 0 */
 static size_t			 nhashed;
@@ -145,6 +150,7 @@ static void	ws_writecb(struct bufferevent *, void *);
 static void	ws_eventcb(struct bufferevent *, short, void *);
 static void	ws_timercb(evutil_socket_t, short, void *);
 static void	ws_wcb(evutil_socket_t, short, void *);
+static int	ws_after(struct ws_client *);
 static int	ws_error(struct ws_client *, const char *, const char *);
 
 void
@@ -346,6 +352,57 @@ ws_frame_new(int opcode, const void *payload, size_t len)
 }
 
 /*
+ * Writes the clients with new output, at most WS_SLICE of them, in the
+ * order their output came, then lets the loop poll before the next
+ * slice: a broadcast to 10,000 clients is queued to all at once (so
+ * every client gets the same frames in the same order) but written over
+ * many loop turns, between which HTTP requests are served.
+ */
+static void
+ws_flushcb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval now = { 0, 0 };
+	struct ws_client *c;
+	int n;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (n = 0; n < WS_SLICE && (c = TAILQ_FIRST(&pending)) != NULL;
+	    n++) {
+		TAILQ_REMOVE(&pending, c, pentry);
+		c->pending = 0;
+		ws_after(c);
+	}
+	if (!TAILQ_EMPTY(&pending))
+		evtimer_add(flusher, &now);
+}
+
+/*
+ * Puts c on the pending list, unless its socket would block (its write
+ * event will flush it) or it is there already.  A timer of zero runs
+ * the flush once the loop has polled: other events get their turn.
+ */
+static void
+ws_pend(struct ws_client *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (c->wblocked || c->wev == NULL || c->pending)
+		return;
+	if (flusher == NULL &&
+	    (flusher = evtimer_new(core_base, ws_flushcb, NULL)) == NULL) {
+		/* Without a slice, at once from the loop. */
+		event_active(c->wev, EV_WRITE, 1);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&pending, c, pentry);
+	c->pending = 1;
+	if (!evtimer_pending(flusher, NULL))
+		evtimer_add(flusher, &now);
+}
+
+/*
  * Queues f behind whatever c holds and schedules a flush from the loop.
  * The caller tells the budget (core_outmem_set) when it may.
  */
@@ -362,8 +419,7 @@ ws_push(struct ws_client *c, struct ws_frame *f)
 	STAILQ_INSERT_TAIL(&c->outq, o, entry);
 	c->held += ws_cost(f);
 	c->mem += o->share;
-	if (!c->wblocked && c->wev != NULL)
-		event_active(c->wev, EV_WRITE, 1);
+	ws_pend(c);
 	return 0;
 }
 
@@ -485,6 +541,8 @@ ws_free(struct ws_client *c)
 		    (unsigned long long)c->id);
 	}
 	TAILQ_REMOVE(&clients, c, entry);
+	if (c->pending)
+		TAILQ_REMOVE(&pending, c, pentry);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	if (c->wev != NULL)
@@ -592,8 +650,7 @@ ws_cut(struct core_outmem *e)
 	    (unsigned long long)c->id, c->mem);
 	ws_drop(c);
 	ws_fail(c, WSLAY_CODE_POLICY_VIOLATION, "server output memory full");
-	if (!c->wblocked && c->wev != NULL)
-		event_active(c->wev, EV_WRITE, 1);
+	ws_pend(c);
 }
 
 /*
@@ -1338,6 +1395,9 @@ core_ws_shutdown(void)
 		}
 		ws_free(c);
 	}
+	if (flusher != NULL)
+		event_free(flusher);
+	flusher = NULL;
 	free(hash);
 	hash = NULL;
 	hash_size = nhashed = 0;
