@@ -66,6 +66,8 @@
 #define WS_IOV		64	/* frames in one sendmsg */
 #define WS_MALLOC	16	/* allocator overhead per allocation */
 #define WS_SLICE	256	/* clients written per loop turn */
+#define WS_BATCH_MIN	10	/* batchMs bounds */
+#define WS_BATCH_MAX	10000
 
 enum ws_state {
 	WS_OPEN,
@@ -118,6 +120,9 @@ struct ws_client {
 	int			 wblocked;	/* wev waits for the socket */
 	int			 closed;	/* our own close frame queued */
 	struct sales_buf	 stage;		/* wslay's frames being sent */
+	long			 batch_ms;	/* newOrder batched; 0: not */
+	struct sales_buf	 batch;		/* orders not yet sent, by "," */
+	struct event		*btimer;	/* sends the batch */
 	struct core_outmem	 om;
 };
 
@@ -151,6 +156,7 @@ static void	ws_eventcb(struct bufferevent *, short, void *);
 static void	ws_timercb(evutil_socket_t, short, void *);
 static void	ws_wcb(evutil_socket_t, short, void *);
 static int	ws_after(struct ws_client *);
+static int	ws_batch_flush(struct ws_client *);
 static int	ws_error(struct ws_client *, const char *, const char *);
 
 void
@@ -443,6 +449,10 @@ ws_drop(struct ws_client *c)
 	struct ws_out *head;
 	size_t off = c->off;
 
+	c->held -= c->batch.cap;
+	c->mem -= c->batch.cap;
+	core_buf_free(&c->batch);
+
 	if ((head = STAILQ_FIRST(&c->outq)) != NULL && off > 0)
 		STAILQ_REMOVE_HEAD(&c->outq, entry);
 	else
@@ -553,6 +563,9 @@ ws_free(struct ws_client *c)
 		ws_pop(c);
 	core_outmem_del(&c->om);
 	core_buf_free(&c->stage);
+	core_buf_free(&c->batch);
+	if (c->btimer != NULL)
+		event_free(c->btimer);
 	ws_subs_free(c);
 	bufferevent_free(c->bev);
 	free(c);
@@ -738,6 +751,9 @@ ws_queue_frame(struct ws_client *c, struct ws_frame *f)
 {
 	if (c->state != WS_OPEN || c->id == 0)
 		return -1;
+	/* Orders batched before this frame go before it. */
+	if (c->batch.len > 0 && ws_batch_flush(c) == -1)
+		return -1;
 	if (c->held + ws_cost(f) > config.max_buffered) {
 		ws_too_slow(c, ws_cost(f));
 		return -1;
@@ -745,6 +761,75 @@ ws_queue_frame(struct ws_client *c, struct ws_frame *f)
 	/* wslay's frames (a pong) queued before this one go first. */
 	if (ws_wslay(c) != 0 || ws_push(c, f) == -1)
 		return -1;
+	return core_outmem_set(&c->om, c->mem);
+}
+
+/*
+ * Sends the batched orders as one {"type":"newOrders","data":[...]}.
+ * The batch's memory leaves the client's count as the frame enters it.
+ */
+static int
+ws_batch_flush(struct ws_client *c)
+{
+	static const char head[] = "{\"type\":\"newOrders\",\"data\":[";
+	struct sales_buf b = {0};
+	struct ws_frame *f = NULL;
+	int rv = -1;
+
+	if (c->batch.len == 0)
+		return 0;
+	if (core_buf_append(&b, head, sizeof(head) - 1) == 0 &&
+	    core_buf_append(&b, c->batch.data, c->batch.len) == 0 &&
+	    core_buf_append(&b, "]}", 2) == 0)
+		f = ws_frame_new(WSLAY_TEXT_FRAME, b.data, b.len);
+	core_buf_free(&b);
+	c->held -= c->batch.cap;
+	c->mem -= c->batch.cap;
+	core_buf_free(&c->batch);
+	if (f == NULL)
+		return -1;
+	f->refs = 1;
+	rv = ws_queue_frame(c, f);
+	ws_frame_unref(f);
+	return rv;
+}
+
+static void
+ws_batchcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws_client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == WS_OPEN)
+		ws_batch_flush(c);
+}
+
+/*
+ * Adds one order to c's batch, sent when batch_ms has passed since the
+ * first one: a dashboard follows any order rate with a bounded number
+ * of messages.  What waits counts against the same limits as frames.
+ */
+static int
+ws_batch_add(struct ws_client *c, const char *data, size_t len)
+{
+	struct timeval tv;
+	size_t cap = c->batch.cap;
+
+	if (c->held + len + 1 > config.max_buffered) {
+		ws_too_slow(c, len + 1);
+		return -1;
+	}
+	if ((c->batch.len > 0 && core_buf_append(&c->batch, ",", 1) == -1) ||
+	    core_buf_append(&c->batch, data, len) == -1)
+		return -1;
+	c->held += c->batch.cap - cap;
+	c->mem += c->batch.cap - cap;
+	if (!evtimer_pending(c->btimer, NULL)) {
+		tv.tv_sec = c->batch_ms / 1000;
+		tv.tv_usec = (c->batch_ms % 1000) * 1000;
+		evtimer_add(c->btimer, &tv);
+	}
 	return core_outmem_set(&c->om, c->mem);
 }
 
@@ -817,6 +902,8 @@ ws_wants(const struct ws_client *c, const char *type)
 /*
  * {"type":"subscribe","events":[T...]} (or "events" inside "data"):
  * from now on only broadcasts of those types; [] or "*" means all.
+ * "batchMs":N (10 to 10000) turns newOrder into newOrders batches sent
+ * at most every N ms; a subscribe without it turns batching off.
  */
 static void
 ws_subscribe(struct ws_client *c, struct sales_json *j)
@@ -824,11 +911,26 @@ ws_subscribe(struct ws_client *c, struct sales_json *j)
 	struct sales_buf reply = {0}, name = {0};
 	char **subs = NULL;
 	size_t nsubs = 0, i;
-	int ev, d, n, t, all = 0;
+	long long ms = 0;
+	int ev, bm, d, n, t, all = 0;
 
-	if ((ev = core_json_get(j, 0, "events")) == -1 &&
-	    (d = core_json_get(j, 0, "data")) != -1)
+	d = core_json_get(j, 0, "data");
+	if ((ev = core_json_get(j, 0, "events")) == -1 && d != -1)
 		ev = core_json_get(j, d, "events");
+	if ((bm = core_json_get(j, 0, "batchMs")) == -1 && d != -1)
+		bm = core_json_get(j, d, "batchMs");
+	if (bm != -1 && (core_json_type(j, bm) != SALES_JSON_NUMBER ||
+	    core_json_int(j, bm, &ms) == -1 || ms < WS_BATCH_MIN ||
+	    ms > WS_BATCH_MAX)) {
+		ws_error(c, "bad_message", "\"batchMs\" must be an integer "
+		    "from 10 to 10000");
+		return;
+	}
+	if (ms > 0 && c->btimer == NULL &&
+	    (c->btimer = evtimer_new(core_base, ws_batchcb, c)) == NULL) {
+		ws_error(c, "no_memory", "out of memory");
+		return;
+	}
 	if (ev == -1 || core_json_type(j, ev) != SALES_JSON_ARRAY) {
 		ws_error(c, "bad_message", "\"events\" must be an array of "
 		    "message types");
@@ -864,8 +966,11 @@ ws_subscribe(struct ws_client *c, struct sales_json *j)
 		    core_buf_json_string(&reply, name.data, name.len) == -1)
 			goto nomem;
 	}
-	if (core_buf_append(&reply, "]}", 2) == -1)
+	if ((ms > 0 && core_buf_printf(&reply, "],\"batchMs\":%lld}", ms) ==
+	    -1) || (ms == 0 && core_buf_append(&reply, "]}", 2) == -1))
 		goto nomem;
+	/* Batched orders left when batching stops go before the reply. */
+	c->batch_ms = (long)ms;
 	ws_subs_free(c);
 	if (!all && nsubs > 0) {
 		c->subs = subs;
@@ -1340,6 +1445,7 @@ core_ws_broadcast(const char *type, const char *data, size_t len)
 	struct sales_buf b = {0};
 	struct ws_client *c;
 	struct ws_frame *f = NULL;
+	int batch;
 
 	if (type == NULL || nopen == 0)
 		return;
@@ -1354,9 +1460,16 @@ core_ws_broadcast(const char *type, const char *data, size_t len)
 			f->fanout++;
 	if (f->fanout == 0)
 		f->fanout = 1;
-	TAILQ_FOREACH(c, &clients, entry)
-		if (c->state == WS_OPEN && ws_wants(c, type))
+	batch = strcmp(type, "newOrder") == 0;
+	TAILQ_FOREACH(c, &clients, entry) {
+		if (c->state != WS_OPEN || !ws_wants(c, type))
+			continue;
+		if (batch && c->batch_ms > 0)
+			ws_batch_add(c, data && len ? data : "null",
+			    data && len ? len : 4);
+		else
 			ws_queue_frame(c, f);
+	}
 	ws_frame_unref(f);
  fail:
 	core_buf_free(&b);

@@ -638,3 +638,106 @@ def test_state_survives_between_reads(make_server):
     r.send(close_frame(1000))
     r.expect_close(1000)
     r.close()
+
+
+# -- batched delivery ----------------------------------------------------------
+
+def subscribe(r, msg):
+    r.send(frame(1, json.dumps(dict(msg, type="subscribe"))))
+    return r.message()
+
+
+def test_batched_new_orders(make_server):
+    srv = make_server(["echo"])
+    plain = Raw(srv.port)
+    batched = Raw(srv.port)
+    assert subscribe(batched, {"events": ["newOrder", "tick"],
+                               "batchMs": 10000}) == {
+        "type": "subscribed", "events": ["newOrder", "tick"],
+        "batchMs": 10000}
+    post = Poster(srv)
+    for i in range(5):
+        assert post("newOrder", json.dumps({"id": i})) == 2
+    # Any other message to the client sends the batch before it: the
+    # order of what the server says is kept.
+    post("tick", "{}")
+    assert batched.message() == {"type": "newOrders",
+                                 "data": [{"id": i} for i in range(5)]}
+    assert batched.message() == {"type": "tick", "data": {}}
+    for i in range(5):
+        assert plain.message() == {"type": "newOrder", "data": {"id": i}}
+    assert plain.message() == {"type": "tick", "data": {}}
+    # Otherwise the batch leaves batchMs after its first order.
+    assert subscribe(batched, {"events": ["newOrder"], "batchMs": 50}) == {
+        "type": "subscribed", "events": ["newOrder"], "batchMs": 50}
+    post("newOrder", json.dumps({"id": 5}))
+    post("newOrder", "null")
+    assert batched.message() == {"type": "newOrders",
+                                 "data": [{"id": 5}, None]}
+    # A subscribe without batchMs ends batching.
+    assert subscribe(batched, {"events": []}) == {"type": "subscribed",
+                                                  "events": []}
+    post("newOrder", json.dumps({"id": 6}))
+    assert batched.message() == {"type": "newOrder", "data": {"id": 6}}
+    plain.close()
+    batched.close()
+
+
+def test_batch_ms_is_validated(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    for bad in (9, 10001, "50", 1.5, None, -10):
+        m = subscribe(r, {"events": ["newOrder"], "batchMs": bad})
+        assert m["type"] == "error" and m["data"]["code"] == "bad_message", m
+    # The refused subscribe changed nothing.
+    assert post_broadcast(srv, "newOrder", {"id": 1}) == 1
+    assert r.message() == {"type": "newOrder", "data": {"id": 1}}
+    # batchMs inside "data" as "events" may be.
+    assert subscribe(r, {"data": {"events": ["newOrder"], "batchMs": 10}}) \
+        == {"type": "subscribed", "events": ["newOrder"], "batchMs": 10}
+    r.close()
+
+
+def test_batch_respects_the_filter(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    assert subscribe(r, {"events": ["tick"], "batchMs": 10})["type"] == \
+        "subscribed"
+    post = Poster(srv)
+    post("newOrder", json.dumps({"id": 1}))
+    post("tick", "1")
+    post("tick", "2")
+    assert r.message() == {"type": "tick", "data": 1}
+    assert r.message() == {"type": "tick", "data": 2}
+    r.close()
+
+
+def test_batching_client_that_stops_reading_is_1008(make_server):
+    srv = make_server(["echo"], {"server": {"ws_max_buffered": 65536}})
+    slow = Raw(srv.port, rcvbuf=4096)
+    assert subscribe(slow, {"events": ["newOrder"], "batchMs": 10})["type"] \
+        == "subscribed"
+    post = Poster(srv)
+    body = json.dumps({"pad": "z" * 2000})
+    for _ in range(2000):
+        if post("newOrder", body) == 0:
+            break
+    else:
+        raise AssertionError("the server kept batching for a non-reader")
+    frames, code = drain_to_close(slow)
+    assert code == 1008
+    assert "too slow" in srv.log()
+    slow.close()
+
+
+def test_shutdown_with_a_batch_waiting(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    assert subscribe(r, {"events": ["newOrder"], "batchMs": 10000})["type"] \
+        == "subscribed"
+    post = Poster(srv)
+    for i in range(3):
+        post("newOrder", json.dumps({"id": i}))
+    assert srv.stop() == 0
+    r.expect_close(1001)
+    r.close()
