@@ -13,8 +13,10 @@
  * Output does not go through the bufferevent (which only reads): each
  * client has a queue of whole frames, each a reference to a refcounted
  * frame built once, that is written with sendmsg(2) straight to the
- * socket, many frames at once, from the loop.  A write event is armed
- * only while the socket would block.  wslay's own frames (pongs, close
+ * socket, many frames at once, from the loop: clients with new output
+ * go on a pending list written WS_SLICE clients a loop turn, so HTTP is
+ * served while a broadcast goes out.  A write event is armed only while
+ * the socket would block.  wslay's own frames (pongs, close
  * echoes, pings) are collected while wslay_event_send() runs and queued
  * as one frame, so its frames and ours never interleave inside a frame.
  * What a client holds is counted in real bytes (entries, frames and
@@ -22,11 +24,19 @@
  * ws_max_buffered with whole frames, against the server-wide budget of
  * core/outmem.c with frames shared out (ws_cost(), ws_share()).
  *
+ * A client has a wslay context only while wslay holds state for it
+ * (ws_ctx_idle()): the context is 9 KB, the rest of an idle client
+ * under 2 KB.  A client that subscribed with batchMs gets its newOrder
+ * broadcasts gathered into one newOrders message per batchMs, sent
+ * before anything else queued to it so that the order of what it is
+ * told is kept.
+ *
  * A connection is OPEN until a close frame is queued (by either side,
  * or because the client is too slow or cut by the budget), then CLOSING
  * until that frame is flushed, then LINGER: our side of the TCP
  * connection is shut and we wait briefly for the peer's FIN, so that
- * late bytes from it do not turn our close into a reset.  A grace timer bounds CLOSING and LINGER.
+ * late bytes from it do not turn our close into a reset.  A grace timer
+ * bounds CLOSING and LINGER.
  *
  * Connections are freed only from libevent callbacks at their top level
  * (read, write, event, timer) or by core_ws_shutdown(), never from a
