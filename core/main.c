@@ -13,6 +13,8 @@
  * (<prefix>/bin/salesd: <prefix>/lib/salesd/modules and
  * <prefix>/share/salesd/sql), so an installed tree can be moved.
  */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -42,6 +44,7 @@
 #include "ws.h"
 
 #define SHUTDOWN_GRACE_MS	10000
+#define SPARE_FDS		64	/* listener, storage, logs, upstreams */
 
 static struct sales_timer	*drain_timer;
 static int64_t			 drain_deadline;
@@ -112,6 +115,38 @@ default_dirs(void)
 		snprintf(default_moddir, sizeof(default_moddir), "%s", build);
 	if (realpath(default_sqldir, build) != NULL)
 		snprintf(default_sqldir, sizeof(default_sqldir), "%s", build);
+}
+
+/*
+ * Raises the soft limit on open files to what max_connections needs
+ * (each connection is one descriptor, plus a few of our own), up to the
+ * hard limit: the default soft limit (often 1024) would make accept()
+ * fail long before max_connections.  Only warns when it cannot: the
+ * server still works, with fewer clients.
+ */
+static void
+raise_nofile(int max_connections)
+{
+	struct rlimit rl;
+	rlim_t want;
+
+	want = (rlim_t)max_connections + SPARE_FDS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		core_log("core", SALES_LOG_WARN, "[server] max_connections %d "
+		    "needs %llu open files, the hard limit is %llu: at most "
+		    "about %llu connections", max_connections,
+		    (unsigned long long)want, (unsigned long long)rl.rlim_max,
+		    rl.rlim_max > SPARE_FDS ? (unsigned long long)(rl.rlim_max -
+		    SPARE_FDS) : 0ULL);
+		want = rl.rlim_max;
+	}
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		core_log("core", SALES_LOG_WARN, "cannot raise the open file "
+		    "limit to %llu: %s", (unsigned long long)want,
+		    strerror(errno));
 }
 
 /* "-p 8080" or SALESD_PORT=8080: 0..65535, or -1 (logged). */
@@ -343,6 +378,8 @@ main(int argc, char **argv)
 	if ((moddir = core_config_path(cfg, "modules", "dir",
 	    default_moddir)) == NULL)
 		goto out;
+	if (!check)
+		raise_nofile(http.max_connections);
 	if (check) {
 		if (core_store_plan(&st) == -1)
 			goto out;

@@ -13,8 +13,10 @@
  * Output does not go through the bufferevent (which only reads): each
  * client has a queue of whole frames, each a reference to a refcounted
  * frame built once, that is written with sendmsg(2) straight to the
- * socket, many frames at once, from the loop.  A write event is armed
- * only while the socket would block.  wslay's own frames (pongs, close
+ * socket, many frames at once, from the loop: clients with new output
+ * go on a pending list written WS_SLICE clients a loop turn, so HTTP is
+ * served while a broadcast goes out.  A write event is armed only while
+ * the socket would block.  wslay's own frames (pongs, close
  * echoes, pings) are collected while wslay_event_send() runs and queued
  * as one frame, so its frames and ours never interleave inside a frame.
  * What a client holds is counted in real bytes (entries, frames and
@@ -22,11 +24,19 @@
  * ws_max_buffered with whole frames, against the server-wide budget of
  * core/outmem.c with frames shared out (ws_cost(), ws_share()).
  *
+ * A client has a wslay context only while wslay holds state for it
+ * (ws_ctx_idle()): the context is 9 KB, the rest of an idle client
+ * under 2 KB.  A client that subscribed with batchMs gets its newOrder
+ * broadcasts gathered into one newOrders message per batchMs, sent
+ * before anything else queued to it so that the order of what it is
+ * told is kept.
+ *
  * A connection is OPEN until a close frame is queued (by either side,
  * or because the client is too slow or cut by the budget), then CLOSING
  * until that frame is flushed, then LINGER: our side of the TCP
  * connection is shut and we wait briefly for the peer's FIN, so that
- * late bytes from it do not turn our close into a reset.  A grace timer bounds CLOSING and LINGER.
+ * late bytes from it do not turn our close into a reset.  A grace timer
+ * bounds CLOSING and LINGER.
  *
  * Connections are freed only from libevent callbacks at their top level
  * (read, write, event, timer) or by core_ws_shutdown(), never from a
@@ -65,6 +75,9 @@
 #define WS_MAX_FRAGS	1024	/* frames in one message */
 #define WS_IOV		64	/* frames in one sendmsg */
 #define WS_MALLOC	16	/* allocator overhead per allocation */
+#define WS_SLICE	256	/* clients written per loop turn */
+#define WS_BATCH_MIN	10	/* batchMs bounds */
+#define WS_BATCH_MAX	10000
 
 enum ws_state {
 	WS_OPEN,
@@ -91,10 +104,12 @@ struct ws_out {
 
 struct ws_client {
 	TAILQ_ENTRY(ws_client)	 entry;
+	TAILQ_ENTRY(ws_client)	 pentry;	/* on pending */
+	int			 pending;
 	struct ws_client	*hnext;		/* id hash chain */
 	uint64_t		 id;		/* 0: a refused handshake */
 	struct bufferevent	*bev;
-	wslay_event_context_ptr	 ctx;		/* NULL: refused handshake */
+	wslay_event_context_ptr	 ctx;		/* NULL: idle, or refused */
 	struct event		*timer;		/* idle ping, then grace */
 	char			**subs;		/* NULL: every type */
 	size_t			 nsubs;
@@ -104,6 +119,9 @@ struct ws_client {
 	int			 missed;	/* idle pings unanswered */
 	int			 kick;		/* timer: read early input */
 	unsigned		 frags;		/* frames of the message so far */
+	int			 partial;	/* a fragmented message is open */
+	size_t			 fed;		/* bytes handed to ctx */
+	size_t			 framed;	/* bytes of frames ctx started */
 	STAILQ_HEAD(, ws_out)	 outq;		/* whole frames to send */
 	size_t			 off;		/* sent of the first one */
 	size_t			 held;		/* outq, frames whole */
@@ -112,6 +130,9 @@ struct ws_client {
 	int			 wblocked;	/* wev waits for the socket */
 	int			 closed;	/* our own close frame queued */
 	struct sales_buf	 stage;		/* wslay's frames being sent */
+	long			 batch_ms;	/* newOrder batched; 0: not */
+	struct sales_buf	 batch;		/* orders not yet sent, by "," */
+	struct event		*btimer;	/* sends the batch */
 	struct core_outmem	 om;
 };
 
@@ -123,6 +144,8 @@ struct ws_handler {
 };
 
 static TAILQ_HEAD(, ws_client)	 clients = TAILQ_HEAD_INITIALIZER(clients);
+static TAILQ_HEAD(, ws_client)	 pending = TAILQ_HEAD_INITIALIZER(pending);
+static struct event		*flusher;	/* writes pending, a slice a turn */
 static struct ws_client		**hash;
 static size_t			 hash_size;	/* power of two, or 0 */
 static size_t			 nhashed;
@@ -142,6 +165,8 @@ static void	ws_writecb(struct bufferevent *, void *);
 static void	ws_eventcb(struct bufferevent *, short, void *);
 static void	ws_timercb(evutil_socket_t, short, void *);
 static void	ws_wcb(evutil_socket_t, short, void *);
+static int	ws_after(struct ws_client *);
+static int	ws_batch_flush(struct ws_client *);
 static int	ws_error(struct ws_client *, const char *, const char *);
 
 void
@@ -343,6 +368,57 @@ ws_frame_new(int opcode, const void *payload, size_t len)
 }
 
 /*
+ * Writes the clients with new output, at most WS_SLICE of them, in the
+ * order their output came, then lets the loop poll before the next
+ * slice: a broadcast to 10,000 clients is queued to all at once (so
+ * every client gets the same frames in the same order) but written over
+ * many loop turns, between which HTTP requests are served.
+ */
+static void
+ws_flushcb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval now = { 0, 0 };
+	struct ws_client *c;
+	int n;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (n = 0; n < WS_SLICE && (c = TAILQ_FIRST(&pending)) != NULL;
+	    n++) {
+		TAILQ_REMOVE(&pending, c, pentry);
+		c->pending = 0;
+		ws_after(c);
+	}
+	if (!TAILQ_EMPTY(&pending))
+		evtimer_add(flusher, &now);
+}
+
+/*
+ * Puts c on the pending list, unless its socket would block (its write
+ * event will flush it) or it is there already.  A timer of zero runs
+ * the flush once the loop has polled: other events get their turn.
+ */
+static void
+ws_pend(struct ws_client *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (c->wblocked || c->wev == NULL || c->pending)
+		return;
+	if (flusher == NULL &&
+	    (flusher = evtimer_new(core_base, ws_flushcb, NULL)) == NULL) {
+		/* Without a slice, at once from the loop. */
+		event_active(c->wev, EV_WRITE, 1);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&pending, c, pentry);
+	c->pending = 1;
+	if (!evtimer_pending(flusher, NULL))
+		evtimer_add(flusher, &now);
+}
+
+/*
  * Queues f behind whatever c holds and schedules a flush from the loop.
  * The caller tells the budget (core_outmem_set) when it may.
  */
@@ -359,8 +435,7 @@ ws_push(struct ws_client *c, struct ws_frame *f)
 	STAILQ_INSERT_TAIL(&c->outq, o, entry);
 	c->held += ws_cost(f);
 	c->mem += o->share;
-	if (!c->wblocked && c->wev != NULL)
-		event_active(c->wev, EV_WRITE, 1);
+	ws_pend(c);
 	return 0;
 }
 
@@ -383,6 +458,10 @@ ws_drop(struct ws_client *c)
 {
 	struct ws_out *head;
 	size_t off = c->off;
+
+	c->held -= c->batch.cap;
+	c->mem -= c->batch.cap;
+	core_buf_free(&c->batch);
 
 	if ((head = STAILQ_FIRST(&c->outq)) != NULL && off > 0)
 		STAILQ_REMOVE_HEAD(&c->outq, entry);
@@ -482,6 +561,8 @@ ws_free(struct ws_client *c)
 		    (unsigned long long)c->id);
 	}
 	TAILQ_REMOVE(&clients, c, entry);
+	if (c->pending)
+		TAILQ_REMOVE(&pending, c, pentry);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	if (c->wev != NULL)
@@ -492,6 +573,9 @@ ws_free(struct ws_client *c)
 		ws_pop(c);
 	core_outmem_del(&c->om);
 	core_buf_free(&c->stage);
+	core_buf_free(&c->batch);
+	if (c->btimer != NULL)
+		event_free(c->btimer);
 	ws_subs_free(c);
 	bufferevent_free(c->bev);
 	free(c);
@@ -537,17 +621,19 @@ ws_fail(struct ws_client *c, uint16_t code, const char *reason)
 	struct ws_frame *f;
 	size_t len;
 
-	if (c->ctx == NULL || c->closed)
+	if (c->id == 0 || c->closed)
 		return;
-	ws_wslay(c);
-	wslay_event_shutdown_read(c->ctx);
-	if (wslay_event_get_close_sent(c->ctx)) {
-		ws_closing(c);
-		return;
+	if (c->ctx != NULL) {
+		ws_wslay(c);
+		wslay_event_shutdown_read(c->ctx);
+		if (wslay_event_get_close_sent(c->ctx)) {
+			ws_closing(c);
+			return;
+		}
+		wslay_event_shutdown_write(c->ctx);
 	}
 	core_log("ws", SALES_LOG_DEBUG, "client %llu: closing %u, %s",
 	    (unsigned long long)c->id, code, reason);
-	wslay_event_shutdown_write(c->ctx);
 	c->closed = 1;
 	len = strlen(reason);
 	if (len > sizeof(p) - 2)
@@ -587,8 +673,7 @@ ws_cut(struct core_outmem *e)
 	    (unsigned long long)c->id, c->mem);
 	ws_drop(c);
 	ws_fail(c, WSLAY_CODE_POLICY_VIOLATION, "server output memory full");
-	if (!c->wblocked && c->wev != NULL)
-		event_active(c->wev, EV_WRITE, 1);
+	ws_pend(c);
 }
 
 /*
@@ -649,6 +734,7 @@ ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
+	c->fed += (size_t)n;
 	return n;
 }
 
@@ -673,7 +759,10 @@ ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 static int
 ws_queue_frame(struct ws_client *c, struct ws_frame *f)
 {
-	if (c->state != WS_OPEN || c->ctx == NULL)
+	if (c->state != WS_OPEN || c->id == 0)
+		return -1;
+	/* Orders batched before this frame go before it. */
+	if (c->batch.len > 0 && ws_batch_flush(c) == -1)
 		return -1;
 	if (c->held + ws_cost(f) > config.max_buffered) {
 		ws_too_slow(c, ws_cost(f));
@@ -685,6 +774,75 @@ ws_queue_frame(struct ws_client *c, struct ws_frame *f)
 	return core_outmem_set(&c->om, c->mem);
 }
 
+/*
+ * Sends the batched orders as one {"type":"newOrders","data":[...]}.
+ * The batch's memory leaves the client's count as the frame enters it.
+ */
+static int
+ws_batch_flush(struct ws_client *c)
+{
+	static const char head[] = "{\"type\":\"newOrders\",\"data\":[";
+	struct sales_buf b = {0};
+	struct ws_frame *f = NULL;
+	int rv = -1;
+
+	if (c->batch.len == 0)
+		return 0;
+	if (core_buf_append(&b, head, sizeof(head) - 1) == 0 &&
+	    core_buf_append(&b, c->batch.data, c->batch.len) == 0 &&
+	    core_buf_append(&b, "]}", 2) == 0)
+		f = ws_frame_new(WSLAY_TEXT_FRAME, b.data, b.len);
+	core_buf_free(&b);
+	c->held -= c->batch.cap;
+	c->mem -= c->batch.cap;
+	core_buf_free(&c->batch);
+	if (f == NULL)
+		return -1;
+	f->refs = 1;
+	rv = ws_queue_frame(c, f);
+	ws_frame_unref(f);
+	return rv;
+}
+
+static void
+ws_batchcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ws_client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == WS_OPEN)
+		ws_batch_flush(c);
+}
+
+/*
+ * Adds one order to c's batch, sent when batch_ms has passed since the
+ * first one: a dashboard follows any order rate with a bounded number
+ * of messages.  What waits counts against the same limits as frames.
+ */
+static int
+ws_batch_add(struct ws_client *c, const char *data, size_t len)
+{
+	struct timeval tv;
+	size_t cap = c->batch.cap;
+
+	if (c->held + len + 1 > config.max_buffered) {
+		ws_too_slow(c, len + 1);
+		return -1;
+	}
+	if ((c->batch.len > 0 && core_buf_append(&c->batch, ",", 1) == -1) ||
+	    core_buf_append(&c->batch, data, len) == -1)
+		return -1;
+	c->held += c->batch.cap - cap;
+	c->mem += c->batch.cap - cap;
+	if (!evtimer_pending(c->btimer, NULL)) {
+		tv.tv_sec = c->batch_ms / 1000;
+		tv.tv_usec = (c->batch_ms % 1000) * 1000;
+		evtimer_add(c->btimer, &tv);
+	}
+	return core_outmem_set(&c->om, c->mem);
+}
+
 /* Queues one text message to one client. */
 static int
 ws_queue(struct ws_client *c, const char *msg, size_t len)
@@ -692,7 +850,7 @@ ws_queue(struct ws_client *c, const char *msg, size_t len)
 	struct ws_frame *f;
 	int rv;
 
-	if (c->state != WS_OPEN || c->ctx == NULL)
+	if (c->state != WS_OPEN || c->id == 0)
 		return -1;
 	if ((f = ws_frame_new(WSLAY_TEXT_FRAME, msg, len)) == NULL)
 		return -1;
@@ -754,6 +912,8 @@ ws_wants(const struct ws_client *c, const char *type)
 /*
  * {"type":"subscribe","events":[T...]} (or "events" inside "data"):
  * from now on only broadcasts of those types; [] or "*" means all.
+ * "batchMs":N (10 to 10000) turns newOrder into newOrders batches sent
+ * at most every N ms; a subscribe without it turns batching off.
  */
 static void
 ws_subscribe(struct ws_client *c, struct sales_json *j)
@@ -761,11 +921,26 @@ ws_subscribe(struct ws_client *c, struct sales_json *j)
 	struct sales_buf reply = {0}, name = {0};
 	char **subs = NULL;
 	size_t nsubs = 0, i;
-	int ev, d, n, t, all = 0;
+	long long ms = 0;
+	int ev, bm, d, n, t, all = 0;
 
-	if ((ev = core_json_get(j, 0, "events")) == -1 &&
-	    (d = core_json_get(j, 0, "data")) != -1)
+	d = core_json_get(j, 0, "data");
+	if ((ev = core_json_get(j, 0, "events")) == -1 && d != -1)
 		ev = core_json_get(j, d, "events");
+	if ((bm = core_json_get(j, 0, "batchMs")) == -1 && d != -1)
+		bm = core_json_get(j, d, "batchMs");
+	if (bm != -1 && (core_json_type(j, bm) != SALES_JSON_NUMBER ||
+	    core_json_int(j, bm, &ms) == -1 || ms < WS_BATCH_MIN ||
+	    ms > WS_BATCH_MAX)) {
+		ws_error(c, "bad_message", "\"batchMs\" must be an integer "
+		    "from 10 to 10000");
+		return;
+	}
+	if (ms > 0 && c->btimer == NULL &&
+	    (c->btimer = evtimer_new(core_base, ws_batchcb, c)) == NULL) {
+		ws_error(c, "no_memory", "out of memory");
+		return;
+	}
 	if (ev == -1 || core_json_type(j, ev) != SALES_JSON_ARRAY) {
 		ws_error(c, "bad_message", "\"events\" must be an array of "
 		    "message types");
@@ -801,8 +976,11 @@ ws_subscribe(struct ws_client *c, struct sales_json *j)
 		    core_buf_json_string(&reply, name.data, name.len) == -1)
 			goto nomem;
 	}
-	if (core_buf_append(&reply, "]}", 2) == -1)
+	if ((ms > 0 && core_buf_printf(&reply, "],\"batchMs\":%lld}", ms) ==
+	    -1) || (ms == 0 && core_buf_append(&reply, "]}", 2) == -1))
 		goto nomem;
+	/* Batched orders left when batching stops go before the reply. */
+	c->batch_ms = (long)ms;
 	ws_subs_free(c);
 	if (!all && nsubs > 0) {
 		c->subs = subs;
@@ -895,6 +1073,11 @@ ws_on_frame(wslay_event_context_ptr ctx,
 	struct ws_client *c = arg;
 
 	(void)ctx;
+	/* Client frames are masked: wslay refuses the others. */
+	c->framed += 2 + 4 + f->payload_length + (f->payload_length < 126 ?
+	    0 : f->payload_length < 65536 ? 2 : 8);
+	if (f->opcode < WSLAY_CONNECTION_CLOSE)
+		c->partial = !f->fin;
 	if (c->state != WS_OPEN)
 		return;
 	/* wslay would echo it as a close without a code. */
@@ -947,6 +1130,49 @@ ws_on_msg(wslay_event_context_ptr ctx,
 	}
 }
 
+static int
+ws_ctx_new(struct ws_client *c)
+{
+	static const struct wslay_event_callbacks cbs = {
+		.recv_callback = ws_recv_cb,
+		.send_callback = ws_send_cb,
+		.on_frame_recv_start_callback = ws_on_frame,
+		.on_msg_recv_callback = ws_on_msg
+	};
+
+	if (wslay_event_context_server_init(&c->ctx, &cbs, c) != 0) {
+		c->ctx = NULL;
+		return -1;
+	}
+	wslay_event_config_set_max_recv_msg_length(c->ctx, config.max_message);
+	c->fed = c->framed = 0;
+	c->partial = 0;
+	return 0;
+}
+
+/*
+ * A wslay context is 9 KB, most of it a 4 KB input buffer: an idle
+ * client would cost far more than all else it holds.  So a client has
+ * one only while wslay holds state for it: it is freed once every byte
+ * handed over was part of whole frames, no fragmented message is open,
+ * wslay has nothing to send and neither side has closed; the next input
+ * gets a fresh one, which is in the very same state.
+ */
+static void
+ws_ctx_idle(struct ws_client *c)
+{
+	if (c->ctx == NULL || c->state != WS_OPEN || c->closed ||
+	    c->fed != c->framed || c->partial ||
+	    wslay_event_want_write(c->ctx) ||
+	    !wslay_event_get_read_enabled(c->ctx) ||
+	    !wslay_event_get_write_enabled(c->ctx) ||
+	    wslay_event_get_close_received(c->ctx) ||
+	    wslay_event_get_close_sent(c->ctx))
+		return;
+	wslay_event_context_free(c->ctx);
+	c->ctx = NULL;
+}
+
 /* Feeds the input to wslay.  -1 when c was freed. */
 static int
 ws_read(struct ws_client *c)
@@ -956,10 +1182,14 @@ ws_read(struct ws_client *c)
 
 	c->rx = 1;
 	c->missed = 0;
-	if (c->state == WS_LINGER || c->ctx == NULL ||
-	    !wslay_event_get_read_enabled(c->ctx)) {
+	if (c->state == WS_LINGER || c->id == 0 || c->closed ||
+	    (c->ctx != NULL && !wslay_event_get_read_enabled(c->ctx))) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return ws_after(c);
+	}
+	if (c->ctx == NULL && ws_ctx_new(c) == -1) {
+		ws_free(c);
+		return -1;
 	}
 	c->in_recv = 1;
 	r = wslay_event_recv(c->ctx);
@@ -981,7 +1211,10 @@ ws_read(struct ws_client *c)
 	/* Whatever wslay will not read any more is dropped. */
 	if (!wslay_event_get_read_enabled(c->ctx))
 		evbuffer_drain(in, evbuffer_get_length(in));
-	return ws_after(c);
+	if (ws_after(c) == -1)
+		return -1;
+	ws_ctx_idle(c);
+	return 0;
 }
 
 static void
@@ -1030,8 +1263,7 @@ static void
 ws_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ws_client *c = arg;
-	struct wslay_event_msg ping = { WSLAY_PING, (const uint8_t *)"salesd",
-	    6 };
+	struct ws_frame *f;
 
 	(void)fd;
 	(void)what;
@@ -1058,8 +1290,11 @@ ws_timercb(evutil_socket_t fd, short what, void *arg)
 		ws_free(c);
 		return;
 	} else {
+		/* Ours, not wslay's: an idle client has no context. */
 		c->missed++;
-		wslay_event_queue_msg(c->ctx, &ping);
+		if ((f = ws_frame_new(WSLAY_PING, "salesd", 6)) != NULL &&
+		    ws_push(c, f) == -1)
+			free(f);
 	}
 	if (ws_after(c) == 0 && c->state == WS_OPEN)
 		ws_timer_arm(c, config.idle_ping_ms);
@@ -1087,12 +1322,6 @@ ws_refuse(struct bufferevent *bev, struct ws_client *c)
 int
 core_ws_accept(struct bufferevent *bev, const char *key)
 {
-	static const struct wslay_event_callbacks cbs = {
-		.recv_callback = ws_recv_cb,
-		.send_callback = ws_send_cb,
-		.on_frame_recv_start_callback = ws_on_frame,
-		.on_msg_recv_callback = ws_on_msg
-	};
 	struct ws_client *c = NULL;
 	struct ws_frame *f;
 	char head[160];
@@ -1116,11 +1345,6 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 	if ((c->wev = event_new(core_base, bufferevent_getfd(bev), EV_WRITE,
 	    ws_wcb, c)) == NULL)
 		goto fail;
-	if (wslay_event_context_server_init(&c->ctx, &cbs, c) != 0) {
-		c->ctx = NULL;
-		goto fail;
-	}
-	wslay_event_config_set_max_recv_msg_length(c->ctx, config.max_message);
 	c->id = next_id++;
 	if (ws_hash_add(c) == -1)
 		goto fail;
@@ -1231,6 +1455,7 @@ core_ws_broadcast(const char *type, const char *data, size_t len)
 	struct sales_buf b = {0};
 	struct ws_client *c;
 	struct ws_frame *f = NULL;
+	int batch;
 
 	if (type == NULL || nopen == 0)
 		return;
@@ -1245,9 +1470,16 @@ core_ws_broadcast(const char *type, const char *data, size_t len)
 			f->fanout++;
 	if (f->fanout == 0)
 		f->fanout = 1;
-	TAILQ_FOREACH(c, &clients, entry)
-		if (c->state == WS_OPEN && ws_wants(c, type))
+	batch = strcmp(type, "newOrder") == 0;
+	TAILQ_FOREACH(c, &clients, entry) {
+		if (c->state != WS_OPEN || !ws_wants(c, type))
+			continue;
+		if (batch && c->batch_ms > 0)
+			ws_batch_add(c, data && len ? data : "null",
+			    data && len ? len : 4);
+		else
 			ws_queue_frame(c, f);
+	}
 	ws_frame_unref(f);
  fail:
 	core_buf_free(&b);
@@ -1269,7 +1501,7 @@ core_ws_shutdown(void)
 
 	shut = 1;
 	while ((c = TAILQ_FIRST(&clients)) != NULL) {
-		if (c->state == WS_OPEN && c->ctx != NULL)
+		if (c->state == WS_OPEN && c->id != 0)
 			ws_fail(c, WSLAY_CODE_GOING_AWAY, reason);
 		/*
 		 * One try, without blocking: the close frame is small.
@@ -1286,6 +1518,9 @@ core_ws_shutdown(void)
 		}
 		ws_free(c);
 	}
+	if (flusher != NULL)
+		event_free(flusher);
+	flusher = NULL;
 	free(hash);
 	hash = NULL;
 	hash_size = nhashed = 0;

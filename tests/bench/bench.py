@@ -266,11 +266,57 @@ def main():
               "(%d stored by the POST runs, %d inserted in %.1f s)" % (
                   empty_start, total, start_s, stored, FILL, fill_s))
         print("Load average after the run: %.2f %.2f %.2f" % os.getloadavg())
+        salesd.stop()
+        wsfan(build)
     finally:
         if salesd is not None and salesd.proc is not None:
             stop(salesd.proc)
         stop(nginx)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wsfan(build):
+    """The C load client (BUILD/bench/wsload) against salesd, for each of
+    BENCH_WSLOAD_CLIENTS (default "1000 10000"), BENCH_WSLOAD_ORDERS
+    orders each (default 20), posted one at a time."""
+    wsload = os.path.join(build, "bench", "wsload")
+    if not os.path.exists(wsload):
+        print("bench: %s not built; skipping the fan-out runs" % wsload)
+        return
+    orders = os.environ.get("BENCH_WSLOAD_ORDERS", "20")
+    print()
+    print("%-8s %-7s %9s %9s %9s %9s %9s %9s %9s" % (
+        "clients", "server", "frames/s", "dlv p50", "dlv p99", "POST p50", "POST p99",
+        "GET p99", "B/client"))
+    env = dict(os.environ, SALESD_BUILD=build)
+    for n in os.environ.get("BENCH_WSLOAD_CLIENTS", "1000 10000").split():
+        for who in ("salesd", "wsceil"):
+            if who == "salesd":
+                cmd = [sys.executable, os.path.join(HERE, "ws_load.py"),
+                       wsload, n, orders]
+                ceil = None
+            else:
+                port = free_port()
+                ceil = subprocess.Popen([os.path.join(build, "bench",
+                                                      "wsceil"), str(port)])
+                wait_port(port, ceil)
+                cmd = [wsload, str(port), n, orders, str(ceil.pid)]
+            try:
+                p = subprocess.run(cmd, env=env, capture_output=True,
+                                   text=True, timeout=300)
+            finally:
+                stop(ceil)
+            m = re.search(r"^RESULT (\{.*\})$", p.stdout, re.M)
+            if not m:
+                print("bench: wsload %s against %s failed:\n%s%s" % (
+                    n, who, p.stdout, p.stderr))
+                continue
+            r = json.loads(m.group(1))
+            print("%-8d %-7s %9.0f %9.1f %9.1f %9.2f %9.2f %9.2f %9.0f" % (
+                r["clients"], who, r["frames_per_s"], r["delivery_p50_ms"],
+                r["delivery_p99_ms"], r["post_p50_ms"], r["post_p99_ms"],
+                r["get_p99_ms"], r["rss_per_client"]))
+    print("(latencies in ms; delivery: POST sent to newOrder read)")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class Server:
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.proc = None
+        self.preexec = None     # run in the child before exec
         self.port = None
         self.log_path = os.path.join(self.tmpdir, "salesd.log")
 
@@ -60,7 +61,8 @@ class Server:
         start = self.logf.tell()
         self.proc = subprocess.Popen([SALESD, "-c", self.config],
                                      stdout=self.logf, stderr=self.logf,
-                                     env=self.env, cwd=self.tmpdir)
+                                     env=self.env, cwd=self.tmpdir,
+                                     preexec_fn=self.preexec)
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.log_path, "rb") as f:

@@ -435,9 +435,13 @@ def test_slow_clients_cost_their_limit_in_real_bytes(make_server):
     else:
         raise AssertionError("the server kept queueing to non-readers")
     grew = (proc_kib(srv, "VmHWM") - before) * 1024
+    # All at once: each close must flush within the server's 2 s grace,
+    # which one after the other would not, on a loaded machine.
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        for frames, code in pool.map(drain_to_close, slow):
+            assert code == 1008 and frames > 0
     for r in slow:
-        frames, code = drain_to_close(r)
-        assert code == 1008 and frames > 0
         r.close()
     log = srv.log()
     assert log.count("too slow") >= n, log
@@ -548,4 +552,196 @@ def test_protocol_errors_close_with_1002(make_server):
     r = Raw(srv.port)
     r.send(frame(1, '{"type":"echo","data":1}'))
     assert r.message() == {"type": "echo", "data": 1}
+    r.close()
+
+
+# -- idle clients ------------------------------------------------------------
+
+def open_idle(port, n, deadline=60):
+    """n WebSocket clients on plain sockets, handshakes done, none reading."""
+    import selectors
+    req = ("GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n" % (port, KEY)).encode()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(req)
+        socks.append(s)
+    sel = selectors.DefaultSelector()
+    heads = {}
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        heads[s] = b""
+    end = time.time() + deadline
+    while heads and time.time() < end:
+        for key, _ in sel.select(1):
+            s = key.fileobj
+            chunk = s.recv(4096)
+            assert chunk, "connection closed during the handshake"
+            heads[s] += chunk
+            if b"\r\n\r\n" in heads[s]:
+                assert heads[s].startswith(b"HTTP/1.1 101 "), heads[s]
+                sel.unregister(s)
+                del heads[s]
+    assert not heads, "%d handshakes unanswered" % len(heads)
+    sel.close()
+    return socks
+
+
+def test_idle_client_costs_under_4k(make_server):
+    import resource
+    n = 2000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 500), hard))
+    srv = make_server(["echo"], {"server": {"max_connections": n + 300}})
+    # The first clients grow the loop's tables; count those after them.
+    warm = open_idle(srv.port, 200)
+    before = proc_kib(srv, "VmRSS")
+    idle = open_idle(srv.port, n)
+    per = (proc_kib(srv, "VmRSS") - before) * 1024 / n
+    print("RSS per idle client: %.0f bytes" % per)
+    # They are all still served.
+    assert post_broadcast(srv, "tick", {"n": 1}) == n + 200
+    for s in idle[:10]:
+        s.setblocking(True)
+        s.settimeout(10)
+        r = b""
+        while b"tick" not in r:
+            r += s.recv(4096)
+    for s in warm + idle:
+        s.close()
+    if not sanitized():
+        assert per < 4096, "%.0f bytes of RSS per idle client" % per
+
+
+def test_state_survives_between_reads(make_server):
+    # An idle client holds no wslay context; one is made for the next
+    # input.  A message open across reads, a frame dribbled a byte at a
+    # time and the subscription must all outlive that.
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    r.send(frame(1, json.dumps({"type": "subscribe", "events": ["a"]})))
+    assert r.message()["type"] == "subscribed"
+    text = json.dumps({"type": "echo", "data": "across reads"})
+    r.send(frame(1, text[:10], fin=False))
+    # The pong says the server has read the first fragment.
+    r.send(frame(9, b"p1"))
+    assert r.frame() == (True, 10, b"p1")
+    r.send(frame(0, text[10:], fin=True))
+    assert r.message() == {"type": "echo", "data": "across reads"}
+    for b in frame(1, json.dumps({"type": "echo", "data": 7})):
+        r.send(bytes([b]))
+    assert r.message() == {"type": "echo", "data": 7}
+    post_broadcast(srv, "b", {"n": 0})
+    post_broadcast(srv, "a", {"n": 1})
+    assert r.message() == {"type": "a", "data": {"n": 1}}
+    r.send(close_frame(1000))
+    r.expect_close(1000)
+    r.close()
+
+
+# -- batched delivery ----------------------------------------------------------
+
+def subscribe(r, msg):
+    r.send(frame(1, json.dumps(dict(msg, type="subscribe"))))
+    return r.message()
+
+
+def test_batched_new_orders(make_server):
+    srv = make_server(["echo"])
+    plain = Raw(srv.port)
+    batched = Raw(srv.port)
+    assert subscribe(batched, {"events": ["newOrder", "tick"],
+                               "batchMs": 10000}) == {
+        "type": "subscribed", "events": ["newOrder", "tick"],
+        "batchMs": 10000}
+    post = Poster(srv)
+    for i in range(5):
+        assert post("newOrder", json.dumps({"id": i})) == 2
+    # Any other message to the client sends the batch before it: the
+    # order of what the server says is kept.
+    post("tick", "{}")
+    assert batched.message() == {"type": "newOrders",
+                                 "data": [{"id": i} for i in range(5)]}
+    assert batched.message() == {"type": "tick", "data": {}}
+    for i in range(5):
+        assert plain.message() == {"type": "newOrder", "data": {"id": i}}
+    assert plain.message() == {"type": "tick", "data": {}}
+    # Otherwise the batch leaves batchMs after its first order.
+    assert subscribe(batched, {"events": ["newOrder"], "batchMs": 50}) == {
+        "type": "subscribed", "events": ["newOrder"], "batchMs": 50}
+    post("newOrder", json.dumps({"id": 5}))
+    post("newOrder", "null")
+    assert batched.message() == {"type": "newOrders",
+                                 "data": [{"id": 5}, None]}
+    # A subscribe without batchMs ends batching.
+    assert subscribe(batched, {"events": []}) == {"type": "subscribed",
+                                                  "events": []}
+    post("newOrder", json.dumps({"id": 6}))
+    assert batched.message() == {"type": "newOrder", "data": {"id": 6}}
+    plain.close()
+    batched.close()
+
+
+def test_batch_ms_is_validated(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    for bad in (9, 10001, "50", 1.5, None, -10):
+        m = subscribe(r, {"events": ["newOrder"], "batchMs": bad})
+        assert m["type"] == "error" and m["data"]["code"] == "bad_message", m
+    # The refused subscribe changed nothing.
+    assert post_broadcast(srv, "newOrder", {"id": 1}) == 1
+    assert r.message() == {"type": "newOrder", "data": {"id": 1}}
+    # batchMs inside "data" as "events" may be.
+    assert subscribe(r, {"data": {"events": ["newOrder"], "batchMs": 10}}) \
+        == {"type": "subscribed", "events": ["newOrder"], "batchMs": 10}
+    r.close()
+
+
+def test_batch_respects_the_filter(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    assert subscribe(r, {"events": ["tick"], "batchMs": 10})["type"] == \
+        "subscribed"
+    post = Poster(srv)
+    post("newOrder", json.dumps({"id": 1}))
+    post("tick", "1")
+    post("tick", "2")
+    assert r.message() == {"type": "tick", "data": 1}
+    assert r.message() == {"type": "tick", "data": 2}
+    r.close()
+
+
+def test_batching_client_that_stops_reading_is_1008(make_server):
+    srv = make_server(["echo"], {"server": {"ws_max_buffered": 65536}})
+    slow = Raw(srv.port, rcvbuf=4096)
+    assert subscribe(slow, {"events": ["newOrder"], "batchMs": 10})["type"] \
+        == "subscribed"
+    post = Poster(srv)
+    body = json.dumps({"pad": "z" * 2000})
+    for _ in range(2000):
+        if post("newOrder", body) == 0:
+            break
+    else:
+        raise AssertionError("the server kept batching for a non-reader")
+    frames, code = drain_to_close(slow)
+    assert code == 1008
+    assert "too slow" in srv.log()
+    slow.close()
+
+
+def test_shutdown_with_a_batch_waiting(make_server):
+    srv = make_server(["echo"])
+    r = Raw(srv.port)
+    assert subscribe(r, {"events": ["newOrder"], "batchMs": 10000})["type"] \
+        == "subscribed"
+    post = Poster(srv)
+    for i in range(3):
+        post("newOrder", json.dumps({"id": i}))
+    assert srv.stop() == 0
+    r.expect_close(1001)
     r.close()
