@@ -796,6 +796,8 @@ ws_batch_flush(struct ws_client *c)
 	c->held -= c->batch.cap;
 	c->mem -= c->batch.cap;
 	core_buf_free(&c->batch);
+	/* The next batch gets its own batchMs, not what is left of this one. */
+	evtimer_del(c->btimer);
 	if (f == NULL)
 		return -1;
 	f->refs = 1;
@@ -824,15 +826,22 @@ static int
 ws_batch_add(struct ws_client *c, const char *data, size_t len)
 {
 	struct timeval tv;
-	size_t cap = c->batch.cap;
+	size_t cap = c->batch.cap, was = c->batch.len;
 
 	if (c->held + len + 1 > config.max_buffered) {
 		ws_too_slow(c, len + 1);
 		return -1;
 	}
-	if ((c->batch.len > 0 && core_buf_append(&c->batch, ",", 1) == -1) ||
-	    core_buf_append(&c->batch, data, len) == -1)
+	if ((was > 0 && core_buf_append(&c->batch, ",", 1) == -1) ||
+	    core_buf_append(&c->batch, data, len) == -1) {
+		/* No stray comma: the batch stays a valid list. */
+		c->batch.len = was;
+		if (c->batch.data != NULL)
+			c->batch.data[was] = '\0';
+		c->held += c->batch.cap - cap;
+		c->mem += c->batch.cap - cap;
 		return -1;
+	}
 	c->held += c->batch.cap - cap;
 	c->mem += c->batch.cap - cap;
 	if (!evtimer_pending(c->btimer, NULL)) {
