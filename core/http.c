@@ -1805,16 +1805,18 @@ http_accept_error(struct evconnlistener *l, void *arg)
 		evtimer_add(accept_retry, &tv);
 }
 
-int
-core_http_start(const struct core_http_config *c)
+void
+core_http_configure(const struct core_http_config *c)
 {
-	struct addrinfo hints, *ai = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	char port[16];
-	int rc;
+	const char *host = cfg.host;
+	int port = cfg.port;
 
 	cfg = *c;
+	if (listener != NULL) {
+		/* Bound already: a new address waits for a restart. */
+		cfg.host = host;
+		cfg.port = port;
+	}
 	if (cfg.max_pipeline < 1)
 		cfg.max_pipeline = 1;
 	if (cfg.max_connections < 1)
@@ -1826,6 +1828,18 @@ core_http_start(const struct core_http_config *c)
 	/* Our count gives the precise 431; this guards what it cannot see. */
 	http_parser_set_max_header_size((uint32_t)(cfg.max_header + 4096 >
 	    UINT32_MAX ? UINT32_MAX : cfg.max_header + 4096));
+}
+
+int
+core_http_start(const struct core_http_config *c)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char port[16];
+	int rc;
+
+	core_http_configure(c);
 	http_parser_settings_init(&settings);
 	settings.on_message_begin = on_message_begin;
 	settings.on_url = on_url;

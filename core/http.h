@@ -25,6 +25,12 @@ struct core_http_config {
 };
 
 int	core_http_start(const struct core_http_config *cfg);
+/*
+ * Takes new limits (everything but host and port, which need a restart)
+ * for what comes next: connections already open keep the buffer marks
+ * they were given.
+ */
+void	core_http_configure(const struct core_http_config *cfg);
 int	core_http_port(void);		/* the bound port */
 /*
  * Serves HTTP on fd, a connected non-blocking stream socket: what the

@@ -18,17 +18,25 @@ static enum sales_log_level	 log_level = SALES_LOG_INFO;
 static const char		*level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
 
 int
-core_log_set_level(const char *name)
+core_log_level_parse(const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-		if (strcasecmp(name, level_names[i]) == 0) {
-			log_level = (enum sales_log_level)i;
-			return 0;
-		}
-	}
+	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+		if (strcasecmp(name, level_names[i]) == 0)
+			return (int)i;
 	return -1;
+}
+
+int
+core_log_set_level(const char *name)
+{
+	int level;
+
+	if ((level = core_log_level_parse(name)) == -1)
+		return -1;
+	log_level = (enum sales_log_level)level;
+	return 0;
 }
 
 void

@@ -11,6 +11,8 @@ void	core_log(const char *who, enum sales_log_level level, const char *fmt,
 	    ...) __attribute__((format(printf, 3, 4)));
 void	core_logv(const char *who, enum sales_log_level level, const char *fmt,
 	    va_list ap);
+/* "error", "warn", "info" or "debug", any case: the level, or -1. */
+int	core_log_level_parse(const char *name);
 int	core_log_set_level(const char *name);
 
 #define log_error(...)	core_log("core", SALES_LOG_ERROR, __VA_ARGS__)
