@@ -54,6 +54,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -164,6 +165,7 @@ struct sales_request {
 	struct hstr		 extra;		/* from add_header */
 	struct evbuffer		*resp;		/* answer awaiting its turn */
 	size_t			 cost;		/* bytes held, once queued */
+	int64_t			 start_us;	/* monotonic, head began */
 	unsigned		 answered:1;
 	unsigned		 dispatched:1;	/* its handler owns it */
 	unsigned		 keep_alive:1;
@@ -209,6 +211,7 @@ struct http_conn {
 	unsigned		 served:1;	/* a request has completed */
 	unsigned		 head_ok:1;	/* head passed the strict check */
 	unsigned		 cut:1;		/* by the output budget: closing */
+	char			 peer[INET6_ADDRSTRLEN];	/* or "-" */
 };
 
 static struct core_http_config	 cfg;
@@ -836,6 +839,31 @@ conn_send_now(struct http_conn *c, const char *hdr, size_t hlen,
 	return n > 0 ? (size_t)n : 0;
 }
 
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* After the answer is decided: the access log line. */
+static void
+req_answered(struct sales_request *req, const char *peer, int status,
+    size_t bytes)
+{
+	double ms;
+
+	if (!cfg.access_log)
+		return;
+	ms = req->start_us > 0 ? (double)(mono_us() - req->start_us) / 1000 :
+	    0;
+	/* The path only: a query may carry ?token=. */
+	core_log_access(req->method, req->path ? req->path : "-", status,
+	    bytes, ms, peer);
+}
+
 void
 core_http_respond(struct sales_request *req, int status,
     const char *content_type, const char *body, size_t len)
@@ -864,14 +892,17 @@ core_http_respond(struct sales_request *req, int status,
 	responses_by_class[status / 100]++;
 	if (c == NULL) {
 		/* The client went away; nobody to tell. */
+		req_answered(req, "-", status, 0);
 		req_free(req);
 		return;
 	}
 	if (c->cut) {
 		/* Closing: the connection frees it. */
+		req_answered(req, c->peer, status, 0);
 		req->answered = 1;
 		return;
 	}
+	req_answered(req, c->peer, status, len);
 
 	c->idle_since = core_mono_ms();
 	head = req == TAILQ_FIRST(&c->queue);
@@ -1482,6 +1513,7 @@ on_message_begin(http_parser *p)
 	/* rstate and head_start were set when the head's first byte came. */
 	if ((c->cur = req_new(c)) == NULL)
 		return conn_fail(c, 503, "no_memory", "out of memory");
+	c->cur->start_us = mono_us();
 	c->head_bytes = 0;
 	return 0;
 }
@@ -1717,6 +1749,24 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	(void)core_http_adopt(fd);
 }
 
+static void
+conn_peer(struct http_conn *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const void *a = NULL;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			a = &((struct sockaddr_in *)&ss)->sin_addr;
+		else if (ss.ss_family == AF_INET6)
+			a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	}
+	if (a == NULL || inet_ntop(ss.ss_family, a, c->peer,
+	    sizeof(c->peer)) == NULL)
+		snprintf(c->peer, sizeof(c->peer), "-");
+}
+
 int
 core_http_adopt(int fd)
 {
@@ -1727,6 +1777,7 @@ core_http_adopt(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
+	conn_peer(c, fd);
 	TAILQ_INIT(&c->queue);
 	c->answer_est = cfg.max_conn_output / 4;
 	core_outmem_add(&c->om, conn_cut);

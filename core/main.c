@@ -152,6 +152,7 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 {
 	long long port, max_body, max_header, hto, bto, ito, pipe, conns;
 	long long wsmsg, wsbuf, wsping, outmem, connout;
+	int access;
 
 	http->host = core_config_str(cfg, "server", "host", "127.0.0.1");
 	if (core_config_int(cfg, "server", "port", 3000, 0, 65535, &port) ||
@@ -177,7 +178,8 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	    core_config_int(cfg, "server", "max_output_memory", 256LL << 20,
 	    0, 1LL << 40, &outmem) ||
 	    core_config_int(cfg, "server", "max_conn_output", 256LL << 10,
-	    4096, 1LL << 30, &connout))
+	    4096, 1LL << 30, &connout) ||
+	    core_config_bool(cfg, "server", "access_log", 0, &access))
 		return -1;
 	*max_output_memory = (size_t)outmem;
 	http->port = (int)port;
@@ -189,9 +191,27 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	http->max_pipeline = (int)pipe;
 	http->max_conn_output = (size_t)connout;
 	http->max_connections = (int)conns;
+	http->access_log = access;
 	ws->max_message = (size_t)wsmsg;
 	ws->max_buffered = (size_t)wsbuf;
 	ws->idle_ping_ms = (long)wsping;
+	return 0;
+}
+
+/* [server] log_level and log_format, checked, not applied. */
+static int
+read_log_config(struct core_config *cfg, const char **level, int *json)
+{
+	*level = core_config_str(cfg, "server", "log_level", "info");
+	if (core_log_level_parse(*level) == -1) {
+		log_error("[server] log_level: use error, warn, info or debug");
+		return -1;
+	}
+	if ((*json = core_log_format_parse(core_config_str(cfg, "server",
+	    "log_format", "text"))) == -1) {
+		log_error("[server] log_format: use text or json");
+		return -1;
+	}
 	return 0;
 }
 
@@ -259,17 +279,15 @@ reload(void)
 	const char *level;
 	char err[512];
 	size_t i, outmem, changes;
+	int json;
 
 	if ((cfg = core_config_load(cfg_path, err, sizeof(err))) == NULL) {
 		log_error("reload refused, the running configuration stays: "
 		    "%s", err);
 		return;
 	}
-	level = core_config_str(cfg, "server", "log_level", "info");
-	if (core_log_level_parse(level) == -1) {
-		log_error("[server] log_level: use error, warn, info or debug");
+	if (read_log_config(cfg, &level, &json) == -1)
 		goto refuse;
-	}
 	/* Room to keep the old file, first: nothing may fail after CHECK. */
 	if ((p = realloc(cfg_old, (ncfg_old + 1) * sizeof(*p))) == NULL) {
 		log_error("reload: out of memory");
@@ -299,6 +317,7 @@ reload(void)
 			    core_modules_name(i), core_modules_name(i));
 	changes = core_config_changes(cfg_live, cfg, NULL);
 	core_log_set_level(level);
+	core_log_set_format(json);
 	core_outmem_configure(outmem);
 	core_http_configure(&http);
 	core_ws_configure(&ws);
@@ -395,10 +414,10 @@ main(int argc, char **argv)
 	struct core_store_config st;
 	struct core_config *cfg = NULL;
 	struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
-	const char *path = "sales.ini", *moddir;
+	const char *path = "sales.ini", *moddir, *level;
 	const char *host = NULL, *port = NULL, *portfrom = "--port";
 	char err[512];
-	int ch, check = 0, rc = 1, store_open = 0, unknown;
+	int ch, check = 0, rc = 1, store_open = 0, unknown, json;
 	size_t i, outmem;
 
 	while ((ch = getopt_long(argc, argv, "c:tH:p:vVh", longopts,
@@ -441,11 +460,10 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	if (core_log_set_level(core_config_str(cfg, "server", "log_level",
-	    "info")) == -1) {
-		log_error("[server] log_level: use error, warn, info or debug");
+	if (read_log_config(cfg, &level, &json) == -1)
 		goto out;
-	}
+	core_log_set_level(level);
+	core_log_set_format(json);
 	if (read_server_config(cfg, &http, &ws, &outmem) == -1 ||
 	    read_storage_config(cfg, &st) == -1 ||
 	    core_guard_configure(cfg, http.host) == -1)
