@@ -20,8 +20,8 @@
  *		(UTF-8): text/plain, a form or no type at all is what any
  *		page can make a browser send without asking first: 415.
  *
- * Nothing here knows what a path means beyond the core's own /health and
- * /metrics.  Tokens are kept and compared as SHA-256 digests, in constant
+ * Nothing here knows what a path means beyond the core's own /health,
+ * /health/live, /health/ready and /metrics.  Tokens are kept and compared as SHA-256 digests, in constant
  * time, and never logged.  Loop thread only.
  */
 #include <sys/socket.h>
@@ -494,7 +494,9 @@ ops_path(const char *path)
 
 	if (n >= sizeof(dec) || core_uri_decode(path, n, dec, 0) == -1)
 		return 0;
-	return strcmp(dec, "/health") == 0 || strcmp(dec, "/metrics") == 0;
+	return strcmp(dec, "/health") == 0 || strcmp(dec, "/metrics") == 0 ||
+	    strcmp(dec, "/health/live") == 0 ||
+	    strcmp(dec, "/health/ready") == 0;
 }
 
 static int

@@ -82,6 +82,7 @@
 #include "http.h"
 #include "http_head.h"
 #include "log.h"
+#include "metrics.h"
 #include "outmem.h"
 #include "router.h"
 #include "uri.h"
@@ -215,6 +216,21 @@ struct http_conn {
 };
 
 static struct core_http_config	 cfg;
+
+/*
+ * salesd_http_request_duration_seconds, one series per route pattern
+ * (never the raw path: the label set stays bounded), method and status
+ * class.  Unmatched requests share the route "other".
+ */
+struct http_series {
+	char			 route[96];
+	const char		*method;	/* static */
+	int			 cls;
+	struct core_hist	 h;
+};
+
+static struct http_series	*series;
+static size_t			 nseries;
 static struct evconnlistener	*listener;
 static struct event		*accept_retry;
 static LIST_HEAD(, http_conn)	 conns = LIST_HEAD_INITIALIZER(conns);
@@ -853,12 +869,34 @@ static void
 req_answered(struct sales_request *req, const char *peer, int status,
     size_t bytes)
 {
+	const char *route;
+	struct http_series *sr, *p;
 	double ms;
+	size_t i;
 
-	if (!cfg.access_log)
-		return;
 	ms = req->start_us > 0 ? (double)(mono_us() - req->start_us) / 1000 :
 	    0;
+	route = req->dispatched && req->match.pattern ? req->match.pattern :
+	    "other";
+	for (i = 0, sr = NULL; i < nseries && sr == NULL; i++)
+		if (series[i].method == req->method &&
+		    series[i].cls == status / 100 &&
+		    strcmp(series[i].route, route) == 0)
+			sr = &series[i];
+	if (sr == NULL &&
+	    (p = realloc(series, (nseries + 1) * sizeof(*p))) != NULL) {
+		series = p;
+		sr = &series[nseries++];
+		memset(sr, 0, sizeof(*sr));
+		snprintf(sr->route, sizeof(sr->route), "%s", route);
+		sr->method = req->method;
+		sr->cls = status / 100;
+	}
+	if (sr != NULL)
+		core_hist_observe(&sr->h, core_hist_seconds,
+		    core_hist_nseconds, ms / 1000);
+	if (!cfg.access_log)
+		return;
 	/* The path only: a query may carry ?token=. */
 	core_log_access(req->method, req->path ? req->path : "-", status,
 	    bytes, ms, peer);
@@ -1005,6 +1043,26 @@ core_http_error(struct sales_request *req, int status, const char *code,
 	}
 	core_http_respond(req, status, NULL, b.data, b.len);
 	core_buf_free(&b);
+}
+
+void
+core_http_metrics(struct sales_buf *b)
+{
+	char labels[192];
+	size_t i;
+
+	core_buf_printf(b, "# HELP salesd_http_request_duration_seconds time "
+	    "from a request's first byte to its answer, by route pattern, "
+	    "method and status class\n"
+	    "# TYPE salesd_http_request_duration_seconds histogram\n");
+	for (i = 0; i < nseries; i++) {
+		snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\","
+		    "status=\"%dxx\"", series[i].route, series[i].method,
+		    series[i].cls);
+		core_hist_render(b, "salesd_http_request_duration_seconds",
+		    labels, core_hist_seconds, core_hist_nseconds,
+		    &series[i].h);
+	}
 }
 
 uint64_t

@@ -32,6 +32,8 @@ int	core_http_start(const struct core_http_config *cfg);
  * they were given.
  */
 void	core_http_configure(const struct core_http_config *cfg);
+/* Appends the request duration histograms for GET /metrics. */
+void	core_http_metrics(struct sales_buf *b);
 int	core_http_port(void);		/* the bound port */
 /*
  * Serves HTTP on fd, a connected non-blocking stream socket: what the
