@@ -864,7 +864,7 @@ mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* After the answer is decided: the access log line. */
+/* After the answer is decided: its duration series and access log line. */
 static void
 req_answered(struct sales_request *req, const char *peer, int status,
     size_t bytes)

@@ -59,7 +59,7 @@ static const char		*cfg_path;
 static struct core_config	*cfg_live;
 static struct core_config	**cfg_old;
 static size_t			 ncfg_old;
-static const char		*listen_host;
+static const char		*guard_host;
 
 /* Set by CMake; the fallbacks only keep a hand build compiling. */
 #ifndef SALES_BUILD_DIR
@@ -295,7 +295,7 @@ reload(void)
 	}
 	cfg_old = p;
 	if (read_server_config(cfg, &http, &ws, &outmem) == -1 ||
-	    core_guard_prepare(cfg, listen_host) == -1)
+	    core_guard_prepare(cfg, guard_host) == -1)
 		goto refuse;
 	if (core_modules_reload_check(cfg) == -1) {
 		core_guard_abort();
@@ -469,6 +469,7 @@ main(int argc, char **argv)
 	    core_guard_configure(cfg, http.host) == -1)
 		goto out;
 	core_outmem_configure(outmem);
+	guard_host = http.host;		/* a reload gives the guard the same */
 	/* Command line, then environment, then sales.ini. */
 	if (host == NULL)
 		host = getenv("SALESD_HOST");
@@ -529,7 +530,6 @@ main(int argc, char **argv)
 	sighup = evsignal_new(core_base, SIGHUP, on_hup, NULL);
 	cfg_path = path;
 	cfg_live = cfg;
-	listen_host = http.host;
 	if (sigint == NULL || sigterm == NULL || sighup == NULL ||
 	    evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL) ||
 	    evsignal_add(sighup, NULL)) {

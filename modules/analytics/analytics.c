@@ -27,7 +27,7 @@ SALES_MODULE_MAGIC("analytics", "1.0");
 const struct sales_core		*an_core;
 static struct sales_module	*self;
 static long long		 top_default, interval_ms, window_ms;
-static long long		 new_top, new_interval;	/* reload CHECK */
+static long long		 new_top, new_interval, new_window; /* reload */
 static struct sales_timer	*timer;
 static int64_t			 last_sent = -1;
 static struct sales_metric	*m_updates;
@@ -301,24 +301,22 @@ SALES_MODULE_INIT(c, m)
  */
 SALES_MODULE_RELOAD(m, step)
 {
-	long long window;
-
 	switch (step) {
 	case SALES_RELOAD_CHECK:
 		if (an_core->config_int(m, "top", 5, 1, 100, &new_top) == -1 ||
 		    an_core->config_int(m, "broadcast_interval_ms", 100, 0,
 		    3600000, &new_interval) == -1 ||
 		    an_core->config_int(m, "window_ms", 60000, 100, 3600000,
-		    &window) == -1)
+		    &new_window) == -1)
 			return -1;
-		if (window != window_ms)
-			an_core->log(self, SALES_LOG_WARN, "\"window_ms\": "
-			    "changed; that needs a restart, %lld stays",
-			    window_ms);
 		return 0;
 	case SALES_RELOAD_COMMIT:
 		top_default = new_top;
 		interval_ms = new_interval;
+		if (new_window != window_ms)
+			an_core->log(self, SALES_LOG_WARN, "\"window_ms\": "
+			    "changed; that needs a restart, %lld stays",
+			    window_ms);
 		return 0;
 	case SALES_RELOAD_ABORT:
 		return 0;
