@@ -256,6 +256,15 @@ report_unknown(struct core_config *cfg)
 	return core_config_report_unknown(cfg, used, nused);
 }
 
+/* core_config_each marks what it visits read: nothing else to do. */
+static void
+mark_read(const char *key, const char *value, void *arg)
+{
+	(void)key;
+	(void)value;
+	(void)arg;
+}
+
 /*
  * SIGHUP.  Everything is read and checked first (the file, [server],
  * [auth], each module's section through its reload CHECK); only when
@@ -323,6 +332,16 @@ reload(void)
 	core_ws_configure(&ws);
 	core_guard_commit();
 	core_modules_reload_commit();
+	/*
+	 * Sections that only a restart reads count as read: a key unknown
+	 * there is reported at start, not as noise on every reload.
+	 */
+	core_config_each(cfg, "modules", mark_read, NULL);
+	core_config_each(cfg, "storage", mark_read, NULL);
+	for (i = 0; i < core_modules_count(); i++)
+		if (!core_modules_reloadable(i))
+			core_config_each(cfg, core_modules_name(i), mark_read,
+			    NULL);
 	(void)report_unknown(cfg);
 	cfg_old[ncfg_old++] = cfg_live;
 	cfg_live = cfg;

@@ -52,6 +52,7 @@ def test_reload_applies_log_level_rules_and_tokens(make_server):
     })
     hup(srv, RELOADED)
     assert "reloaded %s: 5 changes" % srv.config in srv.log()
+    assert "unknown key" not in srv.log()
     # The new token is in force, the old one is not.
     assert srv.get("/promotions", headers=auth(TOKEN_A))[0] == 401
     assert categories(srv, TOKEN_B) == ["vip"]
@@ -101,6 +102,8 @@ def test_port_change_needs_a_restart(make_server):
     log = srv.log()
     assert "[server] port: changed; that needs a restart" in log
     assert "[storage] max_group: changed; that needs a restart" in log
+    # What only a restart reads is not reported as unknown on a reload.
+    assert "unknown key" not in log, log
     # Still on the port it was on.
     assert categories(srv, TOKEN_A) == ["members"]
 
