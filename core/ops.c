@@ -195,6 +195,9 @@ ops_metrics(struct sales_request *req, void *arg)
 	    (double)core_http_connections());
 	ops_metric(&b, "websocket_clients", "gauge",
 	    "connected WebSocket clients", (double)core_ws_clients());
+	ops_metric(&b, "websocket_slow_cuts_total", "counter",
+	    "WebSocket clients closed 1008 for holding more than "
+	    "ws_max_buffered", (double)core_ws_slow_cuts());
 	ops_metric(&b, "storage_commits_total", "counter",
 	    "storage transactions committed", (double)core_store_commits());
 	ops_metric(&b, "storage_units_total", "counter",

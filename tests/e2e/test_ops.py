@@ -1,5 +1,6 @@
 """GET /metrics as a Prometheus server reads it, and /health/live and
 /health/ready as an orchestrator does."""
+import json
 import math
 import os
 import re
@@ -132,3 +133,19 @@ def test_live_and_ready(make_server):
     assert body["status"] == "not_ready" and srv.db in body["fault"]
     assert srv.get("/health/live", headers=ops)[0] == 200
     assert srv.get("/health", headers=ops)[0] == 503
+
+
+def test_slow_websocket_cuts_are_counted(make_server):
+    from test_ws import Raw, post_broadcast
+    srv = make_server(["echo"], {"server": {"ws_max_buffered": 65536}})
+    slow = Raw(srv.port, rcvbuf=4096)
+    body = json.dumps({"pad": "z" * 60000})
+    for _ in range(300):
+        if post_broadcast(srv, "big", body) == 0:
+            break
+    srv.wait_log("too slow")
+    slow.close()
+    st, _, text = srv.get("/metrics")
+    assert st == 200
+    assert re.search(r"^salesd_websocket_slow_cuts_total 1$", text.decode(),
+                     re.M), text
