@@ -319,7 +319,8 @@ core_config_changes(const struct core_config *a, const struct core_config *b,
 
 	for (i = 0; i < a->n; i++)
 		if ((section == NULL ||
-		    strcmp(a->e[i].section, section) == 0) && config_peek(a, a->e[i].section, a->e[i].key) ==
+		    strcmp(a->e[i].section, section) == 0) &&
+		    config_peek(a, a->e[i].section, a->e[i].key) ==
 		    a->e[i].value && core_config_changed(a, b,
 		    a->e[i].section, a->e[i].key))
 			n++;

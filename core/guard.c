@@ -21,8 +21,9 @@
  *		page can make a browser send without asking first: 415.
  *
  * Nothing here knows what a path means beyond the core's own /health,
- * /health/live, /health/ready and /metrics.  Tokens are kept and compared as SHA-256 digests, in constant
- * time, and never logged.  Loop thread only.
+ * /health/live, /health/ready and /metrics.  Tokens are kept and compared
+ * as SHA-256 digests, in constant time, and never logged.  Loop thread
+ * only.
  */
 #include <sys/socket.h>
 
@@ -602,7 +603,8 @@ core_guard_check(struct sales_request *req, int http10, int upgrade)
 		    "server does not answer to that name: the \"Host\" must "
 		    "be listed in [server] allowed_hosts", "Host");
 	listed = 0;
-	if (origin != NULL && (upgrade || conf.origins.any || conf.origins.n > 0) &&
+	if (origin != NULL && (upgrade || conf.origins.any ||
+	    conf.origins.n > 0) &&
 	    !origin_allowed(origin, hname, hport, &listed) && upgrade)
 		return refuse(req, R_ORIGIN, 403, "origin_not_allowed",
 		    "a WebSocket from this origin is not allowed: it must be "

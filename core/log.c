@@ -22,10 +22,10 @@
 #define LOG_LINE	2048
 
 /* Written on the loop, read by any thread: a torn read is harmless. */
-static volatile int		 log_level = SALES_LOG_INFO;
-static volatile int		 log_json;
-static const char		*level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
-static const char		*level_lower[] = { "error", "warn", "info", "debug" };
+static volatile int	 log_level = SALES_LOG_INFO;
+static volatile int	 log_json;
+static const char	*level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+static const char	*level_lower[] = { "error", "warn", "info", "debug" };
 
 int
 core_log_level_parse(const char *name)

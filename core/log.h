@@ -1,6 +1,6 @@
 /*
- * log.h - leveled logging to stderr, as text or JSON lines.  Safe from any thread (one write(2)
- * per line).
+ * log.h - leveled logging to stderr, as text or JSON lines.  Safe from
+ * any thread (one write(2) per line).
  */
 #ifndef CORE_LOG_H
 #define CORE_LOG_H
