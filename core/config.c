@@ -283,6 +283,57 @@ config_find(struct core_config *cfg, const char *section, const char *key)
 	return found;
 }
 
+/* Like config_find, but leaves the read mark alone. */
+static const char *
+config_peek(const struct core_config *cfg, const char *section,
+    const char *key)
+{
+	const char *v = NULL;
+	size_t i;
+
+	for (i = 0; i < cfg->n; i++)
+		if (strcmp(cfg->e[i].section, section) == 0 &&
+		    strcmp(cfg->e[i].key, key) == 0)
+			v = cfg->e[i].value;
+	return v;
+}
+
+int
+core_config_changed(const struct core_config *a, const struct core_config *b,
+    const char *section, const char *key)
+{
+	const char *va = config_peek(a, section, key);
+	const char *vb = config_peek(b, section, key);
+
+	if (va == NULL || vb == NULL)
+		return va != vb;
+	return strcmp(va, vb) != 0;
+}
+
+/* Keys set, removed or changed from a to b, counted once each. */
+size_t
+core_config_changes(const struct core_config *a, const struct core_config *b,
+    const char *section)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < a->n; i++)
+		if ((section == NULL ||
+		    strcmp(a->e[i].section, section) == 0) &&
+		    config_peek(a, a->e[i].section, a->e[i].key) ==
+		    a->e[i].value && core_config_changed(a, b,
+		    a->e[i].section, a->e[i].key))
+			n++;
+	for (i = 0; i < b->n; i++)
+		if ((section == NULL ||
+		    strcmp(b->e[i].section, section) == 0) &&
+		    config_peek(b, b->e[i].section, b->e[i].key) ==
+		    b->e[i].value && config_peek(a, b->e[i].section,
+		    b->e[i].key) == NULL)
+			n++;
+	return n;
+}
+
 const char *
 core_config_str(struct core_config *cfg, const char *section, const char *key,
     const char *def)

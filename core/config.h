@@ -49,6 +49,16 @@ const char *core_config_path(struct core_config *cfg, const char *section,
 	    const char *key, const char *def);
 
 /*
+ * For a reload: whether section.key differs between a and b (set in one
+ * only counts), and how many keys differ in section (NULL: in all).
+ * Neither marks a key read.
+ */
+int	core_config_changed(const struct core_config *a,
+	    const struct core_config *b, const char *section, const char *key);
+size_t	core_config_changes(const struct core_config *a,
+	    const struct core_config *b, const char *section);
+
+/*
  * Warns about every key that was never read in a section listed in
  * used, and about sections not listed at all.  Returns the number of
  * unknown keys (unused sections are only noted).

@@ -20,9 +20,10 @@
  *		(UTF-8): text/plain, a form or no type at all is what any
  *		page can make a browser send without asking first: 415.
  *
- * Nothing here knows what a path means beyond the core's own /health and
- * /metrics.  Tokens are kept and compared as SHA-256 digests, in constant
- * time, and never logged.  Loop thread only.
+ * Nothing here knows what a path means beyond the core's own /health,
+ * /health/live, /health/ready and /metrics.  Tokens are kept and compared
+ * as SHA-256 digests, in constant time, and never logged.  Loop thread
+ * only.
  */
 #include <sys/socket.h>
 
@@ -67,9 +68,14 @@ struct guard_list {
 static const char *const	 reason_names[R_MAX] = {
 	"host", "origin", "auth", "media_type"
 };
-static struct guard_list	 hosts, origins;
-static unsigned char		 digests[T_MAX][SHA256_DIGEST_LENGTH];
-static int			 have[T_MAX];
+/* The policy in force, and one read by core_guard_prepare. */
+struct guard_conf {
+	struct guard_list	 hosts, origins;
+	unsigned char		 digests[T_MAX][SHA256_DIGEST_LENGTH];
+	int			 have[T_MAX];
+};
+
+static struct guard_conf	 conf, next;
 static uint64_t			 refused[R_MAX];
 
 /*
@@ -279,7 +285,8 @@ is_wildcard(const char *host)
 }
 
 static int
-token_read(struct core_config *cfg, const char *key, int which)
+token_read(struct guard_conf *g, struct core_config *cfg, const char *key,
+    int which)
 {
 	const char *v = core_config_str(cfg, "auth", key, "");
 	size_t i, n = strlen(v);
@@ -300,56 +307,90 @@ token_read(struct core_config *cfg, const char *key, int which)
 			return -1;
 		}
 	}
-	SHA256((const unsigned char *)v, n, digests[which]);
-	have[which] = 1;
+	SHA256((const unsigned char *)v, n, g->digests[which]);
+	g->have[which] = 1;
 	return 0;
+}
+
+static void
+conf_free(struct guard_conf *g)
+{
+	list_free(&g->hosts);
+	list_free(&g->origins);
+	OPENSSL_cleanse(g->digests, sizeof(g->digests));
+	memset(g->have, 0, sizeof(g->have));
+}
+
+int
+core_guard_prepare(struct core_config *cfg, const char *host)
+{
+	struct guard_conf *g = &next;
+	char name[GUARD_MAX_NAME];
+	const char *v;
+
+	conf_free(g);
+	v = core_config_str(cfg, "server", "allowed_hosts", NULL);
+	if (v != NULL) {
+		if (list_parse(&g->hosts, "allowed_hosts", v, 1, norm_host,
+		    HOST_WHAT) == -1)
+			goto fail;
+	} else if (!is_wildcard(host)) {
+		if (list_parse(&g->hosts, "allowed_hosts", host, 0,
+		    norm_host, HOST_WHAT) == -1)
+			goto fail;
+	} else if (gethostname(name, sizeof(name)) == 0) {
+		/* Listening on all: reachable by this machine's name. */
+		name[sizeof(name) - 1] = '\0';
+		if (list_parse(&g->hosts, "allowed_hosts", name, 0,
+		    norm_host, HOST_WHAT) == -1)
+			goto fail;
+	}
+	if (list_parse(&g->origins, "cors_origins", core_config_str(cfg,
+	    "server", "cors_origins", ""), 1, norm_origin, ORIGIN_WHAT) == -1)
+		goto fail;
+	if (token_read(g, cfg, "read_token", T_READ) == -1 ||
+	    token_read(g, cfg, "write_token", T_WRITE) == -1 ||
+	    token_read(g, cfg, "ops_token", T_OPS) == -1)
+		goto fail;
+	if (!g->have[T_WRITE] && !is_loopback(host))
+		log_warn("WARNING: [server] host \"%s\" is not a loopback "
+		    "address and [auth] write_token is not set: anyone who can "
+		    "reach this port can write; set write_token (README.md, "
+		    "\"Deploying safely\")", host ? host : "");
+	return 0;
+fail:
+	conf_free(g);
+	return -1;
+}
+
+void
+core_guard_commit(void)
+{
+	conf_free(&conf);
+	conf = next;
+	memset(&next, 0, sizeof(next));
+}
+
+void
+core_guard_abort(void)
+{
+	conf_free(&next);
 }
 
 int
 core_guard_configure(struct core_config *cfg, const char *host)
 {
-	char name[GUARD_MAX_NAME];
-	const char *v;
-
-	core_guard_free();
-	v = core_config_str(cfg, "server", "allowed_hosts", NULL);
-	if (v != NULL) {
-		if (list_parse(&hosts, "allowed_hosts", v, 1, norm_host,
-		    HOST_WHAT) == -1)
-			return -1;
-	} else if (!is_wildcard(host)) {
-		if (list_parse(&hosts, "allowed_hosts", host, 0,
-		    norm_host, HOST_WHAT) == -1)
-			return -1;
-	} else if (gethostname(name, sizeof(name)) == 0) {
-		/* Listening on all: reachable by this machine's name. */
-		name[sizeof(name) - 1] = '\0';
-		if (list_parse(&hosts, "allowed_hosts", name, 0,
-		    norm_host, HOST_WHAT) == -1)
-			return -1;
-	}
-	if (list_parse(&origins, "cors_origins", core_config_str(cfg, "server",
-	    "cors_origins", ""), 1, norm_origin, ORIGIN_WHAT) == -1)
+	if (core_guard_prepare(cfg, host) == -1)
 		return -1;
-	if (token_read(cfg, "read_token", T_READ) == -1 ||
-	    token_read(cfg, "write_token", T_WRITE) == -1 ||
-	    token_read(cfg, "ops_token", T_OPS) == -1)
-		return -1;
-	if (!have[T_WRITE] && !is_loopback(host))
-		log_warn("WARNING: [server] host \"%s\" is not a loopback "
-		    "address and [auth] write_token is not set: anyone who can "
-		    "reach this port can write; set write_token (README.md, "
-		    "\"Deploying safely\")", host ? host : "");
+	core_guard_commit();
 	return 0;
 }
 
 void
 core_guard_free(void)
 {
-	list_free(&hosts);
-	list_free(&origins);
-	OPENSSL_cleanse(digests, sizeof(digests));
-	memset(have, 0, sizeof(have));
+	conf_free(&conf);
+	conf_free(&next);
 }
 
 static int
@@ -373,13 +414,13 @@ host_allowed(const char *value, char *name, size_t namelen, int *port)
 
 	if (authority_split(value, name, namelen, port, &v6) == -1) {
 		name[0] = '\0';
-		return hosts.any;
+		return conf.hosts.any;
 	}
-	if (hosts.any || strcmp(name, "localhost") == 0 ||
+	if (conf.hosts.any || strcmp(name, "localhost") == 0 ||
 	    addr_literal(name, v6))
 		return 1;
-	for (i = 0; i < hosts.n; i++)
-		if (strcmp(hosts.v[i], name) == 0)
+	for (i = 0; i < conf.hosts.n; i++)
+		if (strcmp(conf.hosts.v[i], name) == 0)
 			return 1;
 	return 0;
 }
@@ -397,13 +438,13 @@ origin_allowed(const char *origin, const char *hname, int hport,
 	size_t i;
 	int oport, https;
 
-	*listed = origins.any;
+	*listed = conf.origins.any;
 	if (origin_split(origin, oh, sizeof(oh), &oport, &https) == -1)
-		return origins.any;		/* "null", say */
+		return conf.origins.any;		/* "null", say */
 	snprintf(key, sizeof(key), "%s://%s:%d", https ? "https" : "http", oh,
 	    oport);
-	for (i = 0; i < origins.n && !*listed; i++)
-		*listed = strcmp(origins.v[i], key) == 0;
+	for (i = 0; i < conf.origins.n && !*listed; i++)
+		*listed = strcmp(conf.origins.v[i], key) == 0;
 	if (*listed)
 		return 1;
 	return hname[0] != '\0' && strcmp(oh, hname) == 0 &&
@@ -429,7 +470,8 @@ token_match(struct sales_request *req, int upgrade, int *given)
 		return 0;
 	SHA256((const unsigned char *)t, strlen(t), d);
 	for (i = 0; i < T_MAX; i++)
-		if (have[i] && CRYPTO_memcmp(d, digests[i], sizeof(d)) == 0)
+		if (conf.have[i] && CRYPTO_memcmp(d, conf.digests[i],
+		    sizeof(d)) == 0)
 			m |= 1 << i;
 	OPENSSL_cleanse(d, sizeof(d));
 	return m;
@@ -453,7 +495,9 @@ ops_path(const char *path)
 
 	if (n >= sizeof(dec) || core_uri_decode(path, n, dec, 0) == -1)
 		return 0;
-	return strcmp(dec, "/health") == 0 || strcmp(dec, "/metrics") == 0;
+	return strcmp(dec, "/health") == 0 || strcmp(dec, "/metrics") == 0 ||
+	    strcmp(dec, "/health/live") == 0 ||
+	    strcmp(dec, "/health/ready") == 0;
 }
 
 static int
@@ -463,11 +507,11 @@ auth_check(struct sales_request *req, const char *method, int upgrade)
 
 	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
 		if (ops_path(core_http_path(req))) {
-			if (have[T_OPS])
+			if (conf.have[T_OPS])
 				need = 1 << T_OPS | 1 << T_WRITE;
-		} else if (have[T_READ])
+		} else if (conf.have[T_READ])
 			need = 1 << T_READ | 1 << T_WRITE;
-	} else if (strcmp(method, "OPTIONS") != 0 && have[T_WRITE])
+	} else if (strcmp(method, "OPTIONS") != 0 && conf.have[T_WRITE])
 		need = 1 << T_WRITE;
 	if (need == 0)
 		return 0;
@@ -559,17 +603,18 @@ core_guard_check(struct sales_request *req, int http10, int upgrade)
 		    "server does not answer to that name: the \"Host\" must "
 		    "be listed in [server] allowed_hosts", "Host");
 	listed = 0;
-	if (origin != NULL && (upgrade || origins.any || origins.n > 0) &&
+	if (origin != NULL && (upgrade || conf.origins.any ||
+	    conf.origins.n > 0) &&
 	    !origin_allowed(origin, hname, hport, &listed) && upgrade)
 		return refuse(req, R_ORIGIN, 403, "origin_not_allowed",
 		    "a WebSocket from this origin is not allowed: it must be "
 		    "listed in [server] cors_origins", "Origin");
 	/* Simple CORS: a listed origin may read our answers. */
-	if (!upgrade && origins.n > 0)
+	if (!upgrade && conf.origins.n > 0)
 		core_http_add_header(req, "Vary", "Origin");
 	if (!upgrade && listed)
 		core_http_add_header(req, "Access-Control-Allow-Origin",
-		    origins.any ? "*" : origin);
+		    conf.origins.any ? "*" : origin);
 	if (auth_check(req, method, upgrade) == -1)
 		return -1;
 	if ((strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||

@@ -14,6 +14,14 @@ struct core_config;
  * host is the listen address.  -1, after saying why, on a bad value.
  */
 int	core_guard_configure(struct core_config *cfg, const char *host);
+/*
+ * The same in two steps, for a reload: prepare reads and checks into a
+ * pending policy and changes nothing in force; commit puts it in force,
+ * abort drops it.
+ */
+int	core_guard_prepare(struct core_config *cfg, const char *host);
+void	core_guard_commit(void);
+void	core_guard_abort(void);
 void	core_guard_free(void);
 
 /*

@@ -54,6 +54,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -81,6 +82,7 @@
 #include "http.h"
 #include "http_head.h"
 #include "log.h"
+#include "metrics.h"
 #include "outmem.h"
 #include "router.h"
 #include "uri.h"
@@ -164,6 +166,7 @@ struct sales_request {
 	struct hstr		 extra;		/* from add_header */
 	struct evbuffer		*resp;		/* answer awaiting its turn */
 	size_t			 cost;		/* bytes held, once queued */
+	int64_t			 start_us;	/* monotonic, head began */
 	unsigned		 answered:1;
 	unsigned		 dispatched:1;	/* its handler owns it */
 	unsigned		 keep_alive:1;
@@ -209,9 +212,25 @@ struct http_conn {
 	unsigned		 served:1;	/* a request has completed */
 	unsigned		 head_ok:1;	/* head passed the strict check */
 	unsigned		 cut:1;		/* by the output budget: closing */
+	char			 peer[INET6_ADDRSTRLEN];	/* or "-" */
 };
 
 static struct core_http_config	 cfg;
+
+/*
+ * salesd_http_request_duration_seconds, one series per route pattern
+ * (never the raw path: the label set stays bounded), method and status
+ * class.  Unmatched requests share the route "other".
+ */
+struct http_series {
+	char			 route[96];
+	const char		*method;	/* static */
+	int			 cls;
+	struct core_hist	 h;
+};
+
+static struct http_series	*series;
+static size_t			 nseries;
 static struct evconnlistener	*listener;
 static struct event		*accept_retry;
 static LIST_HEAD(, http_conn)	 conns = LIST_HEAD_INITIALIZER(conns);
@@ -836,6 +855,53 @@ conn_send_now(struct http_conn *c, const char *hdr, size_t hlen,
 	return n > 0 ? (size_t)n : 0;
 }
 
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* After the answer is decided: its duration series and access log line. */
+static void
+req_answered(struct sales_request *req, const char *peer, int status,
+    size_t bytes)
+{
+	const char *route;
+	struct http_series *sr, *p;
+	double ms;
+	size_t i;
+
+	ms = req->start_us > 0 ? (double)(mono_us() - req->start_us) / 1000 :
+	    0;
+	route = req->dispatched && req->match.pattern ? req->match.pattern :
+	    "other";
+	for (i = 0, sr = NULL; i < nseries && sr == NULL; i++)
+		if (series[i].method == req->method &&
+		    series[i].cls == status / 100 &&
+		    strcmp(series[i].route, route) == 0)
+			sr = &series[i];
+	if (sr == NULL &&
+	    (p = realloc(series, (nseries + 1) * sizeof(*p))) != NULL) {
+		series = p;
+		sr = &series[nseries++];
+		memset(sr, 0, sizeof(*sr));
+		snprintf(sr->route, sizeof(sr->route), "%s", route);
+		sr->method = req->method;
+		sr->cls = status / 100;
+	}
+	if (sr != NULL)
+		core_hist_observe(&sr->h, core_hist_seconds,
+		    core_hist_nseconds, ms / 1000);
+	if (!cfg.access_log)
+		return;
+	/* The path only: a query may carry ?token=. */
+	core_log_access(req->method, req->path ? req->path : "-", status,
+	    bytes, ms, peer);
+}
+
 void
 core_http_respond(struct sales_request *req, int status,
     const char *content_type, const char *body, size_t len)
@@ -864,14 +930,17 @@ core_http_respond(struct sales_request *req, int status,
 	responses_by_class[status / 100]++;
 	if (c == NULL) {
 		/* The client went away; nobody to tell. */
+		req_answered(req, "-", status, 0);
 		req_free(req);
 		return;
 	}
 	if (c->cut) {
 		/* Closing: the connection frees it. */
+		req_answered(req, c->peer, status, 0);
 		req->answered = 1;
 		return;
 	}
+	req_answered(req, c->peer, status, len);
 
 	c->idle_since = core_mono_ms();
 	head = req == TAILQ_FIRST(&c->queue);
@@ -974,6 +1043,26 @@ core_http_error(struct sales_request *req, int status, const char *code,
 	}
 	core_http_respond(req, status, NULL, b.data, b.len);
 	core_buf_free(&b);
+}
+
+void
+core_http_metrics(struct sales_buf *b)
+{
+	char labels[192];
+	size_t i;
+
+	core_buf_printf(b, "# HELP salesd_http_request_duration_seconds time "
+	    "from a request's first byte to its answer, by route pattern, "
+	    "method and status class\n"
+	    "# TYPE salesd_http_request_duration_seconds histogram\n");
+	for (i = 0; i < nseries; i++) {
+		snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\","
+		    "status=\"%dxx\"", series[i].route, series[i].method,
+		    series[i].cls);
+		core_hist_render(b, "salesd_http_request_duration_seconds",
+		    labels, core_hist_seconds, core_hist_nseconds,
+		    &series[i].h);
+	}
 }
 
 uint64_t
@@ -1489,6 +1578,7 @@ on_message_begin(http_parser *p)
 	/* rstate and head_start were set when the head's first byte came. */
 	if ((c->cur = req_new(c)) == NULL)
 		return conn_fail(c, 503, "no_memory", "out of memory");
+	c->cur->start_us = mono_us();
 	c->head_bytes = 0;
 	return 0;
 }
@@ -1724,6 +1814,24 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	(void)core_http_adopt(fd);
 }
 
+static void
+conn_peer(struct http_conn *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const void *a = NULL;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			a = &((struct sockaddr_in *)&ss)->sin_addr;
+		else if (ss.ss_family == AF_INET6)
+			a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	}
+	if (a == NULL || inet_ntop(ss.ss_family, a, c->peer,
+	    sizeof(c->peer)) == NULL)
+		snprintf(c->peer, sizeof(c->peer), "-");
+}
+
 int
 core_http_adopt(int fd)
 {
@@ -1734,6 +1842,7 @@ core_http_adopt(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
+	conn_peer(c, fd);
 	TAILQ_INIT(&c->queue);
 	c->answer_est = cfg.max_conn_output / 4;
 	core_outmem_add(&c->om, conn_cut);
@@ -1812,16 +1921,18 @@ http_accept_error(struct evconnlistener *l, void *arg)
 		evtimer_add(accept_retry, &tv);
 }
 
-int
-core_http_start(const struct core_http_config *c)
+void
+core_http_configure(const struct core_http_config *c)
 {
-	struct addrinfo hints, *ai = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	char port[16];
-	int rc;
+	const char *host = cfg.host;
+	int port = cfg.port;
 
 	cfg = *c;
+	if (listener != NULL) {
+		/* Bound already: a new address waits for a restart. */
+		cfg.host = host;
+		cfg.port = port;
+	}
 	if (cfg.max_pipeline < 1)
 		cfg.max_pipeline = 1;
 	if (cfg.max_connections < 1)
@@ -1833,6 +1944,18 @@ core_http_start(const struct core_http_config *c)
 	/* Our count gives the precise 431; this guards what it cannot see. */
 	http_parser_set_max_header_size((uint32_t)(cfg.max_header + 4096 >
 	    UINT32_MAX ? UINT32_MAX : cfg.max_header + 4096));
+}
+
+int
+core_http_start(const struct core_http_config *c)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char port[16];
+	int rc;
+
+	core_http_configure(c);
 	http_parser_settings_init(&settings);
 	settings.on_message_begin = on_message_begin;
 	settings.on_url = on_url;

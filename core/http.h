@@ -22,9 +22,18 @@ struct core_http_config {
 	int		 max_pipeline;		/* queued requests per connection */
 	size_t		 max_conn_output;	/* bytes held: no new request past */
 	int		 max_connections;
+	int		 access_log;		/* a log line per answer */
 };
 
 int	core_http_start(const struct core_http_config *cfg);
+/*
+ * Takes new limits (everything but host and port, which need a restart)
+ * for what comes next: connections already open keep the buffer marks
+ * they were given.
+ */
+void	core_http_configure(const struct core_http_config *cfg);
+/* Appends the request duration histograms for GET /metrics. */
+void	core_http_metrics(struct sales_buf *b);
 int	core_http_port(void);		/* the bound port */
 /*
  * Serves HTTP on fd, a connected non-blocking stream socket: what the

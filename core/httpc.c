@@ -19,9 +19,11 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
+#include "buf.h"
 #include "core.h"
 #include "httpc.h"
 #include "log.h"
+#include "metrics.h"
 
 #define HTTPC_TIMEOUT_MS	10000
 #define HTTPC_MAX_RESPONSE	(1 << 20)
@@ -55,6 +57,8 @@ static int			 running;	/* init done, not shut down */
 static uint64_t			 nrequests;
 static uint64_t			 nfailures;
 static uint64_t			 latency_ms;	/* sum over finished requests */
+/* Durations by outcome: 0 a response came (any status), 1 none. */
+static struct core_hist		 took_hist[2];
 
 static void	check_done(void);
 
@@ -90,7 +94,11 @@ req_finish(struct httpc_req *r, long status, const char *err)
 
 	curl_multi_remove_handle(multi, r->easy);
 	took = core_mono_ms() - r->started;
-	latency_ms += took > 0 ? (uint64_t)took : 0;
+	if (took < 0)
+		took = 0;
+	latency_ms += (uint64_t)took;
+	core_hist_observe(&took_hist[err != NULL], core_hist_seconds,
+	    core_hist_nseconds, (double)took / 1000);
 	if (err != NULL)
 		nfailures++;
 	/*
@@ -456,6 +464,25 @@ uint64_t
 core_httpc_failures(void)
 {
 	return nfailures;
+}
+
+/*
+ * The client does not know which module asked (the SDK request carries
+ * no owner), so the series are by outcome only.
+ */
+void
+core_httpc_metrics(struct sales_buf *b)
+{
+	core_buf_printf(b, "# HELP salesd_upstream_request_duration_seconds "
+	    "upstream HTTP request durations, by outcome (response: any "
+	    "status came back; failure: none did)\n"
+	    "# TYPE salesd_upstream_request_duration_seconds histogram\n");
+	core_hist_render(b, "salesd_upstream_request_duration_seconds",
+	    "outcome=\"response\"", core_hist_seconds, core_hist_nseconds,
+	    &took_hist[0]);
+	core_hist_render(b, "salesd_upstream_request_duration_seconds",
+	    "outcome=\"failure\"", core_hist_seconds, core_hist_nseconds,
+	    &took_hist[1]);
 }
 
 uint64_t

@@ -15,5 +15,7 @@ int	core_httpc_request(const struct sales_httpc_request *req,
 uint64_t core_httpc_requests(void);	/* started so far */
 uint64_t core_httpc_failures(void);	/* ended without a response */
 uint64_t core_httpc_latency_ms(void);	/* sum of request durations */
+/* Appends the duration histograms for GET /metrics. */
+void	core_httpc_metrics(struct sales_buf *b);
 
 #endif /* CORE_HTTPC_H */

@@ -5,6 +5,10 @@
  * gets its fallback), let the commits in flight finish and their clients
  * get answered, finalise modules.
  *
+ * SIGHUP re-reads the same sales.ini and applies what can change live
+ * (see reload()): all of it or, when any part refuses, none of it.
+ * SIGUSR1 is ignored: logs go to stderr, so there is no file to reopen.
+ *
  * Where things are: relative paths in sales.ini are relative to its
  * directory (config.c).  With no [modules] dir or [storage] migrations,
  * salesd uses what came with the binary, found from /proc/self/exe: run
@@ -48,6 +52,17 @@
 
 static struct sales_timer	*drain_timer;
 static int64_t			 drain_deadline;
+
+/*
+ * The configuration in force, and the ones it replaced: those stay until
+ * shutdown, because strings read from them (the listen address, what
+ * modules without reload kept) live until then, as the SDK promises.
+ */
+static const char		*cfg_path;
+static struct core_config	*cfg_live;
+static struct core_config	**cfg_old;
+static size_t			 ncfg_old;
+static const char		*guard_host;
 
 /* Set by CMake; the fallbacks only keep a hand build compiling. */
 #ifndef SALES_BUILD_DIR
@@ -168,10 +183,11 @@ parse_port(const char *what, const char *s)
 /* Reads [server] into the HTTP and WebSocket settings. */
 static int
 read_server_config(struct core_config *cfg, struct core_http_config *http,
-    struct core_ws_config *ws)
+    struct core_ws_config *ws, size_t *max_output_memory)
 {
 	long long port, max_body, max_header, hto, bto, ito, pipe, conns;
 	long long wsmsg, wsbuf, wsping, outmem, connout;
+	int access;
 
 	http->host = core_config_str(cfg, "server", "host", "127.0.0.1");
 	if (core_config_int(cfg, "server", "port", 3000, 0, 65535, &port) ||
@@ -197,9 +213,10 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	    core_config_int(cfg, "server", "max_output_memory", 256LL << 20,
 	    0, 1LL << 40, &outmem) ||
 	    core_config_int(cfg, "server", "max_conn_output", 256LL << 10,
-	    4096, 1LL << 30, &connout))
+	    4096, 1LL << 30, &connout) ||
+	    core_config_bool(cfg, "server", "access_log", 0, &access))
 		return -1;
-	core_outmem_configure((size_t)outmem);
+	*max_output_memory = (size_t)outmem;
 	http->port = (int)port;
 	http->max_body = (size_t)max_body;
 	http->max_header = (size_t)max_header;
@@ -209,9 +226,27 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	http->max_pipeline = (int)pipe;
 	http->max_conn_output = (size_t)connout;
 	http->max_connections = (int)conns;
+	http->access_log = access;
 	ws->max_message = (size_t)wsmsg;
 	ws->max_buffered = (size_t)wsbuf;
 	ws->idle_ping_ms = (long)wsping;
+	return 0;
+}
+
+/* [server] log_level and log_format, checked, not applied. */
+static int
+read_log_config(struct core_config *cfg, const char **level, int *json)
+{
+	*level = core_config_str(cfg, "server", "log_level", "info");
+	if (core_log_level_parse(*level) == -1) {
+		log_error("[server] log_level: use error, warn, info or debug");
+		return -1;
+	}
+	if ((*json = core_log_format_parse(core_config_str(cfg, "server",
+	    "log_format", "text"))) == -1) {
+		log_error("[server] log_format: use text or json");
+		return -1;
+	}
 	return 0;
 }
 
@@ -238,6 +273,130 @@ read_storage_config(struct core_config *cfg, struct core_store_config *st)
 		return -1;
 	}
 	return 0;
+}
+
+/* Warns about keys of sections that nothing read. */
+static int
+report_unknown(struct core_config *cfg)
+{
+	const char *used[66];
+	size_t i, nused = 0;
+
+	used[nused++] = "server";
+	used[nused++] = "modules";
+	used[nused++] = "storage";
+	used[nused++] = "auth";
+	for (i = 0; i < core_modules_count() && nused < 66; i++)
+		used[nused++] = core_modules_name(i);
+	return core_config_report_unknown(cfg, used, nused);
+}
+
+/* core_config_each marks what it visits read: nothing else to do. */
+static void
+mark_read(const char *key, const char *value, void *arg)
+{
+	(void)key;
+	(void)value;
+	(void)arg;
+}
+
+/*
+ * SIGHUP.  Everything is read and checked first (the file, [server],
+ * [auth], each module's section through its reload CHECK); only when
+ * nothing refused is anything applied.  What the process holds open
+ * (the listening socket, storage, the loaded modules) keeps its value
+ * and is named as needing a restart.  Connections, WebSocket clients
+ * included, stay.
+ */
+static void
+reload(void)
+{
+	static const char *const restart[][2] = {
+		{ "server", "host" }, { "server", "port" },
+		{ "modules", "load" }, { "modules", "dir" },
+		{ "storage", "driver" }, { "storage", "path" },
+		{ "storage", "migrations" }, { "storage", "max_group" }
+	};
+	struct core_http_config http;
+	struct core_ws_config ws;
+	struct core_config *cfg, **p;
+	const char *level;
+	char err[512];
+	size_t i, outmem, changes;
+	int json;
+
+	if ((cfg = core_config_load(cfg_path, err, sizeof(err))) == NULL) {
+		log_error("reload refused, the running configuration stays: "
+		    "%s", err);
+		return;
+	}
+	if (read_log_config(cfg, &level, &json) == -1)
+		goto refuse;
+	/* Room to keep the old file, first: nothing may fail after CHECK. */
+	if ((p = realloc(cfg_old, (ncfg_old + 1) * sizeof(*p))) == NULL) {
+		log_error("reload: out of memory");
+		goto refuse;
+	}
+	cfg_old = p;
+	if (read_server_config(cfg, &http, &ws, &outmem) == -1 ||
+	    core_guard_prepare(cfg, guard_host) == -1)
+		goto refuse;
+	if (core_modules_reload_check(cfg) == -1) {
+		core_guard_abort();
+		goto refuse;
+	}
+
+	/* Nothing refused: apply. */
+	for (i = 0; i < sizeof(restart) / sizeof(restart[0]); i++)
+		if (core_config_changed(cfg_live, cfg, restart[i][0],
+		    restart[i][1]))
+			log_warn("[%s] %s: changed; that needs a restart, the "
+			    "running value stays", restart[i][0],
+			    restart[i][1]);
+	for (i = 0; i < core_modules_count(); i++)
+		if (!core_modules_reloadable(i) && core_config_changes(
+		    cfg_live, cfg, core_modules_name(i)) > 0)
+			log_warn("[%s]: changed; module \"%s\" reads it only "
+			    "at start-up, that needs a restart",
+			    core_modules_name(i), core_modules_name(i));
+	changes = core_config_changes(cfg_live, cfg, NULL);
+	core_log_set_level(level);
+	core_log_set_format(json);
+	core_outmem_configure(outmem);
+	core_http_configure(&http);
+	core_ws_configure(&ws);
+	core_guard_commit();
+	core_modules_reload_commit();
+	/*
+	 * Sections that only a restart reads count as read: a key unknown
+	 * there is reported at start, not as noise on every reload.
+	 */
+	core_config_each(cfg, "modules", mark_read, NULL);
+	core_config_each(cfg, "storage", mark_read, NULL);
+	for (i = 0; i < core_modules_count(); i++)
+		if (!core_modules_reloadable(i))
+			core_config_each(cfg, core_modules_name(i), mark_read,
+			    NULL);
+	(void)report_unknown(cfg);
+	cfg_old[ncfg_old++] = cfg_live;
+	cfg_live = cfg;
+	log_info("reloaded %s: %zu change%s", cfg_path, changes,
+	    changes == 1 ? "" : "s");
+	return;
+refuse:
+	log_error("reload of %s refused, the running configuration stays",
+	    cfg_path);
+	core_config_free(cfg);
+}
+
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	if (drain_timer == NULL)
+		reload();
 }
 
 static void
@@ -308,12 +467,12 @@ main(int argc, char **argv)
 	struct core_ws_config ws;
 	struct core_store_config st;
 	struct core_config *cfg = NULL;
-	struct event *sigint = NULL, *sigterm = NULL;
-	const char *path = "sales.ini", *used[66], *moddir;
+	struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
+	const char *path = "sales.ini", *moddir, *level;
 	const char *host = NULL, *port = NULL, *portfrom = "--port";
 	char err[512];
-	int ch, check = 0, rc = 1, store_open = 0, unknown;
-	size_t i, nused = 0;
+	int ch, check = 0, rc = 1, store_open = 0, unknown, json;
+	size_t i, outmem;
 
 	while ((ch = getopt_long(argc, argv, "c:tH:p:vVh", longopts,
 	    NULL)) != -1) {
@@ -348,21 +507,23 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);	/* no log file to reopen */
 	default_dirs();
 
 	if ((cfg = core_config_load(path, err, sizeof(err))) == NULL) {
 		log_error("%s", err);
 		return 1;
 	}
-	if (core_log_set_level(core_config_str(cfg, "server", "log_level",
-	    "info")) == -1) {
-		log_error("[server] log_level: use error, warn, info or debug");
+	if (read_log_config(cfg, &level, &json) == -1)
 		goto out;
-	}
-	if (read_server_config(cfg, &http, &ws) == -1 ||
+	core_log_set_level(level);
+	core_log_set_format(json);
+	if (read_server_config(cfg, &http, &ws, &outmem) == -1 ||
 	    read_storage_config(cfg, &st) == -1 ||
 	    core_guard_configure(cfg, http.host) == -1)
 		goto out;
+	core_outmem_configure(outmem);
+	guard_host = http.host;		/* a reload gives the guard the same */
 	/* Command line, then environment, then sales.ini. */
 	if (host == NULL)
 		host = getenv("SALESD_HOST");
@@ -403,13 +564,7 @@ main(int argc, char **argv)
 	    "load", "")) == -1)
 		goto out;
 
-	used[nused++] = "server";
-	used[nused++] = "modules";
-	used[nused++] = "storage";
-	used[nused++] = "auth";
-	for (i = 0; i < core_modules_count() && nused < 66; i++)
-		used[nused++] = core_modules_name(i);
-	unknown = core_config_report_unknown(cfg, used, nused);
+	unknown = report_unknown(cfg);
 	if (check) {
 		if (unknown)
 			log_error("%s: %d unknown key(s), see above", path,
@@ -428,8 +583,12 @@ main(int argc, char **argv)
 	    core_http_port());
 	sigint = evsignal_new(core_base, SIGINT, on_signal, NULL);
 	sigterm = evsignal_new(core_base, SIGTERM, on_signal, NULL);
-	if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) ||
-	    evsignal_add(sigterm, NULL)) {
+	sighup = evsignal_new(core_base, SIGHUP, on_hup, NULL);
+	cfg_path = path;
+	cfg_live = cfg;
+	if (sigint == NULL || sigterm == NULL || sighup == NULL ||
+	    evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL) ||
+	    evsignal_add(sighup, NULL)) {
 		log_error("cannot install signal handlers");
 		goto out;
 	}
@@ -442,6 +601,8 @@ out:
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
+	if (sighup)
+		event_free(sighup);
 	/* Each of these is a no-op when already done or never started. */
 	core_http_stop_accepting();
 	core_ws_shutdown();
@@ -458,6 +619,11 @@ out:
 		event_base_free(core_base);
 		libevent_global_shutdown();
 	}
+	if (cfg_live != NULL)
+		cfg = cfg_live;
 	core_config_free(cfg);
+	for (i = 0; i < ncfg_old; i++)
+		core_config_free(cfg_old[i]);
+	free(cfg_old);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * metrics.c - the registry behind GET /metrics.  Modules register
  * counters and gauges at init; the core renders them with its own
- * figures (core/ops.c).  Loop thread only.
+ * figures (core/ops.c).  Loop thread only.  Also the histogram helper
+ * the core's own histograms share.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,4 +109,46 @@ core_metrics_forget(const char *owner)
 			metrics[k++] = metrics[i];
 	}
 	nmetrics = k;
+}
+
+const double	core_hist_seconds[] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+const size_t	core_hist_nseconds = sizeof(core_hist_seconds) /
+		    sizeof(core_hist_seconds[0]);
+
+void
+core_hist_observe(struct core_hist *h, const double *bounds, size_t nbounds,
+    double v)
+{
+	size_t i;
+
+	for (i = 0; i < nbounds && v > bounds[i]; i++)
+		;
+	h->counts[i]++;
+	h->count++;
+	h->sum += v;
+}
+
+void
+core_hist_render(struct sales_buf *b, const char *name, const char *labels,
+    const double *bounds, size_t nbounds, const struct core_hist *h)
+{
+	const char *sep = labels[0] != '\0' ? "," : "";
+	uint64_t cum = 0;
+	size_t i;
+
+	for (i = 0; i < nbounds; i++) {
+		cum += h->counts[i];
+		core_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name,
+		    labels, sep, bounds[i], (unsigned long long)cum);
+	}
+	core_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
+	    sep, (unsigned long long)h->count);
+	if (labels[0] != '\0')
+		core_buf_printf(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name,
+		    labels, h->sum, name, labels, (unsigned long long)h->count);
+	else
+		core_buf_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, h->sum,
+		    name, (unsigned long long)h->count);
 }

@@ -30,7 +30,10 @@ struct sales_module {
 	void				*dl;
 	const struct sales_module_magic	*magic;
 	void				(*fini)(void);
+	int				(*reload)(struct sales_module *,
+					    enum sales_reload_step);
 	struct core_config		*cfg;
+	struct core_config		*old;	/* during a reload check */
 	int				 initialised;
 };
 
@@ -143,6 +146,7 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name,
 		return -1;
 	}
 	*(void **)&m->fini = dlsym(m->dl, "sales_module_fini");
+	*(void **)&m->reload = dlsym(m->dl, "sales_module_reload");
 	in_init = m;
 	if (init(&core_api, m) != 0) {
 		in_init = NULL;
@@ -225,6 +229,57 @@ core_modules_fini(void)
 	}
 	free(mods);
 	mods = NULL;
+}
+
+/*
+ * Offers cfg to every module that can reload, CHECK first for all of
+ * them; on the first refusal the ones that accepted are told ABORT and
+ * read their old section again.
+ */
+int
+core_modules_reload_check(struct core_config *cfg)
+{
+	struct core_config *old;
+	size_t i, j;
+
+	for (i = 0; i < nmods; i++) {
+		if (mods[i]->reload == NULL)
+			continue;
+		old = mods[i]->cfg;
+		mods[i]->cfg = cfg;
+		if (mods[i]->reload(mods[i], SALES_RELOAD_CHECK) == 0) {
+			mods[i]->old = old;
+			continue;
+		}
+		mods[i]->cfg = old;
+		log_error("module \"%s\": refused its new [%s] section (see "
+		    "above)", mods[i]->name, mods[i]->name);
+		for (j = 0; j < i; j++) {
+			if (mods[j]->reload == NULL)
+				continue;
+			mods[j]->cfg = mods[j]->old;
+			mods[j]->reload(mods[j], SALES_RELOAD_ABORT);
+		}
+		return -1;
+	}
+	return 0;
+}
+
+void
+core_modules_reload_commit(void)
+{
+	size_t i;
+
+	for (i = 0; i < nmods; i++)
+		if (mods[i]->reload != NULL)
+			mods[i]->reload(mods[i], SALES_RELOAD_COMMIT);
+}
+
+/* The modules that read their section only at start-up. */
+int
+core_modules_reloadable(size_t i)
+{
+	return i < nmods && mods[i]->reload != NULL;
 }
 
 size_t

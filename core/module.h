@@ -23,6 +23,13 @@ int	core_modules_load(struct core_config *cfg, const char *dir,
 	    const char *list);
 /* fini in reverse load order, then dlclose. */
 void	core_modules_fini(void);
+/*
+ * SIGHUP: every module that exports reload checks its section of cfg
+ * (-1, all of them back on the old one, when one refuses); then commit.
+ */
+int	core_modules_reload_check(struct core_config *cfg);
+void	core_modules_reload_commit(void);
+int	core_modules_reloadable(size_t i);
 size_t	core_modules_count(void);
 const char *core_modules_name(size_t i);
 const char *core_modules_version(size_t i);

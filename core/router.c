@@ -320,6 +320,7 @@ core_router_match(const char *method, const char *path,
 	}
 	if (best != NULL) {
 		m->handler = best->handler;
+		m->pattern = best->pattern;
 		m->arg = best->arg;
 		for (j = 0, k = 0; j < nsegs; j++) {
 			if (best->literal & (1u << (31 - j)))

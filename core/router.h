@@ -16,6 +16,7 @@ enum core_route_result {
 struct core_route_match {
 	sales_http_handler	 handler;
 	void			*arg;
+	const char		*pattern;	/* of the route found: a label */
 	int			 nparams;
 	/* names point into the route table; values are percent-decoded, owned by the match */
 	const char		*names[SALES_HTTP_MAX_PARAMS];

@@ -49,8 +49,10 @@
 
 #include <event2/event.h>
 
+#include "buf.h"
 #include "core.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 
 #define STORE_MAX_GROUP		1024
@@ -140,6 +142,12 @@ static struct {
 
 static atomic_int		store_writable;
 static atomic_size_t		store_pending;
+/* Per write group, observed by the writer thread, read by the loop. */
+static pthread_mutex_t		hist_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct core_hist		commit_hist, group_hist;
+static const double		group_bounds[] = {
+	1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384
+};
 static atomic_uint_least64_t	store_commits;
 static atomic_uint_least64_t	store_units;
 
@@ -526,6 +534,7 @@ store_writer(void *arg)
 	struct job *first, *last;
 	struct timespec ts;
 	char err[STORE_ERRLEN];
+	struct timespec t0, t1;
 	size_t n;
 
 	(void)arg;
@@ -556,10 +565,19 @@ store_writer(void *arg)
 
 		/* Refused rather than acknowledged and lost at restart. */
 		err[0] = '\0';
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (st.drv->check(st.wconn, err, sizeof(err)) == -1)
 			group_fail(first, n, NULL, err);
 		else if (run_group_fast(first, n) == 1)
 			run_group(first, n);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		pthread_mutex_lock(&hist_lock);
+		core_hist_observe(&commit_hist, core_hist_seconds,
+		    core_hist_nseconds, (double)(t1.tv_sec - t0.tv_sec) +
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		core_hist_observe(&group_hist, group_bounds,
+		    sizeof(group_bounds) / sizeof(group_bounds[0]), (double)n);
+		pthread_mutex_unlock(&hist_lock);
 		post_done(first, last, n);
 	}
 	return NULL;
@@ -860,6 +878,27 @@ const char *
 core_store_driver_name(void)
 {
 	return st.drv != NULL ? st.drv->name : core_store_sqlite.name;
+}
+
+void
+core_store_metrics(struct sales_buf *b)
+{
+	struct core_hist c, g;
+
+	pthread_mutex_lock(&hist_lock);
+	c = commit_hist;
+	g = group_hist;
+	pthread_mutex_unlock(&hist_lock);
+	core_buf_printf(b, "# HELP salesd_storage_commit_duration_seconds "
+	    "time to run and commit a group of write units\n"
+	    "# TYPE salesd_storage_commit_duration_seconds histogram\n");
+	core_hist_render(b, "salesd_storage_commit_duration_seconds", "",
+	    core_hist_seconds, core_hist_nseconds, &c);
+	core_buf_printf(b, "# HELP salesd_storage_commit_group_size write "
+	    "units per transaction\n"
+	    "# TYPE salesd_storage_commit_group_size histogram\n");
+	core_hist_render(b, "salesd_storage_commit_group_size", "",
+	    group_bounds, sizeof(group_bounds) / sizeof(group_bounds[0]), &g);
 }
 
 uint64_t

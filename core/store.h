@@ -77,6 +77,8 @@ size_t	core_store_fault(char *buf, size_t len);
 size_t	core_store_pending(void);	/* units and queries not yet answered */
 const char *core_store_driver_name(void);
 uint64_t core_store_commits(void);	/* transactions committed */
+/* Appends the commit duration and group size histograms (/metrics). */
+void	core_store_metrics(struct sales_buf *b);
 uint64_t core_store_units(void);	/* units committed */
 
 /* Service-table implementations. */

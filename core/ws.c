@@ -647,9 +647,12 @@ ws_fail(struct ws_client *c, uint16_t code, const char *reason)
 	ws_closing(c);
 }
 
+static uint64_t	slow_cuts;	/* clients closed 1008 for ws_max_buffered */
+
 static void
 ws_too_slow(struct ws_client *c, size_t more)
 {
+	slow_cuts++;
 	core_log("ws", SALES_LOG_WARN, "client %llu too slow: %zu bytes "
 	    "held, %zu more would pass ws_max_buffered %zu; closing 1008",
 	    (unsigned long long)c->id, c->held, more, config.max_buffered);
@@ -1498,6 +1501,12 @@ size_t
 core_ws_clients(void)
 {
 	return nopen;
+}
+
+uint64_t
+core_ws_slow_cuts(void)
+{
+	return slow_cuts;
 }
 
 void

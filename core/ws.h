@@ -43,6 +43,8 @@ int	core_ws_send(uint64_t client, const char *type, const char *data,
 	    size_t len);
 void	core_ws_broadcast(const char *type, const char *data, size_t len);
 size_t	core_ws_clients(void);
+/* Clients closed because their output passed ws_max_buffered. */
+uint64_t core_ws_slow_cuts(void);
 
 /* Drops every message type of owner: undoes a module's init. */
 void	core_ws_forget(const char *owner);

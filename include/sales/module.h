@@ -2,12 +2,13 @@
  * sales/module.h - the salesd module SDK.  A module includes this header
  * and nothing of the core's.
  *
- * A module is a shared object that exports exactly three symbols
+ * A module is a shared object that exports these symbols and no others
  * (build with -fvisibility=hidden; the macros below export them):
  *
  *	SALES_MODULE_MAGIC("name", "1.0");
  *	SALES_MODULE_INIT(core, self) { ... register ...; return 0; }
  *	SALES_MODULE_FINI(void) { ... }			(optional)
+ *	SALES_MODULE_RELOAD(self, step) { ... }		(optional, ABI 1.3)
  *
  * The loader reads the magic block before any module code runs and
  * refuses a module built for another ABI, naming what differs.  Then it
@@ -39,7 +40,7 @@
 #include <sales/json.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		2
+#define SALES_ABI_MINOR		3
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -246,5 +247,39 @@ struct sales_module_magic {
 #define SALES_MODULE_FINI()						\
 	SALES_EXPORT void sales_module_fini(void);			\
 	void sales_module_fini(void)
+
+/*
+ * Reload (ABI 1.3).  On SIGHUP the core re-reads sales.ini; a module
+ * that exports reload gets its new section in two steps, so that
+ * either every part of the server takes the new file or none does:
+ *
+ *	SALES_RELOAD_CHECK	the config getters now read the new section.
+ *				Read and check all of it into a pending
+ *				state and change nothing in force (no
+ *				timers, no output).  0, or -1 after logging
+ *				why: the reload is refused everywhere.
+ *	SALES_RELOAD_COMMIT	every module and the core accepted: put the
+ *				pending state in force.  Cannot fail.
+ *	SALES_RELOAD_ABORT	another part refused: drop the pending
+ *				state; the getters read the old section again.
+ *
+ * Either COMMIT or ABORT follows every CHECK that returned 0; nothing
+ * follows a CHECK that returned -1, so CHECK frees its pending state
+ * on failure.  Strings from the getters of either file live until shutdown.
+ * Routes, subscriptions and metrics stay as init registered them; timers
+ * may be changed in COMMIT.  A module without reload keeps the section
+ * it read at start-up until a restart.  Loop thread, between events.
+ */
+enum sales_reload_step {
+	SALES_RELOAD_CHECK,
+	SALES_RELOAD_COMMIT,
+	SALES_RELOAD_ABORT
+};
+
+#define SALES_MODULE_RELOAD(self, step)					\
+	SALES_EXPORT int sales_module_reload(struct sales_module *self,	\
+	    enum sales_reload_step step);				\
+	int sales_module_reload(struct sales_module *self,		\
+	    enum sales_reload_step step)
 
 #endif /* SALES_MODULE_H */

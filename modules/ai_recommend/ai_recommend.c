@@ -38,7 +38,7 @@ SALES_MODULE_MAGIC("ai_recommend", "1.0");
 static const struct sales_core	*core;
 static struct sales_module	*self;
 
-static struct {
+struct ai_cfg {
 	const char	*api_key;
 	const char	*model;
 	const char	*base_url;	/* no trailing '/' */
@@ -47,7 +47,9 @@ static struct {
 	long long	 max_products;
 	long long	 max_recommendations;
 	double		 temperature;
-} cfg;
+};
+
+static struct ai_cfg		 cfg, pending;	/* pending: reload CHECK */
 
 struct waiter {
 	struct sales_request	*req;
@@ -681,6 +683,38 @@ SALES_MODULE_INIT(c, m)
 	    cfg.model, cfg.base_url, cfg.api_key[0] ? "online" :
 	    "offline (no api key): rule-based fallback only");
 	return 0;
+}
+
+/*
+ * Every key changes live.  CHECK reads with the code init uses, keeps
+ * the result aside and puts the running settings back; COMMIT drops the
+ * cached answer, made with the old model or key.  A call in flight ends
+ * as it began.
+ */
+SALES_MODULE_RELOAD(m, step)
+{
+	struct ai_cfg old = cfg;
+	int rc;
+
+	(void)m;
+	switch (step) {
+	case SALES_RELOAD_CHECK:
+		rc = ai_config();
+		pending = cfg;
+		cfg = old;
+		return rc;
+	case SALES_RELOAD_COMMIT:
+		cfg = pending;
+		st.at_ms = 0;
+		core->log(self, SALES_LOG_INFO, "model \"%s\" at \"%s\", %s",
+		    cfg.model, cfg.base_url, cfg.api_key[0] ? "online" :
+		    "offline (no api key): rule-based fallback only");
+		return 0;
+	case SALES_RELOAD_ABORT:
+		memset(&pending, 0, sizeof(pending));
+		return 0;
+	}
+	return -1;
 }
 
 SALES_MODULE_FINI()

@@ -27,6 +27,7 @@ SALES_MODULE_MAGIC("analytics", "1.0");
 const struct sales_core		*an_core;
 static struct sales_module	*self;
 static long long		 top_default, interval_ms, window_ms;
+static long long		 new_top, new_interval, new_window; /* reload */
 static struct sales_timer	*timer;
 static int64_t			 last_sent = -1;
 static struct sales_metric	*m_updates;
@@ -291,6 +292,36 @@ SALES_MODULE_INIT(c, m)
 	/* One "analytics.updated" right away, for whoever needs figures. */
 	schedule();
 	return 0;
+}
+
+/*
+ * top and broadcast_interval_ms change live; window_ms shapes the state
+ * rebuilt at start-up, so a new one waits for a restart.  A pending
+ * broadcast keeps the delay it was armed with.
+ */
+SALES_MODULE_RELOAD(m, step)
+{
+	switch (step) {
+	case SALES_RELOAD_CHECK:
+		if (an_core->config_int(m, "top", 5, 1, 100, &new_top) == -1 ||
+		    an_core->config_int(m, "broadcast_interval_ms", 100, 0,
+		    3600000, &new_interval) == -1 ||
+		    an_core->config_int(m, "window_ms", 60000, 100, 3600000,
+		    &new_window) == -1)
+			return -1;
+		return 0;
+	case SALES_RELOAD_COMMIT:
+		top_default = new_top;
+		interval_ms = new_interval;
+		if (new_window != window_ms)
+			an_core->log(self, SALES_LOG_WARN, "\"window_ms\": "
+			    "changed; that needs a restart, %lld stays",
+			    window_ms);
+		return 0;
+	case SALES_RELOAD_ABORT:
+		return 0;
+	}
+	return -1;
 }
 
 SALES_MODULE_FINI()

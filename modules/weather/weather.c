@@ -34,7 +34,7 @@ SALES_MODULE_MAGIC("weather", "1.0");
 static const struct sales_core	*core;
 static struct sales_module	*self;
 
-static struct {
+struct weather_cfg {
 	const char	*api_key;
 	const char	*city;
 	const char	*base_url;	/* no trailing '/' */
@@ -45,12 +45,21 @@ static struct {
 	long long	 backoff_ms;
 	double		 hot_above_c;
 	double		 cold_below_c;
-} cfg;
+};
 
+static struct weather_cfg	 cfg;
 static struct weather_rule	*rules;
 static size_t			 nrules;
 static int			 rules_failed;
 static int			 rules_seen;
+
+/* A reload's new settings, between CHECK and COMMIT. */
+static struct {
+	struct weather_cfg	 cfg;
+	struct weather_rule	*rules;
+	size_t			 nrules;
+	int			 rules_seen;
+} pending;
 
 struct waiter {
 	struct sales_request	*req;
@@ -589,21 +598,20 @@ weather_config(void)
 	return 0;
 }
 
-SALES_MODULE_INIT(c, m)
+/* The section into cfg and rules; on failure rules is NULL. */
+static int
+weather_read(void)
 {
 	size_t i;
 
-	core = c;
-	self = m;
-	memset(&st, 0, sizeof(st));
-	st.temp = NAN;
+	rules = NULL;
+	nrules = 0;
 	if (weather_config() == -1)
 		return -1;
 	if ((rules = calloc(WEATHER_MAX_RULES, sizeof(*rules))) == NULL) {
 		core->log(self, SALES_LOG_ERROR, "out of memory");
 		return -1;
 	}
-	nrules = 0;
 	rules_seen = rules_failed = 0;
 	core->config_each(self, weather_on_key, NULL);
 	if (rules_failed)
@@ -613,6 +621,21 @@ SALES_MODULE_INIT(c, m)
 			if (weather_add_rule(weather_default_rules[i][0],
 			    weather_default_rules[i][1]) == -1)
 				goto fail;
+	return 0;
+fail:
+	free(rules);
+	rules = NULL;
+	return -1;
+}
+
+SALES_MODULE_INIT(c, m)
+{
+	core = c;
+	self = m;
+	memset(&st, 0, sizeof(st));
+	st.temp = NAN;
+	if (weather_read() == -1)
+		return -1;
 
 	snprintf(st.source, sizeof(st.source), "%s",
 	    cfg.api_key[0] ? "not fetched yet" : "no api key");
@@ -641,6 +664,77 @@ fail:
 	st.start_timer = NULL;
 	free(rules);
 	rules = NULL;
+	return -1;
+}
+
+/*
+ * CHECK reads the new section with the same code as init, into the
+ * statics, then moves it aside to pending and puts the running settings
+ * back.  COMMIT swaps them in; a new city, key or URL forgets the
+ * reading, which belonged to the old ones, and fetches again.
+ */
+SALES_MODULE_RELOAD(m, step)
+{
+	struct weather_cfg old_cfg = cfg;
+	struct weather_rule *old_rules = rules;
+	size_t old_nrules = nrules;
+	int old_seen = rules_seen, ok, moved;
+
+	(void)m;
+	switch (step) {
+	case SALES_RELOAD_CHECK:
+		ok = weather_read() == 0;
+		pending.cfg = cfg;
+		pending.rules = rules;
+		pending.nrules = nrules;
+		pending.rules_seen = rules_seen;
+		cfg = old_cfg;
+		rules = old_rules;
+		nrules = old_nrules;
+		rules_seen = old_seen;
+		if (!ok) {
+			memset(&pending, 0, sizeof(pending));
+			return -1;
+		}
+		return 0;
+	case SALES_RELOAD_COMMIT:
+		moved = strcmp(cfg.city, pending.cfg.city) != 0 ||
+		    strcmp(cfg.api_key, pending.cfg.api_key) != 0 ||
+		    strcmp(cfg.base_url, pending.cfg.base_url) != 0;
+		free(rules);
+		cfg = pending.cfg;
+		rules = pending.rules;
+		nrules = pending.nrules;
+		rules_seen = pending.rules_seen;
+		memset(&pending, 0, sizeof(pending));
+		if (st.refresh_timer != NULL)
+			core->timer_del(st.refresh_timer);
+		st.refresh_timer = NULL;
+		if (cfg.api_key[0] != '\0' && cfg.refresh_interval_s > 0)
+			st.refresh_timer = core->timer_add(
+			    (long)(cfg.refresh_interval_s * 1000), 1,
+			    weather_refresh, NULL);
+		if (moved && st.start_timer == NULL) {
+			st.have = 0;
+			st.temp = NAN;
+			st.checked_ms = 0;
+			snprintf(st.source, sizeof(st.source), "%s",
+			    cfg.api_key[0] ? "not fetched yet" : "no api key");
+			if (cfg.api_key[0] == '\0')
+				weather_publish();
+			else
+				weather_start();
+		}
+		core->log(self, SALES_LOG_INFO, "city \"%s\", %zu promotion "
+		    "rules%s, %s", cfg.city, nrules, rules_seen ? "" :
+		    " (built-in)", cfg.api_key[0] ? "online" :
+		    "offline (no api key)");
+		return 0;
+	case SALES_RELOAD_ABORT:
+		free(pending.rules);
+		memset(&pending, 0, sizeof(pending));
+		return 0;
+	}
 	return -1;
 }
 

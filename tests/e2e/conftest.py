@@ -44,17 +44,42 @@ class Server:
         for sec, kv in (config or {}).items():
             sections.setdefault(sec, {}).update({k: str(v) for k, v in kv.items()})
         self.config = os.path.join(self.tmpdir, "sales.ini")
-        with open(self.config, "w") as f:
-            for sec, kv in sections.items():
-                f.write("[%s]\n" % sec)
-                for k, v in kv.items():
-                    f.write("%s = %s\n" % (k, v))
+        self.sections = sections
+        self.write_config()
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.proc = None
         self.preexec = None     # run in the child before exec
         self.port = None
         self.log_path = os.path.join(self.tmpdir, "salesd.log")
+
+    def write_config(self, changes=None, raw=None):
+        """Rewrites sales.ini: changes {section: {key: value or None to drop}},
+        or raw text instead of the whole file."""
+        for sec, kv in (changes or {}).items():
+            d = self.sections.setdefault(sec, {})
+            for k, v in kv.items():
+                if v is None:
+                    d.pop(k, None)
+                else:
+                    d[k] = str(v)
+        with open(self.config, "w") as f:
+            if raw is not None:
+                f.write(raw)
+                return
+            for sec, kv in self.sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+
+    def wait_log(self, pattern, count=1, timeout=10):
+        """Waits until pattern (a regex) appears count times in the log."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(re.findall(pattern, self.log())) >= count:
+                return
+            time.sleep(0.02)
+        raise AssertionError("no %r in the log:\n%s" % (pattern, self.log()))
 
     def start(self, timeout=20):
         self.logf = open(self.log_path, "ab")

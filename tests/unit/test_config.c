@@ -203,6 +203,35 @@ test_unknown_keys(void **state)
 	core_config_free(cfg);
 }
 
+/* What a reload compares: keys set, removed or changed, last one wins. */
+static void
+test_changes(void **state)
+{
+	const char *used[] = { "server", "weather" };
+	struct core_config *a, *b;
+
+	(void)state;
+	a = load("[server]\nport = 1\nlog_level = info\nport = 2\n"
+	    "[weather]\nrule.a = x\nrule.b = y\n", NULL);
+	b = load("[server]\nport = 2\nlog_level = debug\n"
+	    "[weather]\nrule.b = y\nrule.c = z\n", NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(core_config_changed(a, b, "server", "port"), 0);
+	assert_int_equal(core_config_changed(a, b, "server", "log_level"), 1);
+	assert_int_equal(core_config_changed(a, b, "weather", "rule.a"), 1);
+	assert_int_equal(core_config_changed(a, b, "weather", "nope"), 0);
+	assert_int_equal(core_config_changes(a, b, NULL), 3);
+	assert_int_equal(core_config_changes(a, b, "weather"), 2);
+	assert_int_equal(core_config_changes(a, a, NULL), 0);
+	/* Comparing marks nothing read. */
+	unit_capture_begin();
+	assert_int_equal(core_config_report_unknown(b, used, 2), 4);
+	(void)unit_capture_end();
+	core_config_free(a);
+	core_config_free(b);
+}
+
 int
 main(void)
 {
@@ -214,6 +243,7 @@ main(void)
 		cmocka_unit_test(test_env_expansion),
 		cmocka_unit_test(test_syntax_error_and_missing_file),
 		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_changes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

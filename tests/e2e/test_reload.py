@@ -1,0 +1,136 @@
+"""SIGHUP re-reads sales.ini and applies what can change live, all of it or
+none of it; SIGUSR1 is ignored.  Each test waits for the log line that says
+the reload happened (or was refused), never for a fixed time."""
+import asyncio
+import json
+import signal
+
+import websockets
+
+MODULES = ["orders", "analytics", "weather", "ai_recommend"]
+TOKEN_A = "a" * 8 + "-read-token-0123456789"
+TOKEN_B = "b" * 8 + "-read-token-0123456789"
+RELOADED = r"reloaded \S+: \d+ changes?"
+REFUSED = r"reload of \S+ refused, the running configuration stays"
+
+
+def auth(token):
+    return {"Authorization": "Bearer " + token}
+
+
+def categories(srv, token):
+    st, _, body = srv.get("/promotions", headers=auth(token))
+    assert st == 200, body
+    return sorted(p["category"] for p in body["promotions"])
+
+
+def start(make_server):
+    return make_server(MODULES, {
+        "auth": {"read_token": TOKEN_A},
+        "weather": {"rule.members": "always | members | 5 | Members save 5%"},
+    })
+
+
+def hup(srv, pattern, count=1):
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_log(pattern, count)
+
+
+def test_reload_applies_log_level_rules_and_tokens(make_server):
+    srv = start(make_server)
+    assert categories(srv, TOKEN_A) == ["members"]
+    # At info, a refusal is not logged.
+    assert srv.get("/promotions", headers=auth(TOKEN_B))[0] == 401
+    assert "DEBUG" not in srv.log()
+
+    srv.write_config({
+        "server": {"log_level": "debug"},
+        "auth": {"read_token": TOKEN_B},
+        "weather": {"rule.members": None,
+                    "rule.vip": "always | vip | 10 | VIP save 10%"},
+        "analytics": {"top": 3},
+    })
+    hup(srv, RELOADED)
+    assert "reloaded %s: 5 changes" % srv.config in srv.log()
+    assert "unknown key" not in srv.log()
+    # The new token is in force, the old one is not.
+    assert srv.get("/promotions", headers=auth(TOKEN_A))[0] == 401
+    assert categories(srv, TOKEN_B) == ["vip"]
+    # And the refusal above was logged at the new level.
+    srv.wait_log(r"DEBUG .*guard: \"GET /promotions\" refused")
+    st, _, body = srv.get("/analytics", headers=auth(TOKEN_B))
+    assert st == 200 and "topProducts" in body
+    # Tokens are never logged.
+    assert TOKEN_A not in srv.log() and TOKEN_B not in srv.log()
+
+
+def test_broken_config_keeps_the_old_one(make_server):
+    srv = start(make_server)
+    # Does not parse at all.
+    srv.write_config(raw="[server\nport = \n")
+    hup(srv, r"reload refused, the running configuration stays: .*syntax "
+             r"error")
+    assert categories(srv, TOKEN_A) == ["members"]
+
+    # Parses, but a module refuses its section: nothing of the file is
+    # taken, not even the parts the core accepted (the token).
+    srv.write_config({
+        "auth": {"read_token": TOKEN_B},
+        "weather": {"rule.broken": "hot | cold drinks | 15 | x"},
+    })
+    hup(srv, REFUSED)
+    assert 'module "weather": refused its new [weather] section' in srv.log()
+    assert categories(srv, TOKEN_A) == ["members"]
+    assert srv.get("/promotions", headers=auth(TOKEN_B))[0] == 401
+
+    # A value the core refuses: the same.
+    srv.write_config({"weather": {"rule.broken": None},
+                      "server": {"max_body": "12"}})
+    hup(srv, REFUSED, 2)
+    assert categories(srv, TOKEN_A) == ["members"]
+
+    # Fixed: taken.
+    srv.write_config({"server": {"max_body": None}})
+    hup(srv, RELOADED)
+    assert categories(srv, TOKEN_B) == ["members"]
+
+
+def test_port_change_needs_a_restart(make_server):
+    srv = start(make_server)
+    srv.write_config({"server": {"port": "1"}, "storage": {"max_group": 7}})
+    hup(srv, RELOADED)
+    log = srv.log()
+    assert "[server] port: changed; that needs a restart" in log
+    assert "[storage] max_group: changed; that needs a restart" in log
+    # What only a restart reads is not reported as unknown on a reload.
+    assert "unknown key" not in log, log
+    # Still on the port it was on.
+    assert categories(srv, TOKEN_A) == ["members"]
+
+
+def test_websocket_client_stays_connected(make_server):
+    srv = start(make_server)
+    url = "%s?token=%s" % (srv.ws_url, TOKEN_A)
+
+    async def go():
+        async with websockets.connect(url, ping_interval=None,
+                                      close_timeout=5) as ws:
+            srv.write_config({"analytics": {"top": 2},
+                              "server": {"ws_ping_interval_ms": 20000}})
+            await asyncio.get_running_loop().run_in_executor(
+                None, hup, srv, RELOADED)
+            await ws.send(json.dumps({"type": "getAnalytics"}))
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if msg.get("type") == "updateAnalytics":
+                    return msg
+    msg = asyncio.run(asyncio.wait_for(go(), 30))
+    assert "topProducts" in json.dumps(msg)
+
+
+def test_sigusr1_is_ignored(make_server):
+    srv = start(make_server)
+    srv.proc.send_signal(signal.SIGUSR1)
+    # A request after the signal was taken: the process is still there.
+    assert categories(srv, TOKEN_A) == ["members"]
+    assert srv.proc.poll() is None
