@@ -519,16 +519,18 @@ main(int argc, char **argv)
 	core_log_set_level(level);
 	core_log_set_format(json);
 	if (read_server_config(cfg, &http, &ws, &outmem) == -1 ||
-	    read_storage_config(cfg, &st) == -1 ||
-	    core_guard_configure(cfg, http.host) == -1)
+	    read_storage_config(cfg, &st) == -1)
 		goto out;
 	core_outmem_configure(outmem);
-	guard_host = http.host;		/* a reload gives the guard the same */
 	/* Command line, then environment, then sales.ini. */
 	if (host == NULL)
 		host = getenv("SALESD_HOST");
 	if (host != NULL && *host != '\0')
 		http.host = host;
+	/* The guard's default names and warning follow the real address. */
+	if (core_guard_configure(cfg, http.host) == -1)
+		goto out;
+	guard_host = http.host;		/* a reload gives the guard the same */
 	if (port == NULL) {
 		port = getenv("SALESD_PORT");
 		portfrom = "SALESD_PORT";
