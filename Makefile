@@ -14,6 +14,7 @@ PACKAGES = build-essential cmake pkg-config libevent-dev libsqlite3-dev \
 	python3-websockets systemd adduser
 
 BENCH_PACKAGES = wrk nginx-light
+TEST_PACKAGES  = chromium fonts-dejavu-core
 
 # libFuzzer harnesses (docs/FUZZING.md): clang and its fuzzer runtime.
 FUZZ_BUILD    ?= build-fuzz
@@ -22,7 +23,7 @@ FUZZ_SMOKE    ?= 20
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 
 .PHONY: all deps build run test test-unit test-e2e test-sanitize test-fuzz \
-	fuzz fuzz-build bench install deb clean
+	test-tools fuzz fuzz-build bench install deb clean
 
 all: build
 
@@ -43,8 +44,19 @@ build: deps
 run: build
 	./$(BUILD)/salesd -c $(CONFIG)
 
-test: build test-sanitize test-fuzz
+test: build test-tools test-sanitize test-fuzz
 	tests/run $(BUILD)
+
+# The browser and API-contract tests drive Debian's chromium and the npm
+# tools pinned by tests/package-lock.json (newman, redocly, playwright-core),
+# installed into tests/node_modules.  Node.js comes from Debian when the
+# machine has none.
+test-tools:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(TEST_PACKAGES)"
+	@command -v npm >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends nodejs npm; }
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
 
 test-sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSALES_SANITIZE=ON >/dev/null
