@@ -44,6 +44,8 @@ def parse(text):
         assert not math.isnan(value), line
         samples.append((m.group(1), labels, value))
     assert helps == set(types), helps ^ set(types)
+    for fam, t in types.items():
+        assert t != "counter" or fam.endswith("_total"), fam
     for name, labels, _ in samples:
         fam = name
         if name not in types:
@@ -54,7 +56,7 @@ def parse(text):
 
 def histograms(types, samples):
     """{(family, labels without le): [(le, count)], ...} and the counts."""
-    buckets, counts = {}, {}
+    buckets, counts, sums = {}, {}, set()
     for name, labels, v in samples:
         if name.endswith("_bucket") and types.get(name[:-7]) == "histogram":
             key = (name[:-7], tuple(sorted((k, x) for k, x in labels.items()
@@ -62,6 +64,11 @@ def histograms(types, samples):
             buckets.setdefault(key, []).append((labels["le"], v))
         elif name.endswith("_count") and types.get(name[:-6]) == "histogram":
             counts[(name[:-6], tuple(sorted(labels.items())))] = v
+        elif name.endswith("_sum") and types.get(name[:-4]) == "histogram":
+            assert v >= 0, name
+            sums.add((name[:-4], tuple(sorted(labels.items()))))
+    assert set(buckets) == set(counts) == sums, (set(buckets) ^ set(counts),
+                                                 set(counts) ^ sums)
     for key, bs in buckets.items():
         les = [float(le) for le, _ in bs]
         assert bs[-1][0] == "+Inf", key
