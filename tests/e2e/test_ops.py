@@ -291,3 +291,59 @@ def test_websocket_messages_dropped_are_the_ones_never_sent(make_server, limit):
     cut = ("salesd_websocket_slow_cuts_total" if limit == "ws_max_buffered"
            else "salesd_output_memory_cuts_total")
     assert m[(cut, ())] == 1
+
+
+def test_root_owned_database_is_a_storage_fault_until_fixed():
+    """The issue's case: the database made by root (a --check or a first
+    start as root), the service then run as its own user.  Writes are 503,
+    /health and /health/ready say so, and all heals once it is chowned."""
+    import shutil
+    from conftest import Server
+    from test_install import public_dir
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a root-owned database")
+    import pwd
+    pw = pwd.getpwnam("nobody")
+    d = public_dir()
+    srv = Server(d, ["orders"])
+    try:
+        srv.start()
+        assert srv.post("/orders", {"product_id": "a", "quantity": 1,
+                                    "price": 1})[0] == 201
+        assert srv.stop() == 0
+        os.chown(d, pw.pw_uid, pw.pw_gid)       # the directory is its own
+        assert os.stat(srv.db).st_uid == 0
+
+        def drop():
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        srv.preexec = drop
+        srv.start()
+        st, _, body = srv.post("/orders", {"product_id": "b", "quantity": 1,
+                                           "price": 1})
+        assert st == 503 and body["error"]["code"] == "storage_error", body
+        st, _, body = srv.get("/health")
+        assert st == 503 and body["status"] == "degraded"
+        assert not body["storage"]["writable"]
+        assert "writable" in body["storage"]["fault"], body
+        assert srv.get("/health/ready")[0] == 503
+        assert srv.get("/health/live")[0] == 200
+        assert srv.get("/orders")[0] == 200      # reads still served
+
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(srv.db + suffix):
+                os.chown(srv.db + suffix, pw.pw_uid, pw.pw_gid)
+        wait_for(lambda: srv.get("/health/ready")[0] == 200)
+        assert srv.post("/orders", {"product_id": "c", "quantity": 1,
+                                    "price": 1})[0] == 201
+        assert srv.get("/health")[2]["status"] == "ok"
+        log = srv.log()
+        assert log.count("is read-only for this user") == 1, log
+        assert "storage recovered after" in log
+        assert srv.stop() == 0
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
