@@ -64,6 +64,45 @@ def subst(text, old, new):
     return text.replace(old, new)
 
 
+def start_nginx(prefix, uid, gid, tmp, port, upstream, crt, key):
+    """nginx on port with the README's block; None if the port was taken."""
+    snippet = readme_nginx()
+    snippet = subst(snippet, "listen 443 ssl;",
+                    "listen 127.0.0.1:%d ssl;" % port)
+    snippet = subst(snippet, "/etc/ssl/%s.crt" % NAME, crt)
+    snippet = subst(snippet, "/etc/ssl/%s.key" % NAME, key)
+    snippet = subst(snippet, "proxy_pass http://127.0.0.1:3000;",
+                    "proxy_pass http://127.0.0.1:%d;" % upstream)
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(MAIN.format(tmp=tmp, snippet=snippet))
+    for dirpath, _, files in os.walk(tmp):
+        os.chown(dirpath, uid, gid)
+        for name in files:
+            os.chown(os.path.join(dirpath, name), uid, gid)
+    out = os.path.join(tmp, "stderr")
+    with open(out, "wb") as errlog:
+        proc = subprocess.Popen(prefix + [NGINX, "-p", tmp, "-c", conf],
+                                stdout=errlog, stderr=errlog)
+    deadline = time.time() + 20
+    while True:
+        if proc.poll() is not None:
+            with open(out) as f:
+                text = f.read()
+            if "Address already in use" in text:
+                return None
+            raise AssertionError("nginx exited: " + text)
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return proc
+        except OSError:
+            if time.time() > deadline:
+                proc.kill()
+                proc.wait()
+                raise AssertionError("nginx did not listen")
+            time.sleep(0.05)
+
+
 @pytest.fixture
 def proxied(make_server):
     """(salesd, nginx port, TLS context trusting nginx's certificate)."""
@@ -80,35 +119,15 @@ def proxied(make_server):
              "-subj", "/CN=" + NAME, "-addext", "subjectAltName=DNS:" + NAME,
              "-keyout", key, "-out", crt], capture_output=True, timeout=60)
         assert p.returncode == 0, p.stderr.decode()
-        port = free_port()
-        snippet = readme_nginx()
-        snippet = subst(snippet, "listen 443 ssl;",
-                        "listen 127.0.0.1:%d ssl;" % port)
-        snippet = subst(snippet, "/etc/ssl/%s.crt" % NAME, crt)
-        snippet = subst(snippet, "/etc/ssl/%s.key" % NAME, key)
-        snippet = subst(snippet, "proxy_pass http://127.0.0.1:3000;",
-                        "proxy_pass http://127.0.0.1:%d;" % srv.port)
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(MAIN.format(tmp=tmp, snippet=snippet))
-        for dirpath, _, files in os.walk(tmp):
-            os.chown(dirpath, uid, gid)
-            for name in files:
-                os.chown(os.path.join(dirpath, name), uid, gid)
-        errlog = open(os.path.join(tmp, "stderr"), "wb")
-        proc = subprocess.Popen(prefix + [NGINX, "-p", tmp, "-c", conf],
-                                stdout=errlog, stderr=errlog)
-        deadline = time.time() + 20
-        while True:
-            if proc.poll() is not None:
-                with open(os.path.join(tmp, "stderr")) as f:
-                    raise AssertionError("nginx exited: " + f.read())
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
+        # A free port may be taken before nginx binds it: try another.
+        for _ in range(3):
+            port = free_port()
+            proc = start_nginx(prefix, uid, gid, tmp, port, srv.port, crt,
+                               key)
+            if proc is not None:
                 break
-            except OSError:
-                assert time.time() < deadline, "nginx did not listen"
-                time.sleep(0.05)
+        else:
+            raise AssertionError("nginx found no free port")
         ctx = ssl.create_default_context(cafile=crt)
         yield srv, port, ctx
     finally:
