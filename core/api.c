@@ -137,6 +137,13 @@ api_metric_gauge(struct sales_module *self, const char *name, const char *help)
 	return core_metric_new(core_module_name(self), name, help, 1);
 }
 
+static int
+api_httpc_call(struct sales_module *self,
+    const struct sales_httpc_request *req, sales_httpc_cb cb, void *arg)
+{
+	return core_httpc_call(core_module_name(self), req, cb, arg);
+}
+
 const struct sales_core core_api = {
 	.size = sizeof(struct sales_core),
 	.version = CORE_VERSION,
@@ -197,4 +204,5 @@ const struct sales_core core_api = {
 	.mono_ms = core_mono_ms,
 	.buf_time = core_buf_time,
 	.config_url = api_config_url,
+	.httpc_call = api_httpc_call,
 };

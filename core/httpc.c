@@ -27,6 +27,27 @@
 
 #define HTTPC_TIMEOUT_MS	10000
 #define HTTPC_MAX_RESPONSE	(1 << 20)
+#define HTTPC_OWNERS		64	/* modules told apart in /metrics */
+
+/* How a call ended, for salesd_upstream_duration_seconds. */
+enum httpc_outcome {
+	HTTPC_OK,		/* a 2xx response */
+	HTTPC_HTTP_ERROR,	/* any other status */
+	HTTPC_TIMEOUT,
+	HTTPC_TOO_LARGE,
+	HTTPC_ERROR,		/* no response: DNS, connect, TLS, transfer */
+	HTTPC_NOUTCOMES
+};
+
+static const char *const outcome_names[HTTPC_NOUTCOMES] = {
+	"ok", "http_error", "timeout", "too_large", "error"
+};
+
+/* Who made calls: a module's name, or "unknown" (httpc_request). */
+struct httpc_owner {
+	char		 name[72];
+	struct core_hist took[HTTPC_NOUTCOMES];
+};
 
 struct httpc_req {
 	struct httpc_req	*prev;
@@ -41,6 +62,7 @@ struct httpc_req {
 	size_t			 max;
 	int			 too_large;
 	int64_t			 started;	/* monotonic ms */
+	size_t			 owner;		/* in owners */
 	char			 errbuf[CURL_ERROR_SIZE];
 };
 
@@ -57,8 +79,8 @@ static int			 running;	/* init done, not shut down */
 static uint64_t			 nrequests;
 static uint64_t			 nfailures;
 static uint64_t			 latency_ms;	/* sum over finished requests */
-/* Durations by outcome: 0 a response came (any status), 1 none. */
-static struct core_hist		 took_hist[2];
+static struct httpc_owner	 owners[HTTPC_OWNERS + 1];
+static size_t			 nowners;
 
 static void	check_done(void);
 
@@ -84,6 +106,42 @@ req_free(struct httpc_req *r)
 	free(r);
 }
 
+/*
+ * The slot of a caller's name; past HTTPC_OWNERS names the last slot is
+ * "other".  Names are module names ([a-z0-9_]): no label escaping.
+ */
+static size_t
+owner_slot(const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		name = "unknown";
+	for (i = 0; i < nowners; i++)
+		if (strcmp(owners[i].name, name) == 0)
+			return i;
+	if (nowners == HTTPC_OWNERS) {
+		snprintf(owners[HTTPC_OWNERS].name, sizeof(owners[0].name),
+		    "other");
+		return HTTPC_OWNERS;
+	}
+	snprintf(owners[nowners].name, sizeof(owners[0].name), "%s", name);
+	return nowners++;
+}
+
+static enum httpc_outcome
+outcome(long status, const char *err)
+{
+	if (err == NULL)
+		return status >= 200 && status <= 299 ? HTTPC_OK :
+		    HTTPC_HTTP_ERROR;
+	if (strcmp(err, "timeout") == 0)
+		return HTTPC_TIMEOUT;
+	if (strcmp(err, "response too large") == 0)
+		return HTTPC_TOO_LARGE;
+	return HTTPC_ERROR;
+}
+
 /* Calls the callback once, then frees the request. */
 static void
 req_finish(struct httpc_req *r, long status, const char *err)
@@ -97,8 +155,8 @@ req_finish(struct httpc_req *r, long status, const char *err)
 	if (took < 0)
 		took = 0;
 	latency_ms += (uint64_t)took;
-	core_hist_observe(&took_hist[err != NULL], core_hist_seconds,
-	    core_hist_nseconds, (double)took / 1000);
+	core_hist_observe(&owners[r->owner].took[outcome(status, err)],
+	    core_hist_seconds, core_hist_nseconds, (double)took / 1000);
 	if (err != NULL)
 		nfailures++;
 	/*
@@ -352,6 +410,30 @@ core_httpc_shutdown(void)
 	curl_global_cleanup();
 }
 
+/*
+ * A URL as logs may show it: no user information, query or fragment,
+ * where API keys travel (OpenWeather's appid).
+ */
+static const char *
+url_for_log(const char *url, char *out, size_t outlen)
+{
+	const char *sep, *host, *end, *p;
+	int scheme;
+
+	sep = strstr(url, "://");
+	host = sep != NULL ? sep + 3 : url;
+	scheme = (int)(host - url);
+	/* The authority ends at the first '/'; its user part at the last '@'. */
+	end = host + strcspn(host, "/");
+	for (p = host; p < end; p++)
+		if (*p == '@')
+			host = p + 1;
+	end = host + strcspn(host, "?#");
+	snprintf(out, outlen, "%.*s%.*s", scheme, url, (int)(end - host),
+	    host);
+	return out;
+}
+
 /* A header line must not smuggle in another one. */
 static int
 header_ok(const char *h)
@@ -364,15 +446,24 @@ int
 core_httpc_request(const struct sales_httpc_request *req, sales_httpc_cb cb,
     void *arg)
 {
+	return core_httpc_call(NULL, req, cb, arg);
+}
+
+int
+core_httpc_call(const char *owner, const struct sales_httpc_request *req,
+    sales_httpc_cb cb, void *arg)
+{
 	struct httpc_req *r;
 	struct curl_slist *nl;
 	const char *method;
+	char logurl[256];
 	size_t i;
 	long timeout;
 	int post;
 
 	if (!running || req == NULL || req->url == NULL)
 		return -1;
+	url_for_log(req->url, logurl, sizeof(logurl));
 	method = req->method != NULL ? req->method : "GET";
 	if (strcmp(method, "GET") == 0)
 		post = 0;
@@ -381,7 +472,7 @@ core_httpc_request(const struct sales_httpc_request *req, sales_httpc_cb cb,
 	else {
 		core_log("httpc", SALES_LOG_ERROR,
 		    "request \"%s\": method \"%s\" is not supported",
-		    req->url, method);
+		    logurl, method);
 		return -1;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL)
@@ -393,7 +484,7 @@ core_httpc_request(const struct sales_httpc_request *req, sales_httpc_cb cb,
 	for (i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
 		if (!header_ok(req->headers[i])) {
 			core_log("httpc", SALES_LOG_ERROR,
-			    "request \"%s\": bad header line", req->url);
+			    "request \"%s\": bad header line", logurl);
 			goto fail;
 		}
 		if ((nl = curl_slist_append(r->headers, req->headers[i])) ==
@@ -429,7 +520,7 @@ core_httpc_request(const struct sales_httpc_request *req, sales_httpc_cb cb,
 	    (r->headers != NULL && curl_easy_setopt(r->easy,
 	    CURLOPT_HTTPHEADER, r->headers) != CURLE_OK)) {
 		core_log("httpc", SALES_LOG_ERROR,
-		    "request \"%s\": bad options", req->url);
+		    "request \"%s\": bad options", logurl);
 		goto fail;
 	}
 	if (post && (curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -437,10 +528,11 @@ core_httpc_request(const struct sales_httpc_request *req, sales_httpc_cb cb,
 	    curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS,
 	    req->body ? req->body : "") != CURLE_OK)) {
 		core_log("httpc", SALES_LOG_ERROR,
-		    "request \"%s\": cannot copy the body", req->url);
+		    "request \"%s\": cannot copy the body", logurl);
 		goto fail;
 	}
 	r->started = core_mono_ms();
+	r->owner = owner_slot(owner);
 	if (curl_multi_add_handle(multi, r->easy) != CURLM_OK)
 		goto fail;
 	r->next = inflight;
@@ -466,23 +558,30 @@ core_httpc_failures(void)
 	return nfailures;
 }
 
-/*
- * The client does not know which module asked (the SDK request carries
- * no owner), so the series are by outcome only.
- */
+/* Every outcome of every caller so far, zeros included. */
 void
 core_httpc_metrics(struct sales_buf *b)
 {
-	core_buf_printf(b, "# HELP salesd_upstream_request_duration_seconds "
-	    "upstream HTTP request durations, by outcome (response: any "
-	    "status came back; failure: none did)\n"
-	    "# TYPE salesd_upstream_request_duration_seconds histogram\n");
-	core_hist_render(b, "salesd_upstream_request_duration_seconds",
-	    "outcome=\"response\"", core_hist_seconds, core_hist_nseconds,
-	    &took_hist[0]);
-	core_hist_render(b, "salesd_upstream_request_duration_seconds",
-	    "outcome=\"failure\"", core_hist_seconds, core_hist_nseconds,
-	    &took_hist[1]);
+	char labels[128];
+	size_t i, k;
+
+	core_buf_printf(b, "# HELP salesd_upstream_duration_seconds "
+	    "upstream HTTP call durations, by calling module and outcome\n"
+	    "# TYPE salesd_upstream_duration_seconds histogram\n");
+	for (i = 0; i <= HTTPC_OWNERS; i++) {
+		/* The "other" slot once it is in use. */
+		if (i >= nowners && (i < HTTPC_OWNERS ||
+		    owners[i].name[0] == '\0'))
+			continue;
+		for (k = 0; k < HTTPC_NOUTCOMES; k++) {
+			snprintf(labels, sizeof(labels), "module=\"%s\","
+			    "outcome=\"%s\"", owners[i].name,
+			    outcome_names[k]);
+			core_hist_render(b, "salesd_upstream_duration_seconds",
+			    labels, core_hist_seconds, core_hist_nseconds,
+			    &owners[i].took[k]);
+		}
+	}
 }
 
 uint64_t

@@ -2,7 +2,8 @@
  * metrics.c - the registry behind GET /metrics.  Modules register
  * counters and gauges at init; the core renders them with its own
  * figures (core/ops.c).  Loop thread only.  Also the histogram helper
- * the core's own histograms share.
+ * the core's own histograms share, and the WebSocket message counters,
+ * kept here so that core/ws.c only says what happened to a message.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,24 @@ struct sales_metric {
 
 static struct sales_metric	**metrics;
 static size_t			  nmetrics;
+
+/*
+ * Index 0 is "other", then the core's own types (shown from the start),
+ * then the modules' in order of first use.
+ */
+struct ws_type {
+	char		name[65];
+	uint64_t	sent;
+	uint64_t	dropped;
+};
+
+static struct ws_type	ws_types[CORE_WS_TYPES + 1] = {
+	{ "other", 0, 0 }, { "subscribed", 0, 0 }, { "error", 0, 0 },
+	{ "newOrders", 0, 0 }
+};
+static size_t		nws_types = 4;
+
+static void	ws_render(struct sales_buf *);
 
 struct sales_metric *
 core_metric_new(const char *owner, const char *name, const char *help,
@@ -78,6 +97,7 @@ core_metrics_render(struct sales_buf *b)
 {
 	size_t i;
 
+	ws_render(b);
 	for (i = 0; i < nmetrics; i++)
 		core_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n",
 		    metrics[i]->name, metrics[i]->help, metrics[i]->name,
@@ -151,4 +171,73 @@ core_hist_render(struct sales_buf *b, const char *name, const char *labels,
 	else
 		core_buf_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, h->sum,
 		    name, (unsigned long long)h->count);
+}
+
+int
+core_metrics_ws_type(const char *type)
+{
+	size_t i, len = strlen(type);
+
+	for (i = 1; i < nws_types; i++)
+		if (strcmp(ws_types[i].name, type) == 0)
+			return (int)i;
+	/* Types are the modules' words, not the clients': few and fixed. */
+	if (nws_types > CORE_WS_TYPES || len >= sizeof(ws_types[0].name))
+		return 0;
+	memcpy(ws_types[nws_types].name, type, len + 1);
+	return (int)nws_types++;
+}
+
+void
+core_metrics_ws_sent(int type)
+{
+	if (type >= 0 && (size_t)type < nws_types)
+		ws_types[type].sent++;
+}
+
+void
+core_metrics_ws_dropped(int type, uint64_t n)
+{
+	if (type >= 0 && (size_t)type < nws_types)
+		ws_types[type].dropped += n;
+}
+
+/* A label value: \\, \" and the newline escaped, as the format wants. */
+static void
+label_value(struct sales_buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			core_buf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			core_buf_printf(b, "\\n");
+		else
+			core_buf_append(b, s, 1);
+	}
+}
+
+static void
+ws_render(struct sales_buf *b)
+{
+	static const char *const what[2][2] = {
+		{ "sent", "messages written whole to a client's socket, by "
+		    "type (one per client for a broadcast)" },
+		{ "dropped", "messages for a client that never reached it: "
+		    "over ws_max_buffered, cut by max_output_memory, or queued "
+		    "when the connection ended" }
+	};
+	size_t i, k;
+
+	for (k = 0; k < 2; k++) {
+		core_buf_printf(b, "# HELP salesd_websocket_messages_%s_total "
+		    "%s\n# TYPE salesd_websocket_messages_%s_total counter\n",
+		    what[k][0], what[k][1], what[k][0]);
+		for (i = 0; i < nws_types; i++) {
+			core_buf_printf(b, "salesd_websocket_messages_%s_total"
+			    "{type=\"", what[k][0]);
+			label_value(b, ws_types[i].name);
+			core_buf_printf(b, "\"} %llu\n", (unsigned long long)
+			    (k ? ws_types[i].dropped : ws_types[i].sent));
+		}
+	}
 }

@@ -50,4 +50,17 @@ void	core_hist_render(struct sales_buf *b, const char *name,
 	    const char *labels, const double *bounds, size_t nbounds,
 	    const struct core_hist *h);
 
+/*
+ * WebSocket messages by type, counted by core/ws.c on the loop thread:
+ * sent when a message's frame leaves a client's queue written whole,
+ * dropped when it leaves unwritten (README, "Metrics").  A type gets its
+ * index on first use; past CORE_WS_TYPES types, or past 64 bytes, they
+ * share "other".
+ */
+#define CORE_WS_TYPES	64
+
+int	core_metrics_ws_type(const char *type);
+void	core_metrics_ws_sent(int type);
+void	core_metrics_ws_dropped(int type, uint64_t n);
+
 #endif /* CORE_METRICS_H */

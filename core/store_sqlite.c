@@ -63,6 +63,7 @@ struct sq_conn {
 	struct sq_file		 wal;		/* its -wal */
 	char			 shm[PATH_MAX];	/* its -shm */
 	int			 check;		/* --check's in-memory copy */
+	int			 writer;	/* the writer, on the real file */
 };
 
 static uint64_t
@@ -514,6 +515,18 @@ sq_check(void *conn, char *err, size_t errlen)
 		else if (sq_file_check(&c->wal, err, errlen) == -1)
 			return -1;
 	}
+	/*
+	 * SQLite opens a file this user cannot write read-only, without a
+	 * word (made by root, say): every write would fail as if the unit
+	 * were at fault, while /health said all is well.
+	 */
+	if (c->writer && sqlite3_db_readonly(c->db, "main") == 1) {
+		snprintf(err, errlen, "database \"%s\" is read-only for this "
+		    "user (uid %d): make the file, its -wal and -shm and their "
+		    "directory writable by the user salesd runs as (chown); "
+		    "writes resume by themselves", c->main.path, (int)geteuid());
+		return -1;
+	}
 	if (access(c->shm, W_OK) == -1 && errno != ENOENT) {
 		snprintf(err, errlen, "database shared-memory file \"%s\" is "
 		    "not writable (%s): SQLite would crash the server writing "
@@ -522,6 +535,43 @@ sq_check(void *conn, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Writer thread: the database that was opened read-only is writable
+ * now; a connection stays as it was opened, so open it again, keeping
+ * the old one when the new one is no better.
+ */
+static void
+sq_reopen(struct sq_conn *c)
+{
+	struct sq_cached *e, *next;
+	sqlite3 *db = NULL;
+	size_t i;
+
+	if (sqlite3_open_v2(c->main.path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_db_readonly(db, "main") != 0 ||
+	    sqlite3_exec(db, "PRAGMA synchronous=FULL; PRAGMA "
+	    "foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, SQ_BUSY_MS);
+	for (i = 0; i < SQ_BUCKETS; i++) {
+		for (e = c->bucket[i]; e != NULL; e = next) {
+			next = e->next;
+			sqlite3_finalize(e->stmt);
+			free(e);
+		}
+		c->bucket[i] = NULL;
+	}
+	c->ncached = 0;
+	sqlite3_close_v2(c->db);
+	c->db = db;
+	core_log("store", SALES_LOG_INFO, "database \"%s\" opened again: "
+	    "it is writable now", c->main.path);
 }
 
 /*
@@ -539,6 +589,9 @@ sq_probe(void *conn, char *err, size_t errlen)
 	char sql[64];
 	int rc, v = 0;
 
+	if (c->writer && sqlite3_db_readonly(c->db, "main") == 1 &&
+	    access(c->main.path, W_OK) == 0)
+		sq_reopen(c);
 	if (sq_check(c, err, errlen) == -1)
 		return -1;
 	if (sq_simple(c, "BEGIN IMMEDIATE", err, errlen) == -1)
@@ -604,6 +657,7 @@ sq_open(const struct core_store_config *cfg, int writer, char *err,
 		goto fail;
 	}
 	c->check = cfg->check;
+	c->writer = writer && !cfg->check;
 	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open database \"%s\": %s", path,

@@ -64,6 +64,7 @@
 #include "core.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "outmem.h"
 #include "ws.h"
 
@@ -92,6 +93,7 @@ enum ws_state {
 struct ws_frame {
 	size_t		 refs;
 	size_t		 fanout;	/* clients it was queued to */
+	int		 mtype;		/* metrics type; -1: not a message */
 	size_t		 len;
 	unsigned char	 data[];
 };
@@ -132,6 +134,7 @@ struct ws_client {
 	struct sales_buf	 stage;		/* wslay's frames being sent */
 	long			 batch_ms;	/* newOrder batched; 0: not */
 	struct sales_buf	 batch;		/* orders not yet sent, by "," */
+	size_t			 batch_n;	/* orders in it */
 	struct event		*btimer;	/* sends the batch */
 	struct core_outmem	 om;
 };
@@ -330,6 +333,7 @@ ws_frame_raw(const void *data, size_t len)
 		return NULL;
 	f->refs = 0;
 	f->fanout = 1;
+	f->mtype = -1;
 	f->len = len;
 	memcpy(f->data, data, len);
 	return f;
@@ -346,6 +350,7 @@ ws_frame_new(int opcode, const void *payload, size_t len)
 		return NULL;
 	f->refs = 0;
 	f->fanout = 1;
+	f->mtype = -1;
 	f->data[0] = 0x80 | opcode;
 	if (len < 126) {
 		f->data[1] = (unsigned char)len;
@@ -439,8 +444,14 @@ ws_push(struct ws_client *c, struct ws_frame *f)
 	return 0;
 }
 
+/*
+ * Takes the head off the queue.  Messages are counted here, where the
+ * loop thread does its bookkeeping, never where the bytes are written:
+ * ws_pop() for a frame that went out whole, ws_discard() for one that
+ * will not.
+ */
 static void
-ws_pop(struct ws_client *c)
+ws_unqueue(struct ws_client *c)
 {
 	struct ws_out *o = STAILQ_FIRST(&c->outq);
 
@@ -452,6 +463,31 @@ ws_pop(struct ws_client *c)
 	free(o);
 }
 
+static void
+ws_pop(struct ws_client *c)
+{
+	core_metrics_ws_sent(STAILQ_FIRST(&c->outq)->frame->mtype);
+	ws_unqueue(c);
+}
+
+static void
+ws_discard(struct ws_client *c)
+{
+	core_metrics_ws_dropped(STAILQ_FIRST(&c->outq)->frame->mtype, 1);
+	ws_unqueue(c);
+}
+
+/* Batched orders that will not go out count as newOrder messages. */
+static void
+ws_batch_discard(struct ws_client *c)
+{
+	if (c->batch_n > 0)
+		core_metrics_ws_dropped(core_metrics_ws_type("newOrder"),
+		    c->batch_n);
+	c->batch_n = 0;
+	core_buf_free(&c->batch);
+}
+
 /* Drops the queue but a frame partly sent: the stream stays framed. */
 static void
 ws_drop(struct ws_client *c)
@@ -461,14 +497,14 @@ ws_drop(struct ws_client *c)
 
 	c->held -= c->batch.cap;
 	c->mem -= c->batch.cap;
-	core_buf_free(&c->batch);
+	ws_batch_discard(c);
 
 	if ((head = STAILQ_FIRST(&c->outq)) != NULL && off > 0)
 		STAILQ_REMOVE_HEAD(&c->outq, entry);
 	else
 		head = NULL;
 	while (!STAILQ_EMPTY(&c->outq))
-		ws_pop(c);
+		ws_discard(c);
 	if (head != NULL) {
 		STAILQ_INSERT_HEAD(&c->outq, head, entry);
 		c->off = off;
@@ -570,10 +606,10 @@ ws_free(struct ws_client *c)
 	if (c->ctx != NULL)
 		wslay_event_context_free(c->ctx);
 	while (!STAILQ_EMPTY(&c->outq))
-		ws_pop(c);
+		ws_discard(c);
 	core_outmem_del(&c->om);
 	core_buf_free(&c->stage);
-	core_buf_free(&c->batch);
+	ws_batch_discard(c);
 	if (c->btimer != NULL)
 		event_free(c->btimer);
 	ws_subs_free(c);
@@ -768,12 +804,16 @@ ws_queue_frame(struct ws_client *c, struct ws_frame *f)
 	if (c->batch.len > 0 && ws_batch_flush(c) == -1)
 		return -1;
 	if (c->held + ws_cost(f) > config.max_buffered) {
+		core_metrics_ws_dropped(f->mtype, 1);
 		ws_too_slow(c, ws_cost(f));
 		return -1;
 	}
 	/* wslay's frames (a pong) queued before this one go first. */
-	if (ws_wslay(c) != 0 || ws_push(c, f) == -1)
+	if (ws_wslay(c) != 0 || ws_push(c, f) == -1) {
+		core_metrics_ws_dropped(f->mtype, 1);
 		return -1;
+	}
+	/* Cut by the budget here, its queue was dropped and counted. */
 	return core_outmem_set(&c->om, c->mem);
 }
 
@@ -798,12 +838,15 @@ ws_batch_flush(struct ws_client *c)
 	core_buf_free(&b);
 	c->held -= c->batch.cap;
 	c->mem -= c->batch.cap;
-	core_buf_free(&c->batch);
+	if (f != NULL)
+		c->batch_n = 0;		/* one newOrders message now */
+	ws_batch_discard(c);
 	/* The next batch gets its own batchMs, not what is left of this one. */
 	evtimer_del(c->btimer);
 	if (f == NULL)
 		return -1;
 	f->refs = 1;
+	f->mtype = core_metrics_ws_type("newOrders");
 	rv = ws_queue_frame(c, f);
 	ws_frame_unref(f);
 	return rv;
@@ -832,11 +875,13 @@ ws_batch_add(struct ws_client *c, const char *data, size_t len)
 	size_t cap = c->batch.cap, was = c->batch.len;
 
 	if (c->held + len + 1 > config.max_buffered) {
+		core_metrics_ws_dropped(core_metrics_ws_type("newOrder"), 1);
 		ws_too_slow(c, len + 1);
 		return -1;
 	}
 	if ((was > 0 && core_buf_append(&c->batch, ",", 1) == -1) ||
 	    core_buf_append(&c->batch, data, len) == -1) {
+		core_metrics_ws_dropped(core_metrics_ws_type("newOrder"), 1);
 		/* No stray comma: the batch stays a valid list. */
 		c->batch.len = was;
 		if (c->batch.data != NULL)
@@ -847,6 +892,7 @@ ws_batch_add(struct ws_client *c, const char *data, size_t len)
 	}
 	c->held += c->batch.cap - cap;
 	c->mem += c->batch.cap - cap;
+	c->batch_n++;
 	if (!evtimer_pending(c->btimer, NULL)) {
 		tv.tv_sec = c->batch_ms / 1000;
 		tv.tv_usec = (c->batch_ms % 1000) * 1000;
@@ -855,18 +901,21 @@ ws_batch_add(struct ws_client *c, const char *data, size_t len)
 	return core_outmem_set(&c->om, c->mem);
 }
 
-/* Queues one text message to one client. */
+/* Queues one text message of the given type to one client. */
 static int
-ws_queue(struct ws_client *c, const char *msg, size_t len)
+ws_queue(struct ws_client *c, const char *type, const char *msg, size_t len)
 {
 	struct ws_frame *f;
 	int rv;
 
 	if (c->state != WS_OPEN || c->id == 0)
 		return -1;
-	if ((f = ws_frame_new(WSLAY_TEXT_FRAME, msg, len)) == NULL)
+	if ((f = ws_frame_new(WSLAY_TEXT_FRAME, msg, len)) == NULL) {
+		core_metrics_ws_dropped(core_metrics_ws_type(type), 1);
 		return -1;
+	}
 	f->refs = 1;
+	f->mtype = core_metrics_ws_type(type);
 	rv = ws_queue_frame(c, f);
 	ws_frame_unref(f);
 	return rv;
@@ -902,7 +951,7 @@ ws_error(struct ws_client *c, const char *code, const char *message)
 	    core_buf_json_string(&b, message, strlen(message)) == -1 ||
 	    core_buf_printf(&b, "}}") == -1)
 		goto fail;
-	rv = ws_queue(c, b.data, b.len);
+	rv = ws_queue(c, "error", b.data, b.len);
  fail:
 	core_buf_free(&b);
 	return rv;
@@ -1000,7 +1049,7 @@ ws_subscribe(struct ws_client *c, struct sales_json *j)
 		subs = NULL;
 		nsubs = 0;
 	}
-	ws_queue(c, reply.data, reply.len);
+	ws_queue(c, "subscribed", reply.data, reply.len);
 	goto done;
  nomem:
 	ws_error(c, "no_memory", "out of memory");
@@ -1456,7 +1505,7 @@ core_ws_send(uint64_t client, const char *type, const char *data,
 	    c->state != WS_OPEN)
 		return -1;
 	if (ws_envelope(&b, type, data, len) == 0)
-		rv = ws_queue(c, b.data, b.len);
+		rv = ws_queue(c, type, b.data, b.len);
 	core_buf_free(&b);
 	return rv;
 }
@@ -1477,6 +1526,7 @@ core_ws_broadcast(const char *type, const char *data, size_t len)
 		goto fail;
 	f->refs = 1;
 	f->fanout = 0;
+	f->mtype = core_metrics_ws_type(type);
 	TAILQ_FOREACH(c, &clients, entry)
 		if (c->state == WS_OPEN && ws_wants(c, type))
 			f->fanout++;

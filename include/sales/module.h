@@ -40,7 +40,7 @@
 #include <sales/json.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		3
+#define SALES_ABI_MINOR		4
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -202,6 +202,16 @@ struct sales_core {
 	 */
 	int	(*config_url)(struct sales_module *self, const char *key,
 		    const char *def, const char **out);
+
+	/* ABI 1.4 */
+	/*
+	 * httpc_request made by self: /metrics shows the call's duration
+	 * under the module's name (salesd_upstream_duration_seconds), where
+	 * httpc_request's calls are "unknown".  Use it over httpc_request.
+	 */
+	int	(*httpc_call)(struct sales_module *self,
+		    const struct sales_httpc_request *req, sales_httpc_cb cb,
+		    void *arg);
 };
 
 /*

@@ -572,7 +572,7 @@ ai_call(void)
 	st.in_flight = 1;
 	core->metric_add(m_calls, 1);
 	if (url.data == NULL || body.data == NULL ||
-	    core->httpc_request(&r, ai_answered, NULL) == -1) {
+	    core->httpc_call(self, &r, ai_answered, NULL) == -1) {
 		st.in_flight = 0;
 		ai_fallback_answer("openai error: request could not start", 1);
 	}

@@ -297,7 +297,8 @@ SALES_MODULE_INIT(c, m)
 /*
  * top and broadcast_interval_ms change live; window_ms shapes the state
  * rebuilt at start-up, so a new one waits for a restart.  A pending
- * broadcast keeps the delay it was armed with.
+ * broadcast is armed again by the new interval: lowering an hour to
+ * 100 ms must not wait out the hour.
  */
 SALES_MODULE_RELOAD(m, step)
 {
@@ -312,6 +313,12 @@ SALES_MODULE_RELOAD(m, step)
 		return 0;
 	case SALES_RELOAD_COMMIT:
 		top_default = new_top;
+		if (new_interval != interval_ms && timer != NULL) {
+			an_core->timer_del(timer);
+			timer = NULL;
+			interval_ms = new_interval;
+			schedule();
+		}
 		interval_ms = new_interval;
 		if (new_window != window_ms)
 			an_core->log(self, SALES_LOG_WARN, "\"window_ms\": "

@@ -424,7 +424,7 @@ weather_attempt(void)
 	r.max_response = 256 * 1024;
 	core->metric_add(m_calls, 1);
 	if (url.data == NULL ||
-	    core->httpc_request(&r, weather_fetched, NULL) == -1)
+	    core->httpc_call(self, &r, weather_fetched, NULL) == -1)
 		weather_failed("request could not start", 1);
 	core->buf_free(&url);
 }

@@ -38,7 +38,7 @@ def test_check_module_without_magic(tmp_path):
 
 def test_check_abi_mismatch_and_failing_init(tmp_path):
     rc, out = run_check(tmp_path / "a", ["badabi"])
-    assert rc != 0 and 'module "badabi": ABI mismatch (server 1.3, module 99.0)' in out
+    assert rc != 0 and 'module "badabi": ABI mismatch (server 1.4, module 99.0)' in out
     rc, out = run_check(tmp_path / "b", ["failinit"])
     assert rc != 0 and 'module "failinit": init failed' in out
 

@@ -134,3 +134,69 @@ def test_sigusr1_is_ignored(make_server):
     # A request after the signal was taken: the process is still there.
     assert categories(srv, TOKEN_A) == ["members"]
     assert srv.proc.poll() is None
+
+
+def test_reload_applies_keys_models_limits_and_interval(make_server):
+    """What the issue lists as live, each seen in effect after the reload:
+    upstream API keys and the AI model (the next call carries them), a
+    limit (max_body) and the analytics broadcast interval."""
+    from fakes import FakeUpstream, chat_body, openweather_body
+    ow, ai = FakeUpstream(), FakeUpstream()
+    try:
+        ow.set(body=openweather_body(20, "Clear", "Paris"))
+        ai.set(body=chat_body({"recommendations": [], "summary": "ok"}))
+        srv = make_server(MODULES, {
+            "analytics": {"broadcast_interval_ms": 3600000},
+            "weather": {"api_key": "wk-one-0123456789", "city": "Paris",
+                        "base_url": ow.url, "retries": 0},
+            "ai_recommend": {"api_key": "ak-one-0123456789",
+                             "model": "model-one", "base_url": ai.url},
+        })
+        # 2 KB of JSON, most of it white space.
+        big = json.dumps({"product_id": "b", "quantity": 1,
+                          "price": 1}) + " " * 2000
+
+        async def go():
+            async with websockets.connect(srv.ws_url, ping_interval=None,
+                                          close_timeout=5) as ws:
+                async def until(pred):
+                    while True:
+                        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                        if pred(m):
+                            return m
+                loop = asyncio.get_running_loop()
+
+                def post(body):
+                    return srv.post("/orders", body)[0]
+                # Its update waits for the hour since the one at start-up.
+                assert await loop.run_in_executor(None, post, big) == 201
+                await until(lambda m: m["type"] == "newOrder")
+                srv.write_config({
+                    "server": {"max_body": 1024},
+                    "analytics": {"broadcast_interval_ms": 0},
+                    "weather": {"api_key": "wk-two-0123456789"},
+                    "ai_recommend": {"api_key": "ak-two-0123456789",
+                                     "model": "model-two"},
+                })
+                await loop.run_in_executor(None, hup, srv, RELOADED)
+                assert await loop.run_in_executor(None, post, big) == 413
+                assert await loop.run_in_executor(
+                    None, post, {"product_id": "s", "quantity": 1,
+                                 "price": 1}) == 201
+                # The pending update went at once, re-armed by the new
+                # interval, and so does the next one.
+                await until(lambda m: m["type"] == "updateAnalytics" and
+                            m["data"]["totalOrders"] == 2)
+        asyncio.run(asyncio.wait_for(go(), 60))
+
+        assert srv.get("/promotions")[0] == 200
+        assert ow.recorded()[-1].query["appid"] == "wk-two-0123456789"
+        assert srv.get("/recommendations")[0] == 200
+        last = ai.recorded()[-1]
+        assert last.headers["authorization"] == "Bearer ak-two-0123456789"
+        assert last.json()["model"] == "model-two"
+        for key in ("wk-one", "wk-two", "ak-one", "ak-two"):
+            assert key not in srv.log()
+    finally:
+        ow.stop()
+        ai.stop()

@@ -3,8 +3,8 @@
  * on 127.0.0.1 (port 0) in the same loop.  GET and POST round trips with
  * headers, a non-200 status passed through, connection refused, a
  * timeout on a handler that never answers, oversized responses (with and
- * without Content-Length), bad requests refused, and shutdown failing
- * what is in flight.  Every callback must run exactly once.
+ * without Content-Length), bad requests refused, shutdown failing
+ * what is in flight, and the duration histograms by caller and outcome.  Every callback must run exactly once.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
+#include "buf.h"
 #include "core.h"
 #include "httpc.h"
 
@@ -456,6 +457,58 @@ test_shutdown(void **state)
 	free(b.body);
 }
 
+static int
+has(const struct sales_buf *b, const char *line)
+{
+	return b->data != NULL && strstr(b->data, line) != NULL;
+}
+
+/* Durations by caller and outcome; calls without a caller are "unknown". */
+static void
+test_metrics_by_owner(void **state)
+{
+	struct outcome o, p, q, r;
+	struct sales_httpc_request ok = { 0 }, st = { 0 }, hang = { 0 };
+	struct sales_buf b = { 0 };
+	char u[128], v[128], w[128];
+
+	(void)state;
+	url(u, sizeof(u), "/get");
+	url(v, sizeof(v), "/status");
+	url(w, sizeof(w), "/hang");
+	ok.url = u;
+	st.url = v;
+	hang.url = w;
+	hang.timeout_ms = 100;
+	expect(&o);
+	expect(&p);
+	expect(&q);
+	expect(&r);
+	assert_int_equal(core_httpc_call("unit_mod", &ok, on_done, &o), 0);
+	assert_int_equal(core_httpc_call("unit_mod", &st, on_done, &p), 0);
+	assert_int_equal(core_httpc_call("unit_mod", &hang, on_done, &q), 0);
+	assert_int_equal(core_httpc_request(&ok, on_done, &r), 0);
+	run();
+	core_httpc_metrics(&b);
+	assert_true(has(&b, "# TYPE salesd_upstream_duration_seconds "
+	    "histogram\n"));
+	assert_true(has(&b, "\nsalesd_upstream_duration_seconds_count{"
+	    "module=\"unit_mod\",outcome=\"ok\"} 1\n"));
+	assert_true(has(&b, "\nsalesd_upstream_duration_seconds_count{"
+	    "module=\"unit_mod\",outcome=\"http_error\"} 1\n"));
+	assert_true(has(&b, "\nsalesd_upstream_duration_seconds_count{"
+	    "module=\"unit_mod\",outcome=\"timeout\"} 1\n"));
+	assert_true(has(&b, "\nsalesd_upstream_duration_seconds_count{"
+	    "module=\"unit_mod\",outcome=\"error\"} 0\n"));
+	assert_true(has(&b, "\nsalesd_upstream_duration_seconds_bucket{"
+	    "module=\"unknown\",outcome=\"ok\",le=\"+Inf\"} "));
+	core_buf_free(&b);
+	free(o.body);
+	free(p.body);
+	free(q.body);
+	free(r.body);
+}
+
 int
 main(void)
 {
@@ -470,6 +523,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_by_owner, setup,
 		    teardown),
 	};
 
