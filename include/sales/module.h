@@ -40,7 +40,7 @@
 #include <sales/json.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		3
+#define SALES_ABI_MINOR		4
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -202,6 +202,16 @@ struct sales_core {
 	 */
 	int	(*config_url)(struct sales_module *self, const char *key,
 		    const char *def, const char **out);
+
+	/* ABI 1.4 */
+	/*
+	 * Init only: declares a message type this module sends to
+	 * WebSocket clients (ws_send, ws_broadcast), so that a client may
+	 * subscribe to it; a "subscribe" naming a type nobody declared is
+	 * refused.  "*": any type (a relay of types it cannot name).  A
+	 * module built against an older ABI counts as having declared "*".
+	 */
+	int	(*ws_event)(struct sales_module *self, const char *type);
 };
 
 /*
