@@ -1,16 +1,24 @@
 """CORS for browser pages on other origins (core/guard.c, core/http.c):
 preflight OPTIONS on every routed path, the headers every answer to a
 listed origin carries (errors included), refusals of other origins, and
-nothing at all when [server] cors_origins is empty (the default).  The
+nothing at all when [server] cors_origins is empty (the default); then
+pages in headless chromium on a listed and on another origin.  The
 README's preflight example is run as written."""
+import html
+import http.server
+import json
 import os
 import re
 import shlex
-import socket
+import shutil
 import subprocess
+import threading
+import time
+
+import pytest
 
 from conftest import ROOT
-from test_guard import READ, WRITE, auth, code_of, metric, raw
+from test_guard import READ, WRITE, auth, code_of, metric, raw, ws_head
 
 MODULES = ["orders", "analytics", "weather"]
 DASH = "https://dash.example.com"
@@ -199,7 +207,6 @@ def test_read_token_from_a_page(make_server):
 
 def test_websocket_handshake_gets_no_cors_headers(make_server):
     # WebSocket is not CORS: the Origin rule decides, the 101 says nothing.
-    from test_guard import ws_head
     srv = make_server(MODULES, {"server": {"cors_origins": DASH}})
     st, h, _ = raw(srv, ws_head(origin=DASH))
     assert st == 101 and not cors(h)
@@ -234,3 +241,136 @@ def test_readme_preflight_example(make_server):
     want = [l for l in out.splitlines() if l and not l.startswith("Date:")]
     for line in want:
         assert line in got, (line, got)
+
+
+# -- a real browser -------------------------------------------------------------
+
+PAGE = """<!doctype html><meta charset="utf-8"><pre id="out">pending</pre>
+<script>
+const base = "http://127.0.0.1:%(port)d", out = {};
+async function step(name, f) {
+  try { out[name] = await f(); } catch (e) { out[name] = "failed: " + e; }
+  document.getElementById("out").textContent = JSON.stringify(out);
+}
+const json = {"Content-Type": "application/json"};
+(async () => {
+  await step("read", async () => {
+    const r = await fetch(base + "/analytics",
+      {headers: {Authorization: "Bearer %(read)s"}});
+    return [r.status, (await r.json()).totalOrders];
+  });
+  for (const name of ["post", "replay"])
+    await step(name, async () => {
+      const r = await fetch(base + "/orders", {method: "POST",
+        headers: {...json, "Idempotency-Key": "page-1",
+                  Authorization: "Bearer %(write)s"},
+        body: JSON.stringify({product_id: "101", quantity: 2, price: 25.5})});
+      return [r.status, r.headers.get("Location"),
+              r.headers.get("Idempotent-Replayed")];
+    });
+  await step("refused", async () => {
+    const r = await fetch(base + "/orders", {method: "POST", headers: json,
+      body: "{}"});
+    return [r.status, (await r.json()).error.code,
+            r.headers.get("WWW-Authenticate")];
+  });
+  await step("ws", async () => {
+    let got = null;
+    const ws = new WebSocket("ws://127.0.0.1:%(port)d/?token=%(read)s");
+    ws.onopen = () => ws.send('{"type":"subscribe","events":["bogus"]}');
+    ws.onmessage = (e) => { got = JSON.parse(e.data).data.code; ws.close(); };
+    ws.onerror = () => { got = "ws error"; };
+    // Headless virtual time waits for fetches, not for a WebSocket.
+    for (let i = 0; i < 50 && got === null; i++)
+      await fetch("/wait");
+    return got;
+  });
+  out.done = true;
+  document.getElementById("out").textContent = JSON.stringify(out);
+})();
+</script>"""
+
+
+class PageServer:
+    """Serves one page, set later, at / of a new loopback origin."""
+
+    def __init__(self):
+        owner = self
+        self.page = ""
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/wait":
+                    time.sleep(0.1)
+                body = owner.page.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def chromium_or_skip():
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("no chromium (make deps installs it)")
+    return path
+
+
+def run_page(chromium, origin, profile):
+    """What headless chromium's DOM shows in #out once the page is done."""
+    p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--user-data-dir=%s" % profile,
+                        "--virtual-time-budget=10000", "--dump-dom",
+                        origin + "/"], capture_output=True, timeout=120)
+    m = re.search(r'<pre id="out">(.*?)</pre>', p.stdout.decode())
+    assert m, p.stdout.decode() + p.stderr.decode()
+    text = html.unescape(m.group(1))
+    assert "done" in text, text
+    return json.loads(text)
+
+
+def test_browser_pages_on_listed_and_other_origins(make_server, tmp_path):
+    # Chromium itself decides what a page may read: the preflight with
+    # Authorization and Idempotency-Key, the exposed headers, a 401 the
+    # page can read, the WebSocket Origin rule.
+    chromium = chromium_or_skip()
+    listed, other = PageServer(), PageServer()
+    try:
+        srv = make_server(MODULES, {"server": {"cors_origins": listed.origin},
+                                    "auth": {"read_token": READ,
+                                             "write_token": WRITE}})
+        listed.page = other.page = PAGE % {"port": srv.port, "read": READ,
+                                           "write": WRITE}
+        out = run_page(chromium, listed.origin, tmp_path / "a")
+        assert out["read"] == [200, 0], out
+        assert out["post"][0] == 201, out
+        assert out["post"][1].startswith("/orders/"), out
+        assert out["replay"] == [201, out["post"][1], "true"], out
+        assert out["refused"] == [401, "unauthorized",
+                                  'Bearer realm="salesd"'], out
+        assert out["ws"] == "unknown_event", out
+        # The same page elsewhere reads nothing, writes nothing, and
+        # cannot open the feed.
+        st, _, body = srv.get("/orders", headers=auth(READ))
+        stored = len(body["orders"])
+        out = run_page(chromium, other.origin, tmp_path / "b")
+        for step in ("read", "post", "replay", "refused"):
+            assert out[step].startswith("failed: TypeError"), out
+        assert out["ws"] == "ws error", out
+        st, _, body = srv.get("/orders", headers=auth(READ))
+        assert len(body["orders"]) == stored
+    finally:
+        listed.close()
+        other.close()
