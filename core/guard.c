@@ -24,9 +24,9 @@
  *
  * Nothing here knows what a path means beyond the core's own /health,
  * /health/live, /health/ready and /metrics: the methods a preflight is
- * told come from core/router.c, through core/http.c.  Tokens are kept and compared
- * as SHA-256 digests, in constant time, and never logged.  Loop thread
- * only.
+ * told come from core/router.c, through core/http.c.  Tokens are kept
+ * and compared as SHA-256 digests, in constant time, and never logged.
+ * Loop thread only.
  */
 #include <sys/socket.h>
 
