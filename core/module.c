@@ -12,6 +12,7 @@
  * unloaded while the server runs.
  */
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,8 +157,12 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name,
 	}
 	in_init = NULL;
 	m->initialised = 1;
-	/* It could not say what it sends: it may send anything. */
-	if (m->magic->abi_minor < 4 &&
+	/*
+	 * Built against a table without ws_event (ABI before 1.4), it could
+	 * not say what it sends: it may send anything.
+	 */
+	if (m->magic->core_size < offsetof(struct sales_core, ws_event) +
+	    sizeof(core_api.ws_event) &&
 	    core_ws_event_declare(m->name, "*") == -1)
 		return -1;
 	log_info("module \"%s\" %s loaded", name, m->magic->version ?

@@ -808,3 +808,19 @@ def test_subscribe_with_a_relay_module_takes_any_name(make_server):
             assert await recv_json(ws) == {"type": "whatever",
                                            "data": {"n": 1}}
     run(go())
+
+
+def test_module_of_an_older_abi_may_send_any_type(make_server):
+    # Built before ws_event existed, it could not declare "legacyTick":
+    # the loader counts it as sending any type.
+    srv = make_server(["orders", "oldabi"])
+
+    async def go():
+        async with connect(srv.ws_url) as ws:
+            await ws.send(json.dumps({"type": "subscribe",
+                                      "events": ["legacyTick"]}))
+            assert await recv_json(ws) == {"type": "subscribed",
+                                           "events": ["legacyTick"]}
+            assert srv.post("/oldabi", {})[0] == 202
+            assert await recv_json(ws) == {"type": "legacyTick", "data": 1}
+    run(go())
