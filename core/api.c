@@ -23,6 +23,7 @@
 #include "store.h"
 #include "timer.h"
 #include "ws.h"
+#include "ws_events.h"
 
 static void
 api_log(struct sales_module *self, enum sales_log_level level,
@@ -109,6 +110,14 @@ api_ws_on_message(struct sales_module *self, const char *type,
 	if (!api_in_init(self, "ws_on_message"))
 		return -1;
 	return core_ws_on_message(core_module_name(self), type, handler, arg);
+}
+
+static int
+api_ws_event(struct sales_module *self, const char *type)
+{
+	if (!api_in_init(self, "ws_event"))
+		return -1;
+	return core_ws_event_declare(core_module_name(self), type);
 }
 
 static int
@@ -204,5 +213,6 @@ const struct sales_core core_api = {
 	.mono_ms = core_mono_ms,
 	.buf_time = core_buf_time,
 	.config_url = api_config_url,
+	.ws_event = api_ws_event,
 	.httpc_call = api_httpc_call,
 };

@@ -8,10 +8,12 @@
  *		browser send them for a foreign page.  Names must be listed
  *		in [server] allowed_hosts (default: the listen address when
  *		it is a name, this machine's name when listening on all).
- *   Origin	a WebSocket handshake from a browser page must come from
- *		the origin the Host names, or one in [server] cors_origins:
- *		403.  A browser lets any page open a WebSocket anywhere; no
- *		Origin means no browser, and passes.
+ *   Origin	a WebSocket handshake or a CORS preflight from a browser
+ *		page must come from the origin the Host names, or one in
+ *		[server] cors_origins: 403.  A browser lets any page open a
+ *		WebSocket anywhere; no Origin means no browser, and passes.
+ *		A listed origin gets CORS headers on every answer, refusals
+ *		included (even a 421: its page should see why).
  *   token	with [auth] tokens set, "Authorization: Bearer": 401 when
  *		missing or wrong, 403 when the token may not do this (RFC
  *		6750).  A browser cannot give a WebSocket headers, so the
@@ -21,9 +23,10 @@
  *		page can make a browser send without asking first: 415.
  *
  * Nothing here knows what a path means beyond the core's own /health,
- * /health/live, /health/ready and /metrics.  Tokens are kept and compared
- * as SHA-256 digests, in constant time, and never logged.  Loop thread
- * only.
+ * /health/live, /health/ready and /metrics: the methods a preflight is
+ * told come from core/router.c, through core/http.c.  Tokens are kept
+ * and compared as SHA-256 digests, in constant time, and never logged.
+ * Loop thread only.
  */
 #include <sys/socket.h>
 
@@ -53,6 +56,19 @@
 #define HOST_WHAT	"a host name or address"
 #define ORIGIN_WHAT	"an origin (http:// or https://, a host, an " \
 			"optional port, no path)"
+
+/*
+ * What a page of a listed origin may send, beyond what CORS always lets
+ * through, and read of our answers: the headers salesd sends that a
+ * client acts on.  No credentials: tokens travel in Authorization, which
+ * needs none, and salesd sets no cookies.
+ */
+#define CORS_ALLOW_HEADERS	"Content-Type, Idempotency-Key, Authorization"
+#define CORS_EXPOSE_HEADERS	"Location, Idempotent-Replayed, " \
+				"WWW-Authenticate, Allow, Accept-Post, " \
+				"Accept-Patch"
+/* Seconds a browser may reuse a preflight: a reload shows within. */
+#define CORS_MAX_AGE		"600"
 
 enum guard_reason { R_HOST, R_ORIGIN, R_AUTH, R_MEDIA, R_MAX };
 
@@ -425,30 +441,87 @@ host_allowed(const char *value, char *name, size_t namelen, int *port)
 	return 0;
 }
 
+/* 1 when origin is in cors_origins (or that is "*"). */
+static int
+origin_listed(const char *origin)
+{
+	char key[GUARD_MAX_NAME + 16];
+	size_t i;
+
+	if (origin == NULL)
+		return 0;
+	if (conf.origins.any)
+		return 1;
+	if (conf.origins.n == 0 || norm_origin(origin, key, sizeof(key)) == -1)
+		return 0;			/* "null", say */
+	for (i = 0; i < conf.origins.n; i++)
+		if (strcmp(conf.origins.v[i], key) == 0)
+			return 1;
+	return 0;
+}
+
 /*
- * 1 when a page of origin may talk to us: it is listed (*listed set), or
- * it is the origin the Host names (the page came from us).  The scheme
- * is not compared: behind a TLS proxy the page is https, we are http.
+ * 1 when origin is the one the Host names (the page came from us).  The
+ * scheme is not compared: behind a TLS proxy the page is https, we are
+ * http.
  */
 static int
-origin_allowed(const char *origin, const char *hname, int hport,
-    int *listed)
+origin_same(const char *origin, const char *hname, int hport)
 {
-	char oh[GUARD_MAX_NAME], key[GUARD_MAX_NAME + 16];
-	size_t i;
+	char oh[GUARD_MAX_NAME];
 	int oport, https;
 
-	*listed = conf.origins.any;
 	if (origin_split(origin, oh, sizeof(oh), &oport, &https) == -1)
-		return conf.origins.any;		/* "null", say */
-	snprintf(key, sizeof(key), "%s://%s:%d", https ? "https" : "http", oh,
-	    oport);
-	for (i = 0; i < conf.origins.n && !*listed; i++)
-		*listed = strcmp(conf.origins.v[i], key) == 0;
-	if (*listed)
-		return 1;
+		return 0;
 	return hname[0] != '\0' && strcmp(oh, hname) == 0 &&
 	    oport == (hport != -1 ? hport : https ? 443 : 80);
+}
+
+/*
+ * The headers every answer to a page of a listed origin carries, so
+ * that it can read the answer, errors included.  Vary whenever answers
+ * differ by origin, so that no cache hands one origin's to another.
+ */
+void
+core_guard_cors(struct sales_request *req, const char *origin)
+{
+	if (conf.origins.n > 0)
+		core_http_add_header(req, "Vary", "Origin");
+	if (!origin_listed(origin))
+		return;
+	core_http_add_header(req, "Access-Control-Allow-Origin",
+	    conf.origins.any ? "*" : origin);
+	core_http_add_header(req, "Access-Control-Expose-Headers",
+	    CORS_EXPOSE_HEADERS);
+}
+
+/* A CORS preflight: what a browser asks before a request it may not send. */
+static int
+is_preflight(struct sales_request *req)
+{
+	return strcmp(core_http_method(req), "OPTIONS") == 0 &&
+	    core_http_header(req, "Origin") != NULL &&
+	    core_http_header(req, "Access-Control-Request-Method") != NULL;
+}
+
+void
+core_guard_preflight(struct sales_request *req, const char *allow)
+{
+	const char *pna;
+
+	/* core_guard_check() refused preflights of origins not listed. */
+	if (!is_preflight(req) || !origin_listed(core_http_header(req,
+	    "Origin")))
+		return;
+	core_http_add_header(req, "Access-Control-Allow-Methods", allow);
+	core_http_add_header(req, "Access-Control-Allow-Headers",
+	    CORS_ALLOW_HEADERS);
+	core_http_add_header(req, "Access-Control-Max-Age", CORS_MAX_AGE);
+	/* Chromium asks before a public page may reach a private address. */
+	pna = core_http_header(req, "Access-Control-Request-Private-Network");
+	if (pna != NULL && strcasecmp(pna, "true") == 0)
+		core_http_add_header(req,
+		    "Access-Control-Allow-Private-Network", "true");
 }
 
 /* Which configured tokens the request's bearer token is: a bit per T_. */
@@ -592,9 +665,13 @@ core_guard_check(struct sales_request *req, int http10, int upgrade)
 	const char *host = core_http_header(req, "Host");
 	const char *origin = core_http_header(req, "Origin");
 	char hname[GUARD_MAX_NAME];
-	int hport = -1, listed;
+	int hport = -1, preflight;
 
 	hname[0] = '\0';
+	preflight = !upgrade && is_preflight(req);
+	/* First: a listed origin's page may read every refusal below. */
+	if (!upgrade)
+		core_guard_cors(req, origin);
 	if (host == NULL && !http10)
 		return refuse(req, R_HOST, 400, "bad_request", "an HTTP/1.1 "
 		    "request needs a \"Host\" header", "Host");
@@ -602,19 +679,17 @@ core_guard_check(struct sales_request *req, int http10, int upgrade)
 		return refuse(req, R_HOST, 421, "host_not_allowed", "this "
 		    "server does not answer to that name: the \"Host\" must "
 		    "be listed in [server] allowed_hosts", "Host");
-	listed = 0;
-	if (origin != NULL && (upgrade || conf.origins.any ||
-	    conf.origins.n > 0) &&
-	    !origin_allowed(origin, hname, hport, &listed) && upgrade)
+	/*
+	 * A preflight is refused plainly, not answered without CORS
+	 * headers: the page's developer then sees why in the network tab.
+	 */
+	if (origin != NULL && (upgrade || preflight) &&
+	    !origin_listed(origin) && !origin_same(origin, hname, hport))
 		return refuse(req, R_ORIGIN, 403, "origin_not_allowed",
-		    "a WebSocket from this origin is not allowed: it must be "
-		    "listed in [server] cors_origins", "Origin");
-	/* Simple CORS: a listed origin may read our answers. */
-	if (!upgrade && conf.origins.n > 0)
-		core_http_add_header(req, "Vary", "Origin");
-	if (!upgrade && listed)
-		core_http_add_header(req, "Access-Control-Allow-Origin",
-		    conf.origins.any ? "*" : origin);
+		    upgrade ? "a WebSocket from this origin is not allowed: "
+		    "it must be listed in [server] cors_origins" :
+		    "a cross-origin request from this origin is not allowed: "
+		    "it must be listed in [server] cors_origins", "Origin");
 	if (auth_check(req, method, upgrade) == -1)
 		return -1;
 	if ((strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||

@@ -46,6 +46,12 @@
  * routed normally, so a module may serve a page at "/"; if no module
  * did, a GET is answered 426 (upgrade required) and other methods 405.
  *
+ * OPTIONS on a path some route has, when no module took OPTIONS itself,
+ * is answered here: 204 with Allow (RFC 9110 9.3.7), and for a CORS
+ * preflight what core/guard.c adds.  Every answer made here for a
+ * request whose head was read carries the CORS headers the guard gives
+ * its origin, so that a listed page can read a 413 or a 408 too.
+ *
  * Not here: WebSocket framing (core/ws.c), routes (core/router.c),
  * anything that knows what a request means.
  */
@@ -173,6 +179,7 @@ struct sales_request {
 	unsigned		 is_head:1;
 	unsigned		 http10:1;
 	unsigned		 ws:1;		/* valid upgrade, waiting */
+	unsigned		 head_done:1;	/* its headers are all read */
 };
 
 TAILQ_HEAD(req_queue, sales_request);
@@ -1081,7 +1088,11 @@ core_http_responses(int status_class)
 
 /* -- connections -------------------------------------------------------- */
 
-/* An error of the connection's own (no request to blame); reads stop. */
+/*
+ * An error of the connection's own (no complete request to blame);
+ * reads stop.  The request being read, if any, is dropped: its Origin,
+ * once its head is whole, still decides the CORS headers.
+ */
 static void
 conn_error(struct http_conn *c, int status, const char *code,
     const char *msg)
@@ -1090,15 +1101,24 @@ conn_error(struct http_conn *c, int status, const char *code,
 
 	c->no_more = 1;
 	if ((r = req_new(c)) == NULL) {
+		req_free(c->cur);
+		c->cur = NULL;
 		conn_schedule(c);
 		return;
 	}
+	if (c->cur != NULL && c->cur->head_done)
+		core_guard_cors(r, core_http_header(c->cur, "Origin"));
+	req_free(c->cur);
+	c->cur = NULL;
 	r->keep_alive = 0;
 	TAILQ_INSERT_TAIL(&c->queue, r, entry);
 	c->nqueue++;
 	requests_total++;
 	core_http_error(r, status, code, msg, NULL);
 }
+
+/* What "/" and "/ws" answer when no module routes them. */
+#define WS_ALLOW	"GET, HEAD, OPTIONS"
 
 static int
 ws_path(const char *path)
@@ -1146,6 +1166,18 @@ ws_check(struct http_conn *c, struct sales_request *r)
 	return 0;
 }
 
+/*
+ * OPTIONS on a path whose methods are allow (OPTIONS among them): 204
+ * with Allow, and for a CORS preflight the guard's headers.
+ */
+static void
+conn_options(struct sales_request *r, const char *allow)
+{
+	core_guard_preflight(r, allow);
+	req_add_header(r, "Allow", allow);
+	core_http_respond(r, 204, NULL, NULL, 0);
+}
+
 /* A complete request: route it (it is already queued). */
 static void
 conn_dispatch(struct http_conn *c, struct sales_request *r)
@@ -1177,6 +1209,10 @@ conn_dispatch(struct http_conn *c, struct sales_request *r)
 		/* r may be gone now. */
 		return;
 	case CORE_ROUTE_BAD_METHOD:
+		if (strcmp(r->method, "OPTIONS") == 0) {
+			conn_options(r, r->match.allow);
+			return;
+		}
 		req_add_header(r, "Allow", r->match.allow);
 		snprintf(msg, sizeof(msg), "method \"%s\" not allowed here; "
 		    "use %s", r->method, r->match.allow);
@@ -1190,8 +1226,10 @@ conn_dispatch(struct http_conn *c, struct sales_request *r)
 		req_add_header(r, "Upgrade", "websocket");
 		core_http_error(r, 426, "upgrade_required", "this path speaks "
 		    "WebSocket only: send a WebSocket handshake", NULL);
+	} else if (ws_path(r->path) && strcmp(r->method, "OPTIONS") == 0) {
+		conn_options(r, WS_ALLOW);
 	} else if (ws_path(r->path)) {
-		req_add_header(r, "Allow", "GET");
+		req_add_header(r, "Allow", WS_ALLOW);
 		core_http_error(r, 405, "method_not_allowed", "this path "
 		    "speaks WebSocket only (GET with \"Upgrade: websocket\")",
 		    NULL);
@@ -1207,9 +1245,7 @@ conn_parse_error(struct http_conn *c, enum http_errno err)
 
 	log_debug("http: request refused: %s", c->err_status ? c->err_msg :
 	    http_errno_description(err));
-	req_free(c->cur);
-	c->cur = NULL;
-	c->rstate = RS_IDLE;
+	c->rstate = RS_IDLE;		/* conn_error() drops c->cur */
 	if (c->err_status) {
 		conn_error(c, c->err_status, c->err_code, c->err_msg);
 		return;
@@ -1464,8 +1500,6 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	req_free(c->cur);
-	c->cur = NULL;
 	if (c->rstate == RS_HEAD)
 		conn_error(c, 408, "request_timeout", "the request head did "
 		    "not arrive in time");
@@ -1712,6 +1746,7 @@ on_headers_complete(http_parser *p)
 		    h->value.p[h->value.len - 1] == '\t'))
 			h->value.p[--h->value.len] = '\0';
 	}
+	r->head_done = 1;
 	r->method = http_method_str((enum http_method)p->method);
 	r->is_head = p->method == HTTP_HEAD;
 	r->http10 = p->http_major == 1 && p->http_minor == 0;

@@ -12,6 +12,7 @@
  * unloaded while the server runs.
  */
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "module.h"
 #include "router.h"
 #include "ws.h"
+#include "ws_events.h"
 
 struct sales_module {
 	char				 name[CORE_MODULE_NAME_MAX + 1];
@@ -155,6 +157,14 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name,
 	}
 	in_init = NULL;
 	m->initialised = 1;
+	/*
+	 * Built against a table without ws_event (ABI before 1.4), it could
+	 * not say what it sends: it may send anything.
+	 */
+	if (m->magic->core_size < offsetof(struct sales_core, ws_event) +
+	    sizeof(core_api.ws_event) &&
+	    core_ws_event_declare(m->name, "*") == -1)
+		return -1;
 	log_info("module \"%s\" %s loaded", name, m->magic->version ?
 	    m->magic->version : "");
 	return 0;
@@ -219,6 +229,7 @@ core_modules_fini(void)
 		/* Whatever init registered goes too, even after a failed init. */
 		core_router_forget(m->name);
 		core_ws_forget(m->name);
+		core_ws_event_forget(m->name);
 		core_bus_forget(m->name);
 		core_metrics_forget(m->name);
 		/*

@@ -13,7 +13,8 @@
  * one wins: the one whose first differing segment is a literal.  HEAD
  * matches GET routes (an explicit HEAD route is preferred).  A path that
  * matches only routes of other methods is BAD_METHOD, with the methods
- * that would have matched listed in match->allow.
+ * that would have matched listed in match->allow, and OPTIONS, which
+ * core/http.c answers for every path a route has.
  *
  * Not here: parsing the request, the query string, answering 404/405
  * (core/http.c does that).
@@ -334,8 +335,10 @@ core_router_match(const char *method, const char *path,
 		}
 		m->allow[0] = '\0';
 		res = CORE_ROUTE_FOUND;
-	} else if (any != NULL)
+	} else if (any != NULL) {
+		allow_add(m->allow, sizeof(m->allow), "OPTIONS");
 		res = CORE_ROUTE_BAD_METHOD;
+	}
 done:
 	if (res == CORE_ROUTE_NOT_FOUND)
 		m->allow[0] = '\0';

@@ -21,7 +21,8 @@ struct core_route_match {
 	/* names point into the route table; values are percent-decoded, owned by the match */
 	const char		*names[SALES_HTTP_MAX_PARAMS];
 	char			*values[SALES_HTTP_MAX_PARAMS];
-	char			 allow[128];	/* "GET, POST" on BAD_METHOD */
+	/* "GET, HEAD, POST, OPTIONS" on BAD_METHOD */
+	char			 allow[128];
 };
 
 /* owner names the module in errors ("core" for the core's own routes).

@@ -67,6 +67,7 @@
 #include "metrics.h"
 #include "outmem.h"
 #include "ws.h"
+#include "ws_events.h"
 
 #define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_GRACE_MS	2000	/* CLOSING and LINGER last at most this */
@@ -971,19 +972,50 @@ ws_wants(const struct ws_client *c, const char *type)
 }
 
 /*
+ * Refuses a subscribe naming types the server never sends (bad, a JSON
+ * array of them), saying which and what it does send.  newOrders is the
+ * core's own batch of newOrder, not a type to subscribe to.
+ */
+static void
+ws_unknown_events(struct ws_client *c, const struct sales_buf *bad,
+    size_t nbad, int batch)
+{
+	struct sales_buf b = {0}, msg = {0};
+
+	if (core_buf_printf(&msg, "unknown event%s %.*s; the server sends: ",
+	    nbad > 1 ? "s" : "", (int)(bad->len - 2), bad->data + 1) == -1 ||
+	    core_ws_event_list(&msg) == -1 ||
+	    (batch && core_buf_printf(&msg, " (newOrders is how newOrder "
+	    "arrives with \"batchMs\")") == -1) ||
+	    core_buf_printf(&b, "{\"type\":\"error\",\"data\":{\"code\":"
+	    "\"unknown_event\",\"message\":") == -1 ||
+	    core_buf_json_string(&b, msg.data, msg.len) == -1 ||
+	    core_buf_printf(&b, ",\"events\":") == -1 ||
+	    core_buf_append(&b, bad->data, bad->len) == -1 ||
+	    core_buf_append(&b, "}}", 2) == -1)
+		ws_error(c, "unknown_event", "unknown event");
+	else
+		ws_queue(c, "error", b.data, b.len);
+	core_buf_free(&b);
+	core_buf_free(&msg);
+}
+
+/*
  * {"type":"subscribe","events":[T...]} (or "events" inside "data"):
  * from now on only broadcasts of those types; [] or "*" means all.
+ * A type no module declared (core/ws_events.c) refuses the whole
+ * subscribe, which then changes nothing.
  * "batchMs":N (10 to 10000) turns newOrder into newOrders batches sent
  * at most every N ms; a subscribe without it turns batching off.
  */
 static void
 ws_subscribe(struct ws_client *c, struct sales_json *j)
 {
-	struct sales_buf reply = {0}, name = {0};
+	struct sales_buf reply = {0}, name = {0}, bad = {0};
 	char **subs = NULL;
-	size_t nsubs = 0, i;
+	size_t nsubs = 0, nbad = 0, i;
 	long long ms = 0;
-	int ev, bm, d, n, t, all = 0;
+	int ev, bm, d, n, t, k, all = 0, batch = 0;
 
 	d = core_json_get(j, 0, "data");
 	if ((ev = core_json_get(j, 0, "events")) == -1 && d != -1)
@@ -1030,12 +1062,28 @@ ws_subscribe(struct ws_client *c, struct sales_json *j)
 		}
 		if (strcmp(name.data, "*") == 0)
 			all = 1;
+		else if ((k = core_ws_event_known(name.data)) ==
+		    CORE_WS_EVENT_UNKNOWN || (k != CORE_WS_EVENT_NAMED &&
+		    strcmp(name.data, "newOrders") == 0)) {
+			batch |= strcmp(name.data, "newOrders") == 0;
+			if (core_buf_append(&bad, nbad ? "," : "[", 1) == -1 ||
+			    core_buf_json_string(&bad, name.data,
+			    name.len) == -1)
+				goto nomem;
+			nbad++;
+		}
 		if ((subs[nsubs] = strdup(name.data)) == NULL)
 			goto nomem;
 		nsubs++;
 		if ((i > 0 && core_buf_append(&reply, ",", 1) == -1) ||
 		    core_buf_json_string(&reply, name.data, name.len) == -1)
 			goto nomem;
+	}
+	if (nbad > 0) {
+		if (core_buf_append(&bad, "]", 1) == -1)
+			goto nomem;
+		ws_unknown_events(c, &bad, nbad, batch);
+		goto done;
 	}
 	if ((ms > 0 && core_buf_printf(&reply, "],\"batchMs\":%lld}", ms) ==
 	    -1) || (ms == 0 && core_buf_append(&reply, "]}", 2) == -1))
@@ -1058,6 +1106,7 @@ ws_subscribe(struct ws_client *c, struct sales_json *j)
 		free(subs[i]);
 	free(subs);
 	core_buf_free(&name);
+	core_buf_free(&bad);
 	core_buf_free(&reply);
 }
 

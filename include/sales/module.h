@@ -205,6 +205,15 @@ struct sales_core {
 
 	/* ABI 1.4 */
 	/*
+	 * Init only: declares a message type this module sends to
+	 * WebSocket clients (ws_send, ws_broadcast), so that a client may
+	 * subscribe to it; a "subscribe" naming a type nobody declared is
+	 * refused.  "*": any type (a relay of types it cannot name).  A
+	 * module built against an older ABI counts as having declared "*".
+	 */
+	int	(*ws_event)(struct sales_module *self, const char *type);
+
+	/*
 	 * httpc_request made by self: /metrics shows the call's duration
 	 * under the module's name (salesd_upstream_duration_seconds), where
 	 * httpc_request's calls are "unknown".  Use it over httpc_request.

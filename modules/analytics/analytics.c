@@ -286,6 +286,7 @@ SALES_MODULE_INIT(c, m)
 		return -1;
 	if (c->http_route(m, "GET", "/analytics", get_analytics, NULL) == -1 ||
 	    c->ws_on_message(m, "getAnalytics", ws_get_analytics, NULL) == -1 ||
+	    c->ws_event(m, "updateAnalytics") == -1 ||
 	    c->bus_subscribe(m, SALES_TOPIC_ORDER_CREATED, on_order,
 	    NULL) == -1)
 		return -1;

@@ -581,7 +581,7 @@ SALES_MODULE_INIT(c, m)
 	if (c->http_route(m, "POST", "/orders", orders_post, NULL) == -1 ||
 	    c->http_route(m, "GET", "/orders", orders_get_list, NULL) == -1 ||
 	    c->http_route(m, "GET", "/orders/{id}", orders_get_one,
-	    NULL) == -1)
+	    NULL) == -1 || c->ws_event(m, "newOrder") == -1)
 		return -1;
 	if ((expire_timer = c->timer_add(ORDERS_EXPIRE_MS, 1, expire_keys,
 	    NULL)) == NULL)

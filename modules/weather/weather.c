@@ -644,7 +644,7 @@ SALES_MODULE_INIT(c, m)
 	m_errors = core->metric_counter(self, "weather_upstream_errors_total",
 	    "OpenWeather requests that failed");
 	if (core->http_route(self, "GET", "/promotions", weather_get,
-	    NULL) == -1)
+	    NULL) == -1 || core->ws_event(self, "updatePromotions") == -1)
 		goto fail;
 	if ((st.start_timer = core->timer_add(0, 0, weather_first,
 	    NULL)) == NULL)

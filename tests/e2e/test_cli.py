@@ -2,6 +2,7 @@
 clear line that a bad module or config gets; /health and /metrics; the
 clean exit on SIGTERM/SIGINT."""
 import os
+import re
 import signal
 import subprocess
 
@@ -38,7 +39,7 @@ def test_check_module_without_magic(tmp_path):
 
 def test_check_abi_mismatch_and_failing_init(tmp_path):
     rc, out = run_check(tmp_path / "a", ["badabi"])
-    assert rc != 0 and 'module "badabi": ABI mismatch (server 1.4, module 99.0)' in out
+    assert rc != 0 and re.search(r'module "badabi": ABI mismatch \(server 1\.\d+, module 99\.0\)', out)
     rc, out = run_check(tmp_path / "b", ["failinit"])
     assert rc != 0 and 'module "failinit": init failed' in out
 

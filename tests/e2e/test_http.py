@@ -115,10 +115,10 @@ def test_not_found_and_bad_method(srv):
     assert st == 404
     st, h, body = srv.request("DELETE", "/echo")
     assert st == 405
-    assert [m.strip() for m in h["allow"].split(",")] == ["GET", "HEAD", "POST"]
+    assert [m.strip() for m in h["allow"].split(",")] == ["GET", "HEAD", "POST", "OPTIONS"]
     assert body["error"]["code"] == "method_not_allowed"
     st, h, _ = srv.request("PUT", "/echo/1/items/2", body=b"")
-    assert st == 405 and h["allow"] == "GET, HEAD"
+    assert st == 405 and h["allow"] == "GET, HEAD, OPTIONS"
 
 
 def test_bad_escapes_are_400(srv):
@@ -445,7 +445,7 @@ def test_websocket_handshake_errors(srv):
         assert st == 426 and h["upgrade"] == "websocket"
         assert body["error"]["code"] == "upgrade_required"
     st, h, _ = srv.request("POST", "/ws", body=b"")
-    assert st == 405 and h["allow"] == "GET"
+    assert st == 405 and h["allow"] == "GET, HEAD, OPTIONS"
 
 
 def read_frame(c):

@@ -745,3 +745,82 @@ def test_shutdown_with_a_batch_waiting(make_server):
     assert srv.stop() == 0
     r.expect_close(1001)
     r.close()
+
+
+# -- subscribe names types the server sends -------------------------------------
+
+def test_subscribe_to_an_unknown_event_is_refused(make_server):
+    # The default modules declare what they send; a typo is told, not
+    # silently sent nothing, and the subscription in force stays.
+    srv = make_server(["orders", "analytics", "weather"])
+    order = {"product_id": "101", "quantity": 1, "price": 2.5}
+
+    async def go():
+        async with connect(srv.ws_url) as ws:
+            await ws.send(json.dumps({"type": "subscribe",
+                                      "events": ["newOrder"], "batchMs": 10}))
+            assert await recv_json(ws) == {"type": "subscribed",
+                                           "events": ["newOrder"],
+                                           "batchMs": 10}
+            for bad in (["bogus"], ["newOrder", "neworder", "x\"y"],
+                        ["newOrders"], ["*", "bogus"]):
+                await ws.send(json.dumps({"type": "subscribe", "events": bad,
+                                          "batchMs": 20}))
+                m = await recv_json(ws)
+                assert m["type"] == "error", m
+                assert m["data"]["code"] == "unknown_event"
+                unknown = [e for e in bad if e not in ("newOrder", "*")]
+                assert m["data"]["events"] == unknown
+                for e in unknown:
+                    assert json.dumps(e) in m["data"]["message"]
+                assert "newOrder, updateAnalytics, updatePromotions" in \
+                    m["data"]["message"]
+            # Unchanged: still only orders, still batched.
+            assert srv.post("/orders", order)[0] == 201
+            m = await recv_json(ws)
+            assert m["type"] == "newOrders" and len(m["data"]) == 1
+            # A valid subscribe still works after the refusals.
+            await ws.send(json.dumps({"type": "subscribe",
+                                      "events": ["updateAnalytics", "error"]}))
+            assert await recv_json(ws) == {
+                "type": "subscribed", "events": ["updateAnalytics", "error"]}
+            assert srv.post("/orders", order)[0] == 201
+            # (The first order's update may still be on its way.)
+            for _ in range(2):
+                m = await recv_json(ws)
+                assert m["type"] == "updateAnalytics", m
+                if m["data"]["totalOrders"] == 2:
+                    break
+            assert m["data"]["totalOrders"] == 2
+    run(go())
+
+
+def test_subscribe_with_a_relay_module_takes_any_name(make_server):
+    srv = make_server(["orders", "echo"])
+
+    async def go():
+        async with connect(srv.ws_url) as ws:
+            await ws.send(json.dumps({"type": "subscribe",
+                                      "events": ["whatever"]}))
+            assert await recv_json(ws) == {"type": "subscribed",
+                                           "events": ["whatever"]}
+            post_broadcast(srv, "whatever", {"n": 1})
+            assert await recv_json(ws) == {"type": "whatever",
+                                           "data": {"n": 1}}
+    run(go())
+
+
+def test_module_of_an_older_abi_may_send_any_type(make_server):
+    # Built before ws_event existed, it could not declare "legacyTick":
+    # the loader counts it as sending any type.
+    srv = make_server(["orders", "oldabi"])
+
+    async def go():
+        async with connect(srv.ws_url) as ws:
+            await ws.send(json.dumps({"type": "subscribe",
+                                      "events": ["legacyTick"]}))
+            assert await recv_json(ws) == {"type": "subscribed",
+                                           "events": ["legacyTick"]}
+            assert srv.post("/oldabi", {})[0] == 202
+            assert await recv_json(ws) == {"type": "legacyTick", "data": 1}
+    run(go())

@@ -255,6 +255,80 @@ test_tokens(void **state)
 	core_guard_free();
 }
 
+/* A CORS preflight of origin, with Host localhost; its status (0: on). */
+static int
+preflight(struct sales_request *r, const char *origin)
+{
+	memset(r, 0, sizeof(*r));
+	r->method = "OPTIONS";
+	r->path = "/orders";
+	r->hdr[0][0] = "Host";
+	r->hdr[0][1] = "localhost";
+	r->hdr[1][0] = "Origin";
+	r->hdr[1][1] = origin;
+	r->hdr[2][0] = "Access-Control-Request-Method";
+	r->hdr[2][1] = "POST";
+	return core_guard_check(r, 0, 0) == 0 ? 0 : r->status;
+}
+
+static void
+test_cors(void **state)
+{
+	struct sales_request r;
+
+	(void)state;
+	/* Empty by default: no header, and every preflight refused. */
+	assert_int_equal(configure("[auth]\nwrite_token = wwwwwwwwwwwwwwww\n",
+	    "127.0.0.1"), 0);
+	assert_int_equal(preflight(&r, "https://dash.example"), 403);
+	assert_string_equal(r.code, "origin_not_allowed");
+	assert_string_equal(r.added, "");
+	assert_int_equal(check("GET", "/", "localhost", "Origin",
+	    "https://dash.example", 0), 0);
+
+	assert_int_equal(configure("[server]\ncors_origins = "
+	    "https://dash.example\n[auth]\nwrite_token = wwwwwwwwwwwwwwww\n",
+	    "127.0.0.1"), 0);
+	/* No token needed; the methods come from the caller (the router). */
+	assert_int_equal(preflight(&r, "https://dash.example:443"), 0);
+	core_guard_preflight(&r, "GET, HEAD, POST, OPTIONS");
+	assert_string_equal(r.added, "Vary: Origin\n"
+	    "Access-Control-Allow-Origin: https://dash.example:443\n"
+	    "Access-Control-Expose-Headers: Location, Idempotent-Replayed, "
+	    "WWW-Authenticate, Allow, Accept-Post, Accept-Patch\n"
+	    "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\n"
+	    "Access-Control-Allow-Headers: Content-Type, Idempotency-Key, "
+	    "Authorization\n"
+	    "Access-Control-Max-Age: 600\n");
+	assert_int_equal(preflight(&r, "https://evil.example"), 403);
+	assert_string_equal(r.added, "Vary: Origin\n");
+	assert_int_equal(preflight(&r, "null"), 403);
+	/* Our own page (same host and port) needs no listing. */
+	assert_int_equal(preflight(&r, "http://localhost"), 0);
+	core_guard_preflight(&r, "GET, OPTIONS");
+	assert_null(strstr(r.added, "Access-Control-Allow-Methods"));
+	/* A listed page reads the refusal of its write. */
+	memset(&r, 0, sizeof(r));
+	r.method = "POST";
+	r.path = "/orders";
+	r.hdr[0][0] = "Host";
+	r.hdr[0][1] = "localhost";
+	r.hdr[1][0] = "Origin";
+	r.hdr[1][1] = "https://dash.example";
+	assert_int_equal(core_guard_check(&r, 0, 0), -1);
+	assert_int_equal(r.status, 401);
+	assert_non_null(strstr(r.added, "Access-Control-Allow-Origin: "
+	    "https://dash.example\n"));
+	/* Answers the server makes on its own (a 413, a 408). */
+	memset(&r, 0, sizeof(r));
+	core_guard_cors(&r, "https://dash.example");
+	assert_non_null(strstr(r.added, "Access-Control-Expose-Headers: "));
+	memset(&r, 0, sizeof(r));
+	core_guard_cors(&r, NULL);
+	assert_string_equal(r.added, "Vary: Origin\n");
+	core_guard_free();
+}
+
 int
 main(void)
 {
@@ -263,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_host),
 		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_cors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

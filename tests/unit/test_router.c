@@ -185,17 +185,40 @@ test_bad_method(void **state)
 	(void)state;
 	assert_int_equal(core_router_match("DELETE", "/orders", &m),
 	    CORE_ROUTE_BAD_METHOD);
-	assert_string_equal(m.allow, "GET, HEAD, POST");
+	assert_string_equal(m.allow, "GET, HEAD, POST, OPTIONS");
 	assert_null(m.handler);
 	assert_int_equal(m.nparams, 0);
 
 	assert_int_equal(core_router_match("GET", "/a/1/b/2", &m),
 	    CORE_ROUTE_BAD_METHOD);
-	assert_string_equal(m.allow, "DELETE");
+	assert_string_equal(m.allow, "DELETE, OPTIONS");
 
 	assert_int_equal(core_router_match("PUT", "/orders/7", &m),
 	    CORE_ROUTE_BAD_METHOD);
-	assert_string_equal(m.allow, "GET, HEAD");
+	assert_string_equal(m.allow, "GET, HEAD, OPTIONS");
+}
+
+/* OPTIONS is the core's on every known path; a route may still take it. */
+static void
+test_options(void **state)
+{
+	struct core_route_match m;
+
+	(void)state;
+	assert_int_equal(core_router_match("OPTIONS", "/orders/7", &m),
+	    CORE_ROUTE_BAD_METHOD);
+	assert_string_equal(m.allow, "GET, HEAD, OPTIONS");
+	assert_int_equal(core_router_match("OPTIONS", "/nope", &m),
+	    CORE_ROUTE_NOT_FOUND);
+	assert_string_equal(m.allow, "");
+	assert_int_equal(core_router_add("t", "OPTIONS", "/orders",
+	    other_handler, NULL), 0);
+	assert_int_equal(core_router_match("OPTIONS", "/orders", &m),
+	    CORE_ROUTE_FOUND);
+	assert_ptr_equal(m.handler, other_handler);
+	assert_int_equal(core_router_match("DELETE", "/orders", &m),
+	    CORE_ROUTE_BAD_METHOD);
+	assert_string_equal(m.allow, "GET, HEAD, POST, OPTIONS");
 }
 
 static void
@@ -226,7 +249,7 @@ test_head(void **state)
 	    NULL), 0);
 	assert_int_equal(core_router_match("HEAD", "/only-post", &m),
 	    CORE_ROUTE_BAD_METHOD);
-	assert_string_equal(m.allow, "POST");
+	assert_string_equal(m.allow, "POST, OPTIONS");
 }
 
 static void
@@ -302,6 +325,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_not_found, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_method, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_options, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates, setup,

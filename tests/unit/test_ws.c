@@ -27,6 +27,7 @@
 
 #include "core.h"
 #include "ws.h"
+#include "ws_events.h"
 
 #define KEY	"dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -351,6 +352,12 @@ setup(void **state)
 {
 	(void)state;
 	core_base = event_base_new();
+	/* The types these tests broadcast, as a module would declare them. */
+	if (core_ws_event_declare("test", "a") == -1 ||
+	    core_ws_event_declare("test", "b") == -1 ||
+	    core_ws_event_declare("test", "small") == -1 ||
+	    core_ws_event_declare("test", "big") == -1)
+		return -1;
 	return core_base == NULL ? -1 : 0;
 }
 
@@ -359,6 +366,8 @@ teardown(void **state)
 {
 	(void)state;
 	core_ws_shutdown();
+	core_ws_event_forget("test");
+	core_ws_event_forget("relay");
 	event_base_free(core_base);
 	core_base = NULL;
 	return 0;
@@ -440,8 +449,18 @@ test_round_trip(void **state)
 	/* Broadcasts, then subscribe filtering. */
 	core_ws_broadcast("b", "1", 1);
 	peer_expect(&p, "{\"type\":\"b\",\"data\":1}");
+	/* "c" is no type anyone sends: refused, the subscription unchanged. */
+	peer_text(&p, "{\"type\":\"subscribe\",\"events\":[\"a\",\"c\"]}");
+	peer_expect(&p, "{\"type\":\"error\",\"data\":{\"code\":"
+	    "\"unknown_event\",\"message\":\"unknown event \\\"c\\\"; the "
+	    "server sends: a, b, small, big\",\"events\":[\"c\"]}}");
+	core_ws_broadcast("b", "5", 1);
+	peer_expect(&p, "{\"type\":\"b\",\"data\":5}");
+	/* A relay that sends any type makes every name valid. */
+	assert_int_equal(core_ws_event_declare("relay", "*"), 0);
 	peer_text(&p, "{\"type\":\"subscribe\",\"events\":[\"a\",\"c\"]}");
 	peer_expect(&p, "{\"type\":\"subscribed\",\"events\":[\"a\",\"c\"]}");
+	core_ws_event_forget("relay");
 	core_ws_broadcast("b", "2", 1);
 	core_ws_broadcast("a", "{\"x\":[]}", 8);
 	peer_expect(&p, "{\"type\":\"a\",\"data\":{\"x\":[]}}");

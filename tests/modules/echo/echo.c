@@ -201,6 +201,8 @@ SALES_MODULE_INIT(c, m)
 	    core->http_route(self, "GET", "/echo/events", echo_events,
 	    NULL) == -1 ||
 	    core->ws_on_message(self, "echo", echo_ws, NULL) == -1 ||
+	    /* POST /echo/broadcast?type= sends whatever it is told. */
+	    core->ws_event(self, "*") == -1 ||
 	    core->bus_subscribe(self, "echo.event", echo_on_event, NULL) == -1)
 		return -1;
 	core->log(self, SALES_LOG_INFO, "ready, greeting \"%s\"", greeting);
