@@ -14,7 +14,7 @@ PACKAGES = build-essential cmake pkg-config libevent-dev libsqlite3-dev \
 	python3-websockets systemd adduser
 
 BENCH_PACKAGES = wrk nginx-light
-TEST_PACKAGES  = chromium fonts-dejavu-core nginx-light openssl
+TEST_PACKAGES  = chromium fonts-dejavu-core nginx-light openssl iproute2
 
 # libFuzzer harnesses (docs/FUZZING.md): clang and its fuzzer runtime.
 FUZZ_BUILD    ?= build-fuzz

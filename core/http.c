@@ -2010,9 +2010,15 @@ core_http_start(const struct core_http_config *c)
 		    gai_strerror(rc));
 		return -1;
 	}
+	/*
+	 * libevent's default backlog is 128: a burst of connects while the
+	 * loop is busy overflows it, and the kernel drops or resets them.
+	 * 511 is nginx's and Redis's default; somaxconn caps it.
+	 */
 	listener = evconnlistener_new_bind(core_base, http_accept_cb, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    -1, ai->ai_addr, (int)ai->ai_addrlen);
+	    cfg.listen_backlog > 0 ? cfg.listen_backlog : 511, ai->ai_addr,
+	    (int)ai->ai_addrlen);
 	if (listener == NULL) {
 		log_error("cannot listen on \"%s\" port %d: %s; is another "
 		    "server running there?", cfg.host ? cfg.host : "",

@@ -22,6 +22,7 @@ struct core_http_config {
 	int		 max_pipeline;		/* queued requests per connection */
 	size_t		 max_conn_output;	/* bytes held: no new request past */
 	int		 max_connections;
+	int		 listen_backlog;	/* accept queue, capped by somaxconn */
 	int		 access_log;		/* a log line per answer */
 };
 

@@ -186,6 +186,7 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
     struct core_ws_config *ws, size_t *max_output_memory)
 {
 	long long port, max_body, max_header, hto, bto, ito, pipe, conns;
+	long long backlog;
 	long long wsmsg, wsbuf, wsping, outmem, connout;
 	int access;
 
@@ -204,6 +205,8 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	    core_config_int(cfg, "server", "max_pipeline", 32, 1, 1024, &pipe) ||
 	    core_config_int(cfg, "server", "max_connections", 10000, 1,
 	    1000000, &conns) ||
+	    core_config_int(cfg, "server", "listen_backlog", 511, 1, 65535,
+	    &backlog) ||
 	    core_config_int(cfg, "server", "ws_max_message", 65536, 125,
 	    1LL << 30, &wsmsg) ||
 	    core_config_int(cfg, "server", "ws_max_buffered", 4194304, 4096,
@@ -226,6 +229,7 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	http->max_pipeline = (int)pipe;
 	http->max_conn_output = (size_t)connout;
 	http->max_connections = (int)conns;
+	http->listen_backlog = (int)backlog;
 	http->access_log = access;
 	ws->max_message = (size_t)wsmsg;
 	ws->max_buffered = (size_t)wsbuf;
@@ -313,6 +317,7 @@ reload(void)
 {
 	static const char *const restart[][2] = {
 		{ "server", "host" }, { "server", "port" },
+		{ "server", "listen_backlog" },
 		{ "modules", "load" }, { "modules", "dir" },
 		{ "storage", "driver" }, { "storage", "path" },
 		{ "storage", "migrations" }, { "storage", "max_group" }

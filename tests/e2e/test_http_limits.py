@@ -7,11 +7,12 @@ import os
 import re
 import resource
 import socket
+import subprocess
 import time
 
 import pytest
 
-from conftest import BUILD
+from conftest import BUILD, run_check
 from test_http import Raw, error_of, get
 
 SMALL = {"server": {"max_body": 2048, "max_header": 1024,
@@ -336,3 +337,19 @@ def test_accept_failures_are_logged_rarely_and_recovered(make_server):
         s.close()
     st, _, _ = srv.get("/health", timeout=20)
     assert st == 200
+
+
+def listen_backlog(port):
+    # For a listening socket ss shows the accept queue's length as Send-Q.
+    out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split()[2])
+
+
+def test_listen_backlog_is_set_and_checked(make_server, tmp_path):
+    # libevent's own default is 128, which a burst of connects overflows.
+    assert listen_backlog(make_server(["echo"]).port) == 511
+    srv = make_server(["echo"], {"server": {"listen_backlog": 300}})
+    assert listen_backlog(srv.port) == 300
+    rc, out = run_check(tmp_path, ["echo"], {"server": {"listen_backlog": 0}})
+    assert rc != 0 and "listen_backlog" in out, out
