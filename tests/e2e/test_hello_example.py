@@ -221,14 +221,20 @@ def test_installed_by_name_with_defaults(built, servers):
                                  "quantity": 2}
 
 
-@pytest.mark.parametrize("greeting", ["", "x" * 65])
-def test_bad_greeting_stops_start_up(built, servers, greeting):
+GREETING_WHY = "hello: [hello] greeting: must be 1 to 64 bytes"
+
+
+@pytest.mark.parametrize("line,why", [
+    ("greeting =", GREETING_WHY),
+    ("greeting = " + "x" * 65, GREETING_WHY),
+    ("greting = hi", 'unknown key "greting" in [hello]'),
+])
+def test_bad_config_stops_start_up(built, servers, line, why):
     prefix, _ = built
     srv = servers(prefix, "[modules]\nload = orders hello\n"
-                  "[hello]\ngreeting = %s\n" % greeting)
+                  "[hello]\n%s\n" % line)
     rc, out = srv.check()
-    assert rc != 0
-    assert "hello: [hello] greeting: must be 1 to 64 bytes" in out, out
+    assert rc != 0 and why in out, out
 
 
 def test_build_without_the_sdk_says_so(tmp_path):
