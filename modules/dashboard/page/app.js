@@ -23,6 +23,7 @@
 	var BACKOFF_MAX_MS = 30000;
 	var REFRESH_ANALYTICS_MS = 5000;	/* the last minute slides */
 	var REFRESH_RECS_MS = 30000;
+	var RECS_AFTER_ORDER_MS = 10000;
 	/* What the page listens to, as far as the server sends it. */
 	var wanted = ["newOrder", "updateAnalytics", "updatePromotions"];
 
@@ -38,6 +39,7 @@
 	var feed = [];			/* newest first */
 	var ordersEnabled = true;
 	var analyticsEnabled = true;
+	var recsAt = 0;			/* when recommendations were asked */
 
 	function $(id) {
 		return document.getElementById(id);
@@ -208,6 +210,7 @@
 	}
 
 	function loadRecommendations() {
+		recsAt = Date.now();
 		load("/recommendations", showRecommendations, "rec-state",
 		    "Recommendations");
 	}
@@ -295,21 +298,24 @@
 			e.dataset.id = String(o.id);
 			e.dataset.product = o.product_id;
 			e.dataset.revenue = String(o.price * o.quantity);
+			var what = document.createElement("span");
+			what.className = "name";
+			what.textContent = "#" + o.id + " · " + o.product_id;
+			var total = document.createElement("span");
+			total.className = "num total";
+			total.textContent = money.format(o.price * o.quantity);
 			var when = document.createElement("time");
 			when.className = "num";
 			when.dateTime = o.received_at || o.date;
 			when.textContent = timeOf(o.received_at || o.date);
-			var what = document.createElement("span");
-			what.className = "name";
-			what.textContent = "#" + o.id + " · " + o.product_id;
-			var fig = document.createElement("span");
-			fig.className = "num";
-			fig.textContent = count.format(o.quantity) + " × " +
-			    money.format(o.price) + " = " +
-			    money.format(o.price * o.quantity);
-			e.appendChild(when);
+			var detail = document.createElement("span");
+			detail.className = "num detail";
+			detail.textContent = count.format(o.quantity) + " × " +
+			    money.format(o.price);
 			e.appendChild(what);
-			e.appendChild(fig);
+			e.appendChild(total);
+			e.appendChild(when);
+			e.appendChild(detail);
 			ol.appendChild(e);
 		}
 		state("feed-state", feed.length ? "" : ordersEnabled ?
@@ -419,6 +425,9 @@
 		switch (m.type) {
 		case "newOrder":
 			addOrder(m.data);
+			/* New sales may change them; the server caches anyway. */
+			if (Date.now() - recsAt > RECS_AFTER_ORDER_MS)
+				loadRecommendations();
 			break;
 		case "newOrders":
 			(m.data || []).forEach(addOrder);
