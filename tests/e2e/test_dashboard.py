@@ -236,6 +236,9 @@ def test_dashboard_live(make_server, browser, tmp_path):
     assert b.eval("document.getElementById('promo-source')"
                   ".classList.contains('fallback')")
     b.wait("document.getElementById('rec-source').dataset.source === 'fallback'")
+    assert b.eval("document.body.dataset.events") == \
+        "newOrder updateAnalytics updatePromotions"
+
     assert "fallback" in b.text("rec-source")
 
     # The form: an invalid order shows the API's own words...
@@ -315,6 +318,7 @@ def test_dashboard_without_weather_and_ai(make_server, browser):
     b.wait("document.getElementById('rec-state').textContent"
            ".includes('not enabled')")
     # It subscribed only to what this server sends, and still hears orders.
+    b.wait("document.body.dataset.events === 'newOrder updateAnalytics'")
     post(srv, {"product_id": "9", "quantity": 1, "price": 4})
     b.wait_value("kpi-revenue", 4)
     b.wait("document.querySelectorAll('#feed li').length === 1")

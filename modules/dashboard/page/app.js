@@ -438,6 +438,10 @@
 		case "updatePromotions":
 			showPromotions(m.data);
 			break;
+		case "subscribed":
+			/* What the server agreed to send us, for tools. */
+			document.body.dataset.events = (m.events || []).join(" ");
+			break;
 		case "error":
 			/* A type this server does not send: drop it, ask again. */
 			if (m.data && m.data.code === "unknown_event") {
