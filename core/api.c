@@ -104,6 +104,16 @@ api_http_route(struct sales_module *self, const char *method,
 }
 
 static int
+api_http_route_open(struct sales_module *self, const char *pattern,
+    sales_http_handler handler, void *arg)
+{
+	if (!api_in_init(self, "http_route_open"))
+		return -1;
+	return core_router_add_open(core_module_name(self), pattern, handler,
+	    arg);
+}
+
+static int
 api_ws_on_message(struct sales_module *self, const char *type,
     sales_ws_handler handler, void *arg)
 {
@@ -215,4 +225,5 @@ const struct sales_core core_api = {
 	.config_url = api_config_url,
 	.ws_event = api_ws_event,
 	.httpc_call = api_httpc_call,
+	.http_route_open = api_http_route_open,
 };

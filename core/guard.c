@@ -17,7 +17,10 @@
  *   token	with [auth] tokens set, "Authorization: Bearer": 401 when
  *		missing or wrong, 403 when the token may not do this (RFC
  *		6750).  A browser cannot give a WebSocket headers, so the
- *		handshake may carry the token as ?token= instead.
+ *		handshake may carry the token as ?token= instead.  A GET or
+ *		HEAD that reaches an open route (core_router_add_open: a
+ *		page that asks its user for the token) needs none; the
+ *		handshake never counts as one.
  *   media	POST, PUT and PATCH say "Content-Type: application/json"
  *		(UTF-8): text/plain, a form or no type at all is what any
  *		page can make a browser send without asking first: 415.
@@ -49,6 +52,7 @@
 #include "guard.h"
 #include "http.h"
 #include "log.h"
+#include "router.h"
 #include "uri.h"
 
 #define GUARD_MIN_TOKEN	16
@@ -554,7 +558,8 @@ token_match(struct sales_request *req, int upgrade, int *given)
  * Reads (GET, HEAD, the WebSocket handshake) need the read or the write
  * token when read_token is set; /health and /metrics need the ops or the
  * write token when ops_token is set; anything else but OPTIONS (a CORS
- * preflight never carries credentials) needs the write token.
+ * preflight never carries credentials) needs the write token.  Open
+ * routes need nothing.
  */
 /*
  * True for the core's /health and /metrics, compared decoded as the
@@ -579,6 +584,9 @@ auth_check(struct sales_request *req, const char *method, int upgrade)
 	int need = 0, m, given;
 
 	if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+		if (!upgrade && core_router_is_open(method,
+		    core_http_path(req)))
+			return 0;
 		if (ops_path(core_http_path(req))) {
 			if (conf.have[T_OPS])
 				need = 1 << T_OPS | 1 << T_WRITE;

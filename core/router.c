@@ -16,6 +16,10 @@
  * that would have matched listed in match->allow, and OPTIONS, which
  * core/http.c answers for every path a route has.
  *
+ * A route may be open (core_router_add_open): the guard then asks for no
+ * token on the requests that match it, and only on those, so an open
+ * "/" does not open "/{x}" or the WebSocket handshake on "/".
+ *
  * Not here: parsing the request, the query string, answering 404/405
  * (core/http.c does that).
  */
@@ -41,6 +45,7 @@ struct route {
 	int			 nparams;
 	sales_http_handler	 handler;
 	void			*arg;
+	int			 open;
 };
 
 static struct route	*routes;
@@ -175,9 +180,9 @@ route_same(const struct route *a, const struct route *b)
 	return 1;
 }
 
-int
-core_router_add(const char *owner, const char *method, const char *pattern,
-    sales_http_handler handler, void *arg)
+static int
+router_add(const char *owner, const char *method, const char *pattern,
+    sales_http_handler handler, void *arg, int open)
 {
 	struct route r, *nr;
 	const char *why = NULL;
@@ -222,6 +227,7 @@ core_router_add(const char *owner, const char *method, const char *pattern,
 	}
 	r.handler = handler;
 	r.arg = arg;
+	r.open = open;
 	routes[nroutes++] = r;
 	return 0;
 nomem:
@@ -230,6 +236,20 @@ nomem:
 fail:
 	route_clear(&r);
 	return -1;
+}
+
+int
+core_router_add(const char *owner, const char *method, const char *pattern,
+    sales_http_handler handler, void *arg)
+{
+	return router_add(owner, method, pattern, handler, arg, 0);
+}
+
+int
+core_router_add_open(const char *owner, const char *pattern,
+    sales_http_handler handler, void *arg)
+{
+	return router_add(owner, "GET", pattern, handler, arg, 1);
 }
 
 /* Adds method to the comma-separated allow list unless already there. */
@@ -323,6 +343,7 @@ core_router_match(const char *method, const char *path,
 		m->handler = best->handler;
 		m->pattern = best->pattern;
 		m->arg = best->arg;
+		m->open = best->open;
 		for (j = 0, k = 0; j < nsegs; j++) {
 			if (best->literal & (1u << (31 - j)))
 				continue;
@@ -344,6 +365,18 @@ done:
 		m->allow[0] = '\0';
 	free(copy);
 	return res;
+}
+
+int
+core_router_is_open(const char *method, const char *path)
+{
+	struct core_route_match m;
+	int open;
+
+	open = core_router_match(method, path, &m) == CORE_ROUTE_FOUND &&
+	    m.open;
+	core_route_match_free(&m);
+	return open;
 }
 
 void

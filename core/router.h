@@ -17,6 +17,7 @@ struct core_route_match {
 	sales_http_handler	 handler;
 	void			*arg;
 	const char		*pattern;	/* of the route found: a label */
+	int			 open;		/* core_router_add_open's */
 	int			 nparams;
 	/* names point into the route table; values are percent-decoded, owned by the match */
 	const char		*names[SALES_HTTP_MAX_PARAMS];
@@ -29,6 +30,15 @@ struct core_route_match {
  * -1 on a malformed pattern or a duplicate (method, pattern), logged. */
 int	core_router_add(const char *owner, const char *method,
 	    const char *pattern, sales_http_handler handler, void *arg);
+/*
+ * A GET route (HEAD follows it) that core/guard.c lets through without
+ * a token: a page that must load before its user can give one.  The
+ * Host check, CORS and the limits still apply.  Same errors as above.
+ */
+int	core_router_add_open(const char *owner, const char *pattern,
+	    sales_http_handler handler, void *arg);
+/* 1 when method and path reach an open route (as matching would). */
+int	core_router_is_open(const char *method, const char *path);
 /* path excludes the query string.  HEAD matches GET routes. */
 enum core_route_result core_router_match(const char *method, const char *path,
 	    struct core_route_match *m);

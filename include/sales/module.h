@@ -221,6 +221,17 @@ struct sales_core {
 	int	(*httpc_call)(struct sales_module *self,
 		    const struct sales_httpc_request *req, sales_httpc_cb cb,
 		    void *arg);
+
+	/*
+	 * Init only: http_route for a GET (HEAD follows) that needs no
+	 * [auth] token, for a page that must load before its user can
+	 * give one (the dashboard).  Only the requests this route serves
+	 * are open: every other route, and a WebSocket handshake on the
+	 * same path, still need their token; the Host check, CORS and the
+	 * limits apply as ever.  Serve nothing secret from it.
+	 */
+	int	(*http_route_open)(struct sales_module *self,
+		    const char *pattern, sales_http_handler handler, void *arg);
 };
 
 /*

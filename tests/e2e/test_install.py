@@ -146,14 +146,14 @@ def free_port():
 
 def test_installed_layout(prefix):
     assert os.access(os.path.join(prefix, "bin", "salesd"), os.X_OK)
-    for name in ("orders", "analytics", "weather", "ai_recommend"):
+    for name in ("orders", "analytics", "weather", "ai_recommend", "dashboard"):
         only(prefix, "salesd", "modules", name + ".so")
     assert os.path.isfile(os.path.join(prefix, "share", "salesd", "sql",
                                        "001_orders.sql"))
     assert os.path.isfile(os.path.join(prefix, "include", "sales", "module.h"))
     with open(os.path.join(prefix, "etc", "salesd", "sales.ini")) as f:
         ini = f.read()
-    assert "load = orders analytics weather ai_recommend" in ini
+    assert "load = orders analytics weather ai_recommend dashboard" in ini
     assert re.search(r"^path = /.*/lib/salesd/sales\.db$", ini, re.M)
     only(prefix, "pkgconfig", "salesd.pc")
 
@@ -161,7 +161,7 @@ def test_installed_layout(prefix):
 def test_installed_binary_runs_unprivileged_elsewhere(prefix, home):
     drop, uid, _ = as_user()
     cfg = os.path.join(home, "etc", "sales.ini")
-    write_config(cfg, "orders analytics")
+    write_config(cfg, "orders analytics dashboard")
     # Started from / with a config path: nothing depends on the cwd.
     proc, port = start(drop + [os.path.join(prefix, "bin", "salesd"), "-c", cfg],
                        os.path.join(home, "salesd.log"), cwd="/")
@@ -172,6 +172,10 @@ def test_installed_binary_runs_unprivileged_elsewhere(prefix, home):
         assert st == 200 and body["product_id"] == "101" and body["quantity"] == 2
         st, body = call(port, "GET", "/analytics")
         assert st == 200 and body["totalRevenue"] == 51
+        # The installed dashboard carries its page inside the module.
+        with urllib.request.urlopen("http://127.0.0.1:%d/dashboard/app.js"
+                                    % port, timeout=10) as r:
+            assert r.status == 200 and b"WebSocket" in r.read()
     finally:
         stop(proc)
     db = os.path.join(home, "etc", "data", "sales.db")

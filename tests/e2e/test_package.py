@@ -47,7 +47,7 @@ def test_contents(deb):
     for f in ("usr/bin/salesd", UNIT, "etc/salesd/sales.ini",
               "usr/include/sales/module.h", "usr/share/salesd/sql/001_orders.sql"):
         assert f in files, f
-    for m in ("orders", "analytics", "weather", "ai_recommend"):
+    for m in ("orders", "analytics", "weather", "ai_recommend", "dashboard"):
         assert any(re.fullmatch(r"usr/lib/(.+/)?salesd/modules/%s\.so" % m, f)
                    for f in files), m
     assert any(re.fullmatch(r"usr/lib/(.+/)?pkgconfig/salesd\.pc", f) for f in files)
@@ -171,6 +171,10 @@ def test_dpkg_install_run_purge(installed):
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 201
+        # The packaged sales.ini loads the dashboard.
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port,
+                                    timeout=10) as r:
+            assert r.status == 200 and b"<html" in r.read()
     finally:
         proc.terminate()
         assert proc.wait(30) == 0

@@ -1,7 +1,7 @@
 /*
  * test_guard.c - the request policy of core/guard.c on fake requests: the
  * HTTP services it calls are stubbed here, so no server runs (core/http.c
- * is not linked in).
+ * is not linked in).  Open routes are registered in the real router.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include "config.h"
 #include "guard.h"
 #include "http.h"
+#include "router.h"
 #include "unit.h"
 
 struct sales_request {
@@ -329,6 +330,57 @@ test_cors(void **state)
 	core_guard_free();
 }
 
+static void
+page(struct sales_request *req, void *arg)
+{
+	(void)req;
+	(void)arg;
+}
+
+/* An open route needs no token; every other read still does. */
+static void
+test_open_route(void **state)
+{
+	struct sales_request r;
+
+	(void)state;
+	assert_int_equal(core_router_add_open("t", "/", page, NULL), 0);
+	assert_int_equal(core_router_add_open("t", "/dash/{file}", page,
+	    NULL), 0);
+	assert_int_equal(core_router_add("t", "GET", "/data", page, NULL), 0);
+	assert_int_equal(core_router_add("t", "POST", "/", page, NULL), 0);
+	assert_int_equal(configure("[auth]\nread_token = rrrrrrrrrrrrrrrr\n"
+	    "write_token = wwwwwwwwwwwwwwww\nops_token = oooooooooooooooo\n",
+	    "127.0.0.1"), 0);
+	assert_int_equal(check("GET", "/", "localhost", "X", "y", 0), 0);
+	assert_int_equal(check("HEAD", "/", "localhost", "X", "y", 0), 0);
+	assert_int_equal(check("GET", "/dash/app.js", "localhost", "X", "y",
+	    0), 0);
+	/* A wrong token on an open route is not looked at. */
+	assert_int_equal(check("GET", "/", "localhost", "Authorization",
+	    "Bearer nope", 0), 0);
+	assert_int_equal(check("GET", "/data", "localhost", "X", "y", 0), 401);
+	assert_int_equal(check("GET", "/dash", "localhost", "X", "y", 0), 401);
+	assert_int_equal(check("GET", "/nope", "localhost", "X", "y", 0), 401);
+	assert_int_equal(check("GET", "/health", "localhost", "X", "y", 0),
+	    401);
+	assert_int_equal(check("POST", "/", "localhost", "Content-Type",
+	    "application/json", 0), 401);
+	/* The WebSocket handshake on the page's path needs its token. */
+	assert_int_equal(check("GET", "/", "localhost", "X", "y", 1), 401);
+	memset(&r, 0, sizeof(r));
+	r.method = "GET";
+	r.path = "/";
+	r.token = "rrrrrrrrrrrrrrrr";
+	r.hdr[0][0] = "Host";
+	r.hdr[0][1] = "localhost";
+	assert_int_equal(core_guard_check(&r, 0, 1), 0);
+	/* The Host check still applies. */
+	assert_int_equal(check("GET", "/", "evil.example", "X", "y", 0), 421);
+	core_guard_free();
+	core_router_free();
+}
+
 int
 main(void)
 {
@@ -338,6 +390,7 @@ main(void)
 		cmocka_unit_test(test_origin),
 		cmocka_unit_test(test_tokens),
 		cmocka_unit_test(test_cors),
+		cmocka_unit_test(test_open_route),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /*
  * test_router.c - core/router.c on its own: pattern checks, parameters
  * and their percent-decoding, specificity, 404 versus 405 with Allow,
- * HEAD falling back to GET, duplicates.  No server, no loop.
+ * HEAD falling back to GET, duplicates, open routes.  No server, no
+ * loop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -313,6 +314,41 @@ test_max_params(void **state)
 	core_route_match_free(&m);
 }
 
+/* Open routes: only the requests that reach one are open. */
+static void
+test_open(void **state)
+{
+	struct core_route_match m;
+
+	(void)state;
+	assert_int_equal(core_router_add_open("t", "/page/{file}", handler,
+	    &tag_a), 0);
+	assert_int_equal(core_router_add("t", "GET", "/page/secret", handler,
+	    &tag_b), 0);
+	/* GET and HEAD of the open route; a duplicate is refused as ever. */
+	assert_true(core_router_is_open("GET", "/page/app.js"));
+	assert_true(core_router_is_open("HEAD", "/page/app%2Ejs"));
+	assert_int_equal(core_router_add_open("t", "/page/{x}", handler,
+	    NULL), -1);
+	assert_int_equal(core_router_add_open("t", "page", handler, NULL), -1);
+	assert_int_equal(core_router_match("GET", "/page/a", &m),
+	    CORE_ROUTE_FOUND);
+	assert_true(m.open);
+	core_route_match_free(&m);
+	/* A more specific literal route is not open, nor other paths. */
+	assert_false(core_router_is_open("GET", "/page/secret"));
+	assert_false(core_router_is_open("GET", "/page"));
+	assert_false(core_router_is_open("GET", "/page/a/b"));
+	assert_false(core_router_is_open("GET", "/orders"));
+	assert_false(core_router_is_open("GET", "/"));
+	/* Other methods on an open path are not open (405 later). */
+	assert_false(core_router_is_open("POST", "/page/a"));
+	assert_false(core_router_is_open("DELETE", "/page/a"));
+	/* Forgotten with its owner. */
+	core_router_forget("t");
+	assert_false(core_router_is_open("GET", "/page/a"));
+}
+
 int
 main(void)
 {
@@ -335,6 +371,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_max_params, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_open, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
