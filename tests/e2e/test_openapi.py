@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -33,9 +34,6 @@ from conftest import ROOT
 from fakes import chat_body, fake_upstream, openweather_body  # noqa: F401
 
 SPEC_PATH = os.path.join(ROOT, "docs", "openapi.yaml")
-REDOCLY = os.path.join(ROOT, "tests", "node_modules", ".bin", "redocly")
-LINT = [REDOCLY, "lint", "--config", "docs/redocly.yaml", "docs/openapi.yaml",
-        "--format=json"]
 
 READ = "read-token-0123456789"
 WRITE = "write-token-0123456789"
@@ -247,14 +245,40 @@ SEED = {"product_id": "101", "quantity": 2, "price": 25.50,
 
 # -- the tests ---------------------------------------------------------------
 
-def test_lint():
-    assert os.access(REDOCLY, os.X_OK), \
-        "no %s: run `make test-tools` (npm ci in tests/)" % REDOCLY
-    p = subprocess.run(LINT, cwd=ROOT, capture_output=True, timeout=300)
+def readme_commands():
+    """The commands of the README's "API reference" section, as argv."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = re.search(r"^## API reference\n(.*?)^## ", text, re.S | re.M)
+    assert section, "README.md has no \"## API reference\" section"
+    blocks = re.findall(r"```sh\n(.*?)```", section.group(1), re.S)
+    assert len(blocks) == 1, blocks
+    return [shlex.split(l) for l in blocks[0].replace("\\\n", " ").split("\n")
+            if l.strip()]
+
+
+def test_lint(tmp_path):
+    """The README's lint command passes, with no warning either, and its
+    page builds."""
+    lint, build = readme_commands()
+    assert lint[:2] == ["tests/node_modules/.bin/redocly", "lint"], lint
+    assert build[:2] == ["tests/node_modules/.bin/redocly", "build-docs"]
+    assert os.access(os.path.join(ROOT, lint[0]), os.X_OK), \
+        "no %s: run `make test-tools` (npm ci in tests/)" % lint[0]
+    p = subprocess.run(lint, cwd=ROOT, capture_output=True, timeout=300)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode == 0 and "is valid" in out, out
+    p = subprocess.run(lint + ["--format=json"], cwd=ROOT,
+                       capture_output=True, timeout=300)
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
     totals = json.loads(out[out.index("{"):])["totals"]
     assert totals["errors"] == 0 and totals["warnings"] == 0, out
+    page = str(tmp_path / "api.html")
+    build[build.index("-o") + 1] = page
+    p = subprocess.run(build, cwd=ROOT, capture_output=True, timeout=300)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode(errors="replace")
+    html = open(page).read()
+    assert "<title>salesd" in html and "Store one order or a batch" in html
 
 
 def test_spec_covers_the_sources():
