@@ -669,3 +669,33 @@ def test_connection_limit(make_server):
         assert json.loads(ans.raw)["error"]["code"] == "too_many_connections"
     finally:
         hold.close()
+
+
+def test_storage_fault(make_server):
+    """With the database deleted underneath, the 503s of /health,
+    /health/ready and POST /orders are the documented ones (and the reads
+    answer as documented, whichever way they go)."""
+    srv = make_server(["orders", "analytics"])
+    spec = Spec()
+    assert spec.check("/orders", "post", call(
+        srv.port, "POST", "/orders", JSON, SEED)).status == 201
+    for suffix in ("", "-wal", "-shm"):
+        os.unlink(srv.db + suffix)
+    deadline = time.time() + 20
+    while call(srv.port, "GET", "/health").status != 503:
+        assert time.time() < deadline, "storage fault not noticed"
+        time.sleep(0.05)
+    health = spec.check("/health", "get", call(srv.port, "GET", "/health"))
+    assert health.status == 503 and health.json()["status"] == "degraded"
+    assert health.json()["storage"]["fault"]
+    ready = spec.check("/health/ready", "get",
+                       call(srv.port, "GET", "/health/ready"))
+    assert ready.status == 503 and ready.json()["status"] == "not_ready"
+    spec.check("/health", "head", call(srv.port, "HEAD", "/health"))
+    post = spec.check("/orders", "post",
+                      call(srv.port, "POST", "/orders", JSON, SEED))
+    assert post.status == 503
+    assert post.json()["error"]["code"] == "storage_error"
+    spec.check("/orders", "get", call(srv.port, "GET", "/orders"))
+    spec.check("/orders/{id}", "get", call(srv.port, "GET", "/orders/1"))
+    assert call(srv.port, "GET", "/health/live").status == 200
