@@ -7,7 +7,7 @@ the README's "Postman" section shows: only the URL and the report's
 path are changed.  Any failed assertion fails the test (newman's exit
 status and its JSON report).  The collection itself must keep the seed's
 three requests by name, cover every route of docs/openapi.yaml, and
-give each request a saved example and tests.
+give each request tests and a saved example that the spec describes.
 """
 import configparser
 import json
@@ -16,6 +16,7 @@ import re
 import shlex
 import subprocess
 
+import jsonschema
 import yaml
 
 from conftest import ROOT
@@ -37,12 +38,44 @@ def readme_command():
     return shlex.split(cmds[0].replace("\\\n", " "))
 
 
-def requests(items, trail=()):
+def requests(items):
+    """The requests of the collection, folders flattened, in run order."""
     for it in items:
         if "item" in it:
-            yield from requests(it["item"], trail + (it["name"],))
+            yield from requests(it["item"])
         else:
             yield it
+
+
+def example_matches_spec(spec, method, path, ex, name):
+    """A saved example is an answer docs/openapi.yaml describes (a method
+    the path lacks: the 405 its description promises)."""
+    item = spec["paths"][path]
+    if method.lower() not in item:
+        assert ex["code"] == 405, name
+        allow = {h["key"]: h["value"] for h in ex["header"]}["Allow"]
+        assert sorted(allow.split(", ")) == sorted(
+            m.upper() for m in item if m in ("get", "head", "post",
+                                             "options")), name
+        resp = {"content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Error"}}}}
+    else:
+        resp = item[method.lower()]["responses"].get(str(ex["code"]))
+    assert resp is not None, "%s: status %d not in the spec" % (name,
+                                                                ex["code"])
+    while "$ref" in resp:
+        node = spec
+        for part in resp["$ref"][2:].split("/"):
+            node = node[part]
+        resp = node
+    ctype = {h["key"].lower(): h["value"] for h in ex["header"]}.get(
+        "content-type")
+    if ctype != "application/json":
+        return
+    schema = resp["content"]["application/json"]["schema"]
+    jsonschema.Draft202012Validator(
+        schema, resolver=jsonschema.RefResolver.from_schema(spec)).validate(
+        json.loads(ex["body"]))
 
 
 def test_collection_shape():
@@ -66,6 +99,8 @@ def test_collection_shape():
                               else s for s in r["url"]["path"])
         have.add((r["method"], path))
         assert it["response"], "%s: no saved example" % it["name"]
+        for ex in it["response"]:
+            example_matches_spec(spec, r["method"], path, ex, it["name"])
         tests = [e for e in it["event"] if e["listen"] == "test"]
         assert tests and any("pm.test(" in l for l in tests[0]["script"]
                              ["exec"]), "%s: no tests" % it["name"]
