@@ -3,7 +3,8 @@
 The file is linted with redocly (pinned in tests/package.json; `make
 test-tools` installs it), then a live salesd with every shipped module
 (weather and ai_recommend on the fakes of fakes.py), tokens and a CORS
-origin is called on every route with good and bad inputs.  Each answer's
+origin is called on every route with good and bad inputs (and "/" on one
+without the dashboard module, where it is 426 again).  Each answer's
 status must be documented for that path and method, its documented
 headers present and valid, and its body valid against the schema of
 that status and media type (python3-jsonschema, Draft 2020-12, which
