@@ -3,7 +3,8 @@
 The file is linted with redocly (pinned in tests/package.json; `make
 test-tools` installs it), then a live salesd with every shipped module
 (weather and ai_recommend on the fakes of fakes.py), tokens and a CORS
-origin is called on every route with good and bad inputs.  Each answer's
+origin is called on every route with good and bad inputs (and "/" on one
+without the dashboard module, where it is 426 again).  Each answer's
 status must be documented for that path and method, its documented
 headers present and valid, and its body valid against the schema of
 that status and media type (python3-jsonschema, Draft 2020-12, which
@@ -204,15 +205,35 @@ def spec_operations():
             if m in METHODS}
 
 
+def dashboard_routes():
+    """The dashboard's open routes (GET): the files embed.cmake compiles
+    in from modules/dashboard/module.cmake's list, index.html at "/" and
+    every other file at "/dashboard/<file>"."""
+    d = os.path.join(ROOT, "modules", "dashboard")
+    embed = open(os.path.join(d, "embed.cmake")).read()
+    assert 'if(f STREQUAL "index.html")\n    set(url "/")' in embed and \
+        'set(url "/dashboard/${f}")' in embed, \
+        "embed.cmake maps files to URLs differently: update this test"
+    files = re.search(r"set\(DASHBOARD_PAGE ([^)]*)\)", open(
+        os.path.join(d, "module.cmake")).read()).group(1).split()
+    assert "index.html" in files, files
+    return {("GET", "/" if f == "index.html" else "/dashboard/" + f)
+            for f in files}
+
+
 def source_routes():
     """(METHOD, pattern) of every route the sources register: the
-    modules' http_route() calls, the core's ops routes, and the
+    modules' http_route() and http_route_open() calls (the dashboard's,
+    from a table, by dashboard_routes()), the core's ops routes, and the
     WebSocket paths core/http.c answers."""
     routes = set()
     for f in glob.glob(os.path.join(ROOT, "modules", "*", "*.c")):
         text = open(f).read()
         routes |= set(re.findall(
             r'http_route\(\s*\w+\s*,\s*"([A-Z]+)"\s*,\s*"([^"]+)"', text))
+        routes |= {("GET", p) for p in re.findall(
+            r'http_route_open\(\s*\w+\s*,\s*"([^"]+)"', text)}
+    routes |= dashboard_routes()
     text = open(os.path.join(ROOT, "core", "ops.c")).read()
     routes |= set(re.findall(
         r'core_router_add\(\s*"core"\s*,\s*"([A-Z]+)"\s*,\s*"([^"]+)"', text))
@@ -380,7 +401,7 @@ def server(make_server, fake_upstream):  # noqa: F811
     return srv
 
 
-def test_live(server):
+def test_live(server, make_server):
     spec = Spec()
     port = server.port
 
@@ -540,18 +561,110 @@ def test_live(server):
         hs(key, status=401)
         hs({**key, **bearer("w" * 20)}, status=401)
         hs({**key, **R}, host="evil.example", status=421)
-        do(path, "get", path, R, status=426)
-        do(path, "head", path, R, status=426)
         do(path, "head", path, {**R, **key}, status=400)
-        do(path, "head", path, None, status=401)
-        do(path, "head", path, O, status=403)
         do(path, "head", path, R, host="evil.example", status=421)
+    # Without Upgrade, /ws is refused; / is the dashboard's page (below).
+    do("/ws", "get", "/ws", R, status=426)
+    do("/ws", "head", "/ws", R, status=426)
+    do("/ws", "head", "/ws", None, status=401)
+    do("/ws", "head", "/ws", O, status=403)
+    # HEAD / asking for an upgrade is a handshake's: it needs the token.
+    do("/", "head", "/", {"Upgrade": "websocket"}, status=401)
+    do("/", "head", "/", {"Upgrade": "websocket", **O}, status=403)
 
-    # Every operation of the spec was called.
+    dashboard(port, spec, do)
+
+    # "/" without the dashboard module: the WebSocket endpoint only.
+    bare = make_server(["orders"], subdir="bare")
+    for method in ("get", "head"):
+        ans = call(bare.port, method.upper(), "/")
+        assert ans.status == 426, ans.raw
+        assert ans.headers["upgrade"] == "websocket"
+        spec.check("/", method, ans, "without the dashboard module")
+    ans = handshake(bare.port, "/", key)
+    assert ans.status == 101, ans.raw
+    spec.check("/", "get", ans, "without the dashboard module")
+    assert call(bare.port, "GET", "/dashboard/app.js").status == 404
+
+    # Every operation of the spec was called; the dashboard's with every
+    # status it documents (503, the connection limit, is the same for
+    # every path: test_connection_limit).
     missing = spec_operations() - spec.called
     assert not missing, "never called: %s" % sorted(missing)
+    for path in DASHBOARD:
+        for method in ("get", "head", "options"):
+            want = {(path, method, int(st)) for st in
+                    SPEC["paths"][path][method]["responses"] if st != "503"}
+            unseen = want - spec.statuses
+            assert not unseen, "never answered: %s" % sorted(unseen)
 
     asyncio.run(websocket_messages(server))
+
+
+# The dashboard's open routes and their media types.
+DASHBOARD = {"/": "text/html; charset=utf-8",
+             "/dashboard/app.js": "text/javascript; charset=utf-8",
+             "/dashboard/style.css": "text/css; charset=utf-8",
+             "/dashboard/icon.svg": "image/svg+xml"}
+
+
+def dashboard(port, spec, do):
+    """The dashboard's page and files (the server has read, write and ops
+    tokens): open to no token and to any token, the same file each time,
+    revalidated by ETag, the same 404/405 as any route around them."""
+    R, W, O = bearer(READ), bearer(WRITE), bearer(OPS)
+    for path, ctype in DASHBOARD.items():
+        # The documented security is none: no token, any token, a wrong
+        # one and one that may not read all get the file.
+        first = do(path, "get", path, None, status=200)
+        assert first.headers["content-type"] == ctype
+        assert int(first.headers["content-length"]) == len(first.raw) > 0
+        etag = first.headers["etag"]
+        for h in (R, W, O, bearer("v" * 20), {"Authorization": "Basic x"}):
+            ans = do(path, "get", path, h, status=200)
+            assert ans.raw == first.raw and ans.headers["etag"] == etag
+        # A query string is not part of the route.
+        assert do(path, "get", path + "?v=2", status=200).raw == first.raw
+        head = do(path, "head", path, None, status=200)
+        assert head.headers["etag"] == etag
+        assert head.headers["content-type"] == ctype
+        assert head.headers["content-length"] == str(len(first.raw))
+        do(path, "head", path, bearer("v" * 20), status=200)
+        # Revalidation: the weak comparison of RFC 9110 13.1.2.
+        for inm in (etag, "W/" + etag, '"0000000000000000", ' + etag, "*"):
+            ans = do(path, "get", path, {"If-None-Match": inm}, status=304)
+            assert ans.headers["etag"] == etag
+            assert "content-type" not in ans.headers
+            do(path, "head", path, {"If-None-Match": inm}, status=304)
+        for inm in ('"0000000000000000"', etag[:-2] + '"', "garbage"):
+            ans = do(path, "get", path, {"If-None-Match": inm}, status=200)
+            assert ans.raw == first.raw
+        do(path, "get", path, None, host="evil.example", status=421)
+        do(path, "head", path, None, host="evil.example", status=421)
+        # Other methods: the write token's, then 405 with the path's Allow.
+        allowed = "GET, HEAD, OPTIONS"
+        for m in ("POST", "PUT", "PATCH", "DELETE"):
+            ans = call(port, m, path, JSON, "{}")
+            assert ans.status == 401, (m, path, ans.status, ans.raw)
+            ans = call(port, m, path, {**JSON, **W}, "{}")
+            assert ans.status == 405, (m, path, ans.status, ans.raw)
+            assert ans.headers["allow"] == allowed
+            assert ans.json()["error"]["code"] == "method_not_allowed"
+            assert not schema_errors(component("Error"), ans.json())
+    # The page names its files, and CSP 'self' lets it load them.
+    page = call(port, "GET", "/").raw.decode()
+    for path in DASHBOARD:
+        if path != "/":
+            assert 'src="%s"' % path in page or 'href="%s"' % path in page
+    # Only those paths are open: an unknown file is an unknown path.
+    for url in ("/dashboard/nope.js", "/dashboard/", "/dashboard",
+                "/dashboard/app.js/x", "/index.html"):
+        ans = call(port, "GET", url)
+        assert ans.status == 401, (url, ans.status, ans.raw)
+        ans = call(port, "GET", url, R)
+        assert ans.status == 404, (url, ans.status, ans.raw)
+        assert not schema_errors(component("Error"), ans.json())
+        assert ans.json()["error"]["code"] == "not_found"
 
 
 def concurrent_key(port, spec):
