@@ -177,7 +177,14 @@ def row(name, s, n):
 
 
 def main():
-    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    args = [a for a in sys.argv[1:] if a != "--ws-only"]
+    build = os.path.abspath(args[0] if args else "build")
+    if "--ws-only" in sys.argv:
+        # The WebSocket fan-out runs alone (no wrk, no nginx).
+        print("bench: %d CPUs, load average %.2f %.2f %.2f" % (
+            os.cpu_count(), *os.getloadavg()))
+        wsfan(build)
+        return
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit("bench: \"%s\" not found; run `make bench` (it installs "
