@@ -427,6 +427,9 @@ ws_flush_threads(void)
 	for (i = 0; i < k; i++) {
 		c = slice[i];
 		if (c->werr != 0) {
+			core_log("ws", SALES_LOG_DEBUG, "client %llu: write: "
+			    "%s", (unsigned long long)c->id,
+			    strerror(c->werr));
 			ws_free(c);
 			continue;
 		}

@@ -292,3 +292,37 @@ def test_reload_keeps_threads_and_says_restart(make_server):
     assert all([m["data"] for m in c.messages] == [0, 1, 2]
                for c in fleet.clients)
     fleet.close()
+
+
+def test_clients_reset_mid_fanout(make_server):
+    # Clients reset their connection while frames are being written to
+    # them, in three waves: a write that fails on some thread (logged at
+    # debug as "write: Connection reset by peer" when the reset comes
+    # before the read event does) makes the loop thread free the client;
+    # the others get every frame.
+    srv = make_server(["echo"], config(log_level="debug"))
+    fleet = Fleet(srv.port, 150)
+    waves = [fleet.clients[k::6] for k in (1, 3, 5)]
+    stay = [c for k, c in enumerate(fleet.clients) if k % 2 == 0]
+    post = Poster(srv)
+    body = json.dumps({"pad": "r" * 4000})
+    for i in range(40):
+        post("big", body)
+        if i in (5, 15, 25):
+            for c in waves[(i - 5) // 10]:
+                fleet.sel.unregister(c.sock)
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                  struct.pack("ii", 1, 0))
+                c.sock.close()
+    post("big", '"end"')
+    fleet.clients = stay
+    fleet.poll(lambda: all(c.messages and c.messages[-1]["data"] == "end"
+                           for c in stay), what="end")
+    for c in stay:
+        assert len(c.messages) == 41
+    st, _, _ = srv.get("/echo")
+    assert st == 200
+    end = time.time() + 30
+    while post("tick", "0") != len(stay):
+        assert time.time() < end, "reset clients still counted"
+    fleet.close()
