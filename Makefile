@@ -3,6 +3,7 @@
 # packages that are missing.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 DEB_BUILD  ?= build-deb
 PREFIX     ?= /usr/local
 CONFIG     ?= sales.ini
@@ -23,7 +24,7 @@ FUZZ_SMOKE    ?= 20
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 
 .PHONY: all deps build run test test-unit test-e2e test-sanitize test-fuzz \
-	test-tools fuzz fuzz-build bench install deb clean
+	test-tsan test-tools fuzz fuzz-build bench install deb clean
 
 all: build
 
@@ -44,7 +45,7 @@ build: deps
 run: build
 	./$(BUILD)/salesd -c $(CONFIG)
 
-test: build test-tools test-sanitize test-fuzz
+test: build test-tools test-sanitize test-tsan test-fuzz
 	tests/run $(BUILD)
 
 # The browser and API-contract tests drive Debian's chromium and the npm
@@ -62,6 +63,17 @@ test-sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSALES_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$$(nproc)
 	tests/run $(ASAN_BUILD)
+
+# ThreadSanitizer over the code with threads: the unit tests (the
+# WebSocket I/O pool, the storage writer), the WebSocket end-to-end
+# tests with two I/O threads, the storage and durability tests.  A
+# report in a server's log fails the test (tests/e2e/conftest.py).  The
+# RSS-per-client test is left out: TSan's shadow memory is in the RSS.
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSALES_TSAN=ON >/dev/null
+	cmake --build $(TSAN_BUILD) -j$$(nproc)
+	SALESD_IO_THREADS=2 TSAN_OPTIONS=halt_on_error=1 tests/run $(TSAN_BUILD) \
+		-k '(test_ws or test_storage or test_durability) and not under_4k'
 
 fuzz-build:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(FUZZ_PACKAGES)"
@@ -93,4 +105,4 @@ deb: deps
 	examples/packaging/deb/build $(DEB_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)

@@ -46,6 +46,7 @@
 #include "store.h"
 #include "timer.h"
 #include "ws.h"
+#include "ws_io.h"
 
 #define SHUTDOWN_GRACE_MS	10000
 #define SPARE_FDS		64	/* listener, storage, logs, upstreams */
@@ -183,11 +184,11 @@ parse_port(const char *what, const char *s)
 /* Reads [server] into the HTTP and WebSocket settings. */
 static int
 read_server_config(struct core_config *cfg, struct core_http_config *http,
-    struct core_ws_config *ws, size_t *max_output_memory)
+    struct core_ws_config *ws, size_t *max_output_memory, int *io_threads)
 {
 	long long port, max_body, max_header, hto, bto, ito, pipe, conns;
 	long long backlog;
-	long long wsmsg, wsbuf, wsping, outmem, connout;
+	long long wsmsg, wsbuf, wsping, outmem, connout, iot;
 	int access;
 
 	http->host = core_config_str(cfg, "server", "host", "127.0.0.1");
@@ -213,6 +214,8 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	    1LL << 32, &wsbuf) ||
 	    core_config_int(cfg, "server", "ws_ping_interval_ms", 30000, 0,
 	    3600000, &wsping) ||
+	    core_config_int(cfg, "server", "io_threads", 0, 0,
+	    CORE_WS_IO_MAX, &iot) ||
 	    core_config_int(cfg, "server", "max_output_memory", 256LL << 20,
 	    0, 1LL << 40, &outmem) ||
 	    core_config_int(cfg, "server", "max_conn_output", 256LL << 10,
@@ -234,6 +237,7 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	ws->max_message = (size_t)wsmsg;
 	ws->max_buffered = (size_t)wsbuf;
 	ws->idle_ping_ms = (long)wsping;
+	*io_threads = (int)iot;
 	return 0;
 }
 
@@ -320,7 +324,8 @@ reload(void)
 		{ "server", "listen_backlog" },
 		{ "modules", "load" }, { "modules", "dir" },
 		{ "storage", "driver" }, { "storage", "path" },
-		{ "storage", "migrations" }, { "storage", "max_group" }
+		{ "storage", "migrations" }, { "storage", "max_group" },
+		{ "server", "io_threads" }
 	};
 	struct core_http_config http;
 	struct core_ws_config ws;
@@ -328,7 +333,7 @@ reload(void)
 	const char *level;
 	char err[512];
 	size_t i, outmem, changes;
-	int json;
+	int json, iot;
 
 	if ((cfg = core_config_load(cfg_path, err, sizeof(err))) == NULL) {
 		log_error("reload refused, the running configuration stays: "
@@ -343,7 +348,7 @@ reload(void)
 		goto refuse;
 	}
 	cfg_old = p;
-	if (read_server_config(cfg, &http, &ws, &outmem) == -1 ||
+	if (read_server_config(cfg, &http, &ws, &outmem, &iot) == -1 ||
 	    core_guard_prepare(cfg, guard_host) == -1)
 		goto refuse;
 	if (core_modules_reload_check(cfg) == -1) {
@@ -476,7 +481,7 @@ main(int argc, char **argv)
 	const char *path = "sales.ini", *moddir, *level;
 	const char *host = NULL, *port = NULL, *portfrom = "--port";
 	char err[512];
-	int ch, check = 0, rc = 1, store_open = 0, unknown, json;
+	int ch, check = 0, rc = 1, store_open = 0, unknown, json, iot;
 	size_t i, outmem;
 
 	while ((ch = getopt_long(argc, argv, "c:tH:p:vVh", longopts,
@@ -523,7 +528,7 @@ main(int argc, char **argv)
 		goto out;
 	core_log_set_level(level);
 	core_log_set_format(json);
-	if (read_server_config(cfg, &http, &ws, &outmem) == -1 ||
+	if (read_server_config(cfg, &http, &ws, &outmem, &iot) == -1 ||
 	    read_storage_config(cfg, &st) == -1)
 		goto out;
 	core_outmem_configure(outmem);
@@ -561,6 +566,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	core_ws_configure(&ws);
+	if (!check && core_ws_io_start(iot) == -1)
+		goto out;
 	if (core_bus_init() == -1 || core_httpc_init() == -1 ||
 	    core_ops_register() == -1)
 		goto out;
@@ -613,6 +620,7 @@ out:
 	/* Each of these is a no-op when already done or never started. */
 	core_http_stop_accepting();
 	core_ws_shutdown();
+	core_ws_io_stop();
 	core_httpc_shutdown();
 	if (store_open)
 		core_store_close();

@@ -68,6 +68,7 @@
 #include "outmem.h"
 #include "ws.h"
 #include "ws_events.h"
+#include "ws_io.h"
 
 #define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_GRACE_MS	2000	/* CLOSING and LINGER last at most this */
@@ -131,6 +132,10 @@ struct ws_client {
 	size_t			 mem;		/* outq, frames shared */
 	struct event		*wev;		/* socket writable, or flush */
 	int			 wblocked;	/* wev waits for the socket */
+	int			 wfd;		/* ws_write()'s socket */
+	int			 wagain;	/* ws_write() would block */
+	int			 werr;		/* ws_write()'s errno, or 0 */
+	size_t			 wrote;		/* ws_write()'s bytes sent */
 	int			 closed;	/* our own close frame queued */
 	struct sales_buf	 stage;		/* wslay's frames being sent */
 	long			 batch_ms;	/* newOrder batched; 0: not */
@@ -170,6 +175,11 @@ static void	ws_eventcb(struct bufferevent *, short, void *);
 static void	ws_timercb(evutil_socket_t, short, void *);
 static void	ws_wcb(evutil_socket_t, short, void *);
 static int	ws_after(struct ws_client *);
+static int	ws_before(struct ws_client *);
+static int	ws_finish(struct ws_client *);
+static void	ws_write(void *);
+static void	ws_sent(struct ws_client *);
+static void	ws_free(struct ws_client *);
 static int	ws_batch_flush(struct ws_client *);
 static int	ws_error(struct ws_client *, const char *, const char *);
 
@@ -374,6 +384,61 @@ ws_frame_new(int opcode, const void *payload, size_t len)
 }
 
 /*
+ * A slice with I/O threads ([server] io_threads): the loop thread
+ * takes the slice off the pending list and prepares each client
+ * (wslay's frames queued, its socket looked up), the slice's socket
+ * writes are spread over the threads and the loop thread
+ * (core_ws_io_run(), which returns when all are done), then the loop
+ * thread alone does the bookkeeping.  What was sent is taken off every
+ * queue before any budget check: the budget may cut a client of the
+ * slice (ws_cut() drops its queue), which must not fall between its
+ * write and its accounting.
+ */
+static void
+ws_flush_threads(void)
+{
+	struct ws_client *slice[WS_SLICE], *c;
+	size_t i, k, n;
+
+	for (n = 0; n < WS_SLICE && (c = TAILQ_FIRST(&pending)) != NULL;
+	    n++) {
+		TAILQ_REMOVE(&pending, c, pentry);
+		c->pending = 0;
+		slice[n] = c;
+	}
+	/* Frees only the client it is given: the rest stay valid. */
+	for (i = k = 0; i < n; i++) {
+		c = slice[i];
+		if (ws_before(c) == -1)
+			continue;
+		if (STAILQ_EMPTY(&c->outq)) {
+			ws_finish(c);
+			continue;
+		}
+		if ((c->wfd = bufferevent_getfd(c->bev)) < 0) {
+			ws_free(c);
+			continue;
+		}
+		slice[k++] = c;
+	}
+	core_ws_io_run((void **)slice, k, ws_write);
+	for (i = 0; i < k; i++)
+		ws_sent(slice[i]);
+	for (i = 0; i < k; i++) {
+		c = slice[i];
+		if (c->werr != 0) {
+			core_log("ws", SALES_LOG_DEBUG, "client %llu: write: "
+			    "%s", (unsigned long long)c->id,
+			    strerror(c->werr));
+			ws_free(c);
+			continue;
+		}
+		core_outmem_set(&c->om, c->mem);
+		ws_finish(c);
+	}
+}
+
+/*
  * Writes the clients with new output, at most WS_SLICE of them, in the
  * order their output came, then lets the loop poll before the next
  * slice: a broadcast to 10,000 clients is queued to all at once (so
@@ -390,12 +455,15 @@ ws_flushcb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	for (n = 0; n < WS_SLICE && (c = TAILQ_FIRST(&pending)) != NULL;
-	    n++) {
-		TAILQ_REMOVE(&pending, c, pentry);
-		c->pending = 0;
-		ws_after(c);
-	}
+	if (core_ws_io_threads() > 0)
+		ws_flush_threads();
+	else
+		for (n = 0; n < WS_SLICE &&
+		    (c = TAILQ_FIRST(&pending)) != NULL; n++) {
+			TAILQ_REMOVE(&pending, c, pentry);
+			c->pending = 0;
+			ws_after(c);
+		}
 	if (!TAILQ_EMPTY(&pending))
 		evtimer_add(flusher, &now);
 }
@@ -537,52 +605,105 @@ ws_wslay(struct ws_client *c)
 }
 
 /*
- * Writes the queue until it is empty or the socket would block, then
- * waits for writability.  -1 on a write error: the caller frees c.
+ * The write step: sends the queue from c->off on c->wfd until all of it
+ * went or the socket would block, and records the bytes sent (wrote)
+ * and how it stopped (wagain, werr).  It reads the queue and its
+ * frames and writes those three fields, nothing else, so it may run on
+ * an I/O thread while the loop thread waits (core/ws_io.c): the loop
+ * thread changes no queue, frame or refcount until all writes of the
+ * slice are done.
  */
-static int
-ws_flush(struct ws_client *c)
+static void
+ws_write(void *arg)
 {
+	struct ws_client *c = arg;
 	struct iovec iov[WS_IOV];
 	struct msghdr mh;
-	struct ws_out *o;
+	struct ws_out *o, *at;
+	size_t left, off;
 	ssize_t n;
-	size_t left;
-	int fd, i;
+	int i;
 
-	if ((fd = bufferevent_getfd(c->bev)) < 0)
-		return -1;
-	while (!STAILQ_EMPTY(&c->outq)) {
+	c->wrote = 0;
+	c->wagain = 0;
+	c->werr = 0;
+	at = STAILQ_FIRST(&c->outq);
+	off = c->off;
+	while (at != NULL) {
 		i = 0;
-		STAILQ_FOREACH(o, &c->outq, entry) {
-			if (i == WS_IOV)
-				break;
-			iov[i].iov_base = o->frame->data + (i ? 0 : c->off);
-			iov[i].iov_len = o->frame->len - (i ? 0 : c->off);
+		for (o = at; o != NULL && i < WS_IOV;
+		    o = STAILQ_NEXT(o, entry)) {
+			iov[i].iov_base = o->frame->data + (i ? 0 : off);
+			iov[i].iov_len = o->frame->len - (i ? 0 : off);
 			i++;
 		}
 		memset(&mh, 0, sizeof(mh));
 		mh.msg_iov = iov;
 		mh.msg_iovlen = i;
-		if ((n = sendmsg(fd, &mh, MSG_NOSIGNAL)) == -1) {
+		if ((n = sendmsg(c->wfd, &mh, MSG_NOSIGNAL)) == -1) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				return -1;
-			c->wblocked = 1;
-			event_add(c->wev, NULL);
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				c->wagain = 1;
+			else
+				c->werr = errno != 0 ? errno : EIO;
 			break;
 		}
+		c->wrote += (size_t)n;
 		for (left = (size_t)n; left > 0; ) {
-			o = STAILQ_FIRST(&c->outq);
-			if (left < o->frame->len - c->off) {
-				c->off += left;
+			if (left < at->frame->len - off) {
+				off += left;
 				break;
 			}
-			left -= o->frame->len - c->off;
-			ws_pop(c);
+			left -= at->frame->len - off;
+			off = 0;
+			at = STAILQ_NEXT(at, entry);
 		}
 	}
+}
+
+/*
+ * The sent step, loop thread only: takes what ws_write() sent off the
+ * queue, counting the messages that went out whole, and waits for
+ * writability if the socket would block.  The caller frees c when
+ * werr is set.
+ */
+static void
+ws_sent(struct ws_client *c)
+{
+	struct ws_out *o;
+	size_t left;
+
+	for (left = c->wrote; left > 0; ) {
+		o = STAILQ_FIRST(&c->outq);
+		if (left < o->frame->len - c->off) {
+			c->off += left;
+			break;
+		}
+		left -= o->frame->len - c->off;
+		ws_pop(c);
+	}
+	c->wrote = 0;
+	if (c->werr == 0 && c->wagain) {
+		c->wblocked = 1;
+		event_add(c->wev, NULL);
+	}
+}
+
+/*
+ * Writes the queue until it is empty or the socket would block, then
+ * waits for writability: both steps at once, on the loop thread.  -1 on
+ * a write error: the caller frees c.
+ */
+static int
+ws_flush(struct ws_client *c)
+{
+	if ((c->wfd = bufferevent_getfd(c->bev)) < 0)
+		return -1;
+	ws_write(c);
+	ws_sent(c);
+	if (c->werr != 0)
+		return -1;
 	core_outmem_set(&c->om, c->mem);
 	return 0;
 }
@@ -723,8 +844,22 @@ ws_cut(struct core_outmem *e)
 static int
 ws_after(struct ws_client *c)
 {
-	int fd;
+	if (ws_before(c) == -1)
+		return -1;
+	if (!STAILQ_EMPTY(&c->outq) && ws_flush(c) == -1) {
+		ws_free(c);
+		return -1;
+	}
+	return ws_finish(c);
+}
 
+/*
+ * Before a write: what wslay has to send goes into the queue, and a
+ * connection wslay closed leaves OPEN.  -1 when c was freed.
+ */
+static int
+ws_before(struct ws_client *c)
+{
 	if (c->ctx != NULL) {
 		if (ws_wslay(c) != 0) {
 			ws_free(c);
@@ -735,10 +870,18 @@ ws_after(struct ws_client *c)
 		    !wslay_event_get_read_enabled(c->ctx)))
 			ws_closing(c);
 	}
-	if (!STAILQ_EMPTY(&c->outq) && ws_flush(c) == -1) {
-		ws_free(c);
-		return -1;
-	}
+	return 0;
+}
+
+/*
+ * After a write: once the close frame is out, our FIN follows and we
+ * wait for the peer's.  -1 when c was freed.
+ */
+static int
+ws_finish(struct ws_client *c)
+{
+	int fd;
+
 	if (c->state == WS_CLOSING && STAILQ_EMPTY(&c->outq) &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
 	    (c->ctx == NULL || c->closed ||

@@ -177,7 +177,14 @@ def row(name, s, n):
 
 
 def main():
-    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+    args = [a for a in sys.argv[1:] if a != "--ws-only"]
+    build = os.path.abspath(args[0] if args else "build")
+    if "--ws-only" in sys.argv:
+        # The WebSocket fan-out runs alone (no wrk, no nginx).
+        print("bench: %d CPUs, load average %.2f %.2f %.2f" % (
+            os.cpu_count(), *os.getloadavg()))
+        wsfan(build)
+        return
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit("bench: \"%s\" not found; run `make bench` (it installs "
@@ -278,21 +285,28 @@ def main():
 def wsfan(build):
     """The C load client (BUILD/bench/wsload) against salesd, for each of
     BENCH_WSLOAD_CLIENTS (default "1000 10000"), BENCH_WSLOAD_ORDERS
-    orders each (default 20), posted one at a time."""
+    orders each (default 20), posted one at a time: back to back, or at
+    BENCH_WSLOAD_RATE orders/s (wsload -r); salesd once for each
+    [server] io_threads in BENCH_WSLOAD_IO_THREADS (default "0 2")."""
     wsload = os.path.join(build, "bench", "wsload")
     if not os.path.exists(wsload):
         print("bench: %s not built; skipping the fan-out runs" % wsload)
         return
     orders = os.environ.get("BENCH_WSLOAD_ORDERS", "20")
+    rate = os.environ.get("BENCH_WSLOAD_RATE", "")
+    rflag = ["-r", rate] if rate else []
+    iots = os.environ.get("BENCH_WSLOAD_IO_THREADS", "0 2").split()
     print()
-    print("%-8s %-7s %9s %9s %9s %9s %9s %9s %9s" % (
+    print("%-8s %-9s %9s %9s %9s %9s %9s %9s %9s" % (
         "clients", "server", "frames/s", "dlv p50", "dlv p99", "POST p50", "POST p99",
         "GET p99", "B/client"))
     env = dict(os.environ, SALESD_BUILD=build)
     for n in os.environ.get("BENCH_WSLOAD_CLIENTS", "1000 10000").split():
-        for who in ("salesd", "wsceil"):
-            if who == "salesd":
+        for who in ["salesd/%s" % t for t in iots] + ["wsceil"]:
+            if who.startswith("salesd"):
                 cmd = [sys.executable, os.path.join(HERE, "ws_load.py"),
+                       "--io-threads", who.split("/")[1]] + (
+                           ["--rate", rate] if rate else []) + [
                        wsload, n, orders]
                 ceil = None
             else:
@@ -300,7 +314,8 @@ def wsfan(build):
                 ceil = subprocess.Popen([os.path.join(build, "bench",
                                                       "wsceil"), str(port)])
                 wait_port(port, ceil)
-                cmd = [wsload, str(port), n, orders, str(ceil.pid)]
+                cmd = [wsload] + rflag + [str(port), n, orders,
+                                          str(ceil.pid)]
             try:
                 p = subprocess.run(cmd, env=env, capture_output=True,
                                    text=True, timeout=300)
@@ -312,11 +327,12 @@ def wsfan(build):
                     n, who, p.stdout, p.stderr))
                 continue
             r = json.loads(m.group(1))
-            print("%-8d %-7s %9.0f %9.1f %9.1f %9.2f %9.2f %9.2f %9.0f" % (
+            print("%-8d %-9s %9.0f %9.1f %9.1f %9.2f %9.2f %9.2f %9.0f" % (
                 r["clients"], who, r["frames_per_s"], r["delivery_p50_ms"],
                 r["delivery_p99_ms"], r["post_p50_ms"], r["post_p99_ms"],
                 r["get_p99_ms"], r["rss_per_client"]))
-    print("(latencies in ms; delivery: POST sent to newOrder read)")
+    print("(latencies in ms; delivery: POST sent, or due with a rate, to "
+          "newOrder read; salesd/N: io_threads = N)")
 
 
 if __name__ == "__main__":

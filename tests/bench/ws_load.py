@@ -2,10 +2,14 @@
 
 Starts $SALESD_BUILD/salesd (modules orders + analytics) and runs
 BUILD/bench/wsload against it: CLIENTS connections, ORDERS orders posted
-one at a time.  Prints wsload's "RESULT {json}" line.
+one at a time, back to back or, with --rate, at RATE orders a second
+(wsload -r).  --io-threads sets [server] io_threads.  Prints wsload's
+"RESULT {json}" line.
 
-    SALESD_BUILD=build /usr/bin/python3 ws_load.py WSLOAD CLIENTS ORDERS
+    SALESD_BUILD=build /usr/bin/python3 ws_load.py [--rate R]
+        [--io-threads N] WSLOAD CLIENTS ORDERS
 """
+import argparse
 import os
 import subprocess
 import sys
@@ -16,17 +20,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 from conftest import Server  # noqa: E402
 
 
-def main(wsload, clients, orders):
+def main(wsload, clients, orders, rate=0, io_threads=0):
     with tempfile.TemporaryDirectory() as tmp:
         srv = Server(tmp, ["orders", "analytics"], {
             "server": {"max_connections": clients + 100,
+                       "io_threads": io_threads,
                        "log_level": "info"},
             "analytics": {"broadcast_interval_ms": 100}})
         srv.start()
         try:
-            p = subprocess.run([wsload, str(srv.port), str(clients),
-                                str(orders), str(srv.proc.pid)],
-                               capture_output=True, text=True, timeout=180)
+            cmd = [wsload]
+            if rate:
+                cmd += ["-r", str(rate)]
+            cmd += [str(srv.port), str(clients), str(orders),
+                    str(srv.proc.pid)]
+            p = subprocess.run(cmd, capture_output=True, text=True,
+                               timeout=180)
             sys.stdout.write(p.stdout)
             sys.stderr.write(p.stderr)
         finally:
@@ -34,4 +43,12 @@ def main(wsload, clients, orders):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=float, default=0,
+                    help="orders per second (0: back to back)")
+    ap.add_argument("--io-threads", type=int, default=0)
+    ap.add_argument("wsload")
+    ap.add_argument("clients", type=int)
+    ap.add_argument("orders", type=int)
+    a = ap.parse_args()
+    main(a.wsload, a.clients, a.orders, a.rate, a.io_threads)

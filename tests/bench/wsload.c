@@ -7,7 +7,16 @@
  * newOrder (post to frame read), POST and GET latency during fan-out,
  * and the server's RSS per client when given its pid.
  *
- *	wsload PORT CLIENTS ORDERS [SERVER_PID]
+ *	wsload [-r RATE] PORT CLIENTS ORDERS [SERVER_PID]
+ *
+ * Without -r the orders go back to back: each as soon as the previous
+ * POST and GET are answered, which measures throughput.  With -r, order
+ * i is due at start + i / RATE seconds: the poster sleeps until then
+ * (or sends at once when late), and both the timestamp in product_id
+ * and the POST latency count from the due time, not from when it was
+ * sent, so a server that stalls is charged for the orders it held
+ * back (no coordinated omission).  The GET that follows each POST is
+ * timed from when it was sent.
  *
  * Bounded: 120 s in all.  Runs against salesd or tests/bench/wsceil.c.
  */
@@ -41,6 +50,7 @@ struct conn {
 
 static int		 port;
 static int		 norders;
+static double		 rate;		/* orders/s; 0: back to back */
 static volatile int	 posted;
 static double		*post_ms, *get_ms;
 
@@ -104,19 +114,33 @@ static void *
 poster(void *arg)
 {
 	char req[512], body[128];
-	double t;
+	struct timespec ts;
+	double t, start, due;
 	int fd, i, n;
 
 	(void)arg;
 	if ((fd = dial()) == -1)
 		return NULL;
+	start = now_ms();
 	for (i = 0; i < norders; i++) {
+		t = now_ms();
+		if (rate > 0) {
+			due = start + i * 1e3 / rate;
+			if (due > t) {
+				ts.tv_sec = (time_t)(due / 1e3);
+				ts.tv_nsec = (long)((due - ts.tv_sec * 1e3) *
+				    1e6);
+				while (clock_nanosleep(CLOCK_MONOTONIC,
+				    TIMER_ABSTIME, &ts, NULL) == EINTR)
+					;
+			}
+			t = due;
+		}
 		n = snprintf(body, sizeof(body), "{\"product_id\":\"t%.3f\","
-		    "\"quantity\":1,\"price\":1.5}", now_ms());
+		    "\"quantity\":1,\"price\":1.5}", t);
 		snprintf(req, sizeof(req), "POST /orders HTTP/1.1\r\n"
 		    "Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
 		    "Content-Length: %d\r\n\r\n%s", n, body);
-		t = now_ms();
 		if (request(fd, req) == -1)
 			break;
 		post_ms[i] = now_ms() - t;
@@ -224,16 +248,23 @@ main(int argc, char *argv[])
 	int ep, i, k, n, nconn, nup = 0, pid = 0;
 	ssize_t r;
 
-	if (argc < 4) {
-		fprintf(stderr, "usage: wsload PORT CLIENTS ORDERS "
+	while ((k = getopt(argc, argv, "r:")) != -1) {
+		if (k != 'r' || (rate = atof(optarg)) <= 0)
+			goto usage;
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 3) {
+usage:
+		fprintf(stderr, "usage: wsload [-r RATE] PORT CLIENTS ORDERS "
 		    "[SERVER_PID]\n");
 		return 2;
 	}
-	port = atoi(argv[1]);
-	nconn = atoi(argv[2]);
-	norders = atoi(argv[3]);
-	if (argc > 4)
-		pid = atoi(argv[4]);
+	port = atoi(argv[0]);
+	nconn = atoi(argv[1]);
+	norders = atoi(argv[2]);
+	if (argc > 3)
+		pid = atoi(argv[3]);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -311,12 +342,13 @@ main(int argc, char *argv[])
 	if (nup == nconn)
 		pthread_join(th, NULL);
 	printf("RESULT {\"clients\":%d,\"connected\":%d,\"orders\":%d,"
+	    "\"rate\":%g,"
 	    "\"posted\":%d,\"frames\":%zu,\"newOrder\":%zu,"
 	    "\"expected\":%zu,\"frames_per_s\":%.0f,"
 	    "\"delivery_p50_ms\":%.1f,\"delivery_p99_ms\":%.1f,"
 	    "\"post_p50_ms\":%.2f,\"post_p99_ms\":%.2f,"
 	    "\"get_p50_ms\":%.2f,\"get_p99_ms\":%.2f,"
-	    "\"rss_per_client\":%.0f}\n", nconn, nup, norders, posted,
+	    "\"rss_per_client\":%.0f}\n", nconn, nup, norders, rate, posted,
 	    nframes, nlat, want, last > first ? nframes / ((last - first) /
 	    1e3) : 0, pct(lat, nlat, .5), pct(lat, nlat, .99),
 	    pct(post_ms, posted, .5), pct(post_ms, posted, .99),

@@ -41,6 +41,9 @@ class Server:
             "storage": {"driver": "sqlite", "path": self.db,
                         "migrations": os.path.join(ROOT, "sql")},
         }
+        # make test-tsan runs the suite with WebSocket I/O threads on.
+        if os.environ.get("SALESD_IO_THREADS"):
+            sections["server"]["io_threads"] = os.environ["SALESD_IO_THREADS"]
         for sec, kv in (config or {}).items():
             sections.setdefault(sec, {}).update({k: str(v) for k, v in kv.items()})
         self.config = os.path.join(self.tmpdir, "sales.ini")
@@ -188,3 +191,4 @@ def make_server(tmp_path):
         assert "ERROR: AddressSanitizer" not in log, log
         assert "runtime error:" not in log, log
         assert "ERROR: LeakSanitizer" not in log, log
+        assert "WARNING: ThreadSanitizer" not in log, log
