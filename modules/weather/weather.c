@@ -97,14 +97,20 @@ static struct sales_metric	*m_calls, *m_errors;
 
 static void	weather_attempt(void);
 
-/* Copies src into dst, cutting it short (on a byte) to fit. */
+/*
+ * Copies src into dst, cutting it short to fit, before a whole UTF-8
+ * character, so that what a payload carries stays valid UTF-8.
+ */
 static void
 weather_copy(char *dst, size_t dstlen, const char *src)
 {
 	size_t n = strlen(src);
 
-	if (n >= dstlen)
+	if (n >= dstlen) {
 		n = dstlen - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+	}
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 }
