@@ -156,6 +156,42 @@ api_metric_gauge(struct sales_module *self, const char *name, const char *help)
 	return core_metric_new(core_module_name(self), name, help, 1);
 }
 
+/*
+ * Init only: it blocks the loop.  There is no self argument, so a call
+ * outside init is told apart by the module being initialised, and the
+ * refusal names the caller by the code it returns to.
+ */
+static struct sales_store_result *
+api_store_query_sync(const char *sql, const struct sales_value *params,
+    size_t nparams)
+{
+	struct sales_module *who;
+
+	if (core_module_initialising() != NULL)
+		return core_store_query_sync(sql, params, nparams);
+	who = core_module_at(__builtin_return_address(0));
+	core_log(who ? core_module_name(who) : "module", SALES_LOG_ERROR,
+	    "store_query_sync outside sales_module_init is not allowed (it "
+	    "blocks the loop); use store_query");
+	return NULL;
+}
+
+/*
+ * A timer belongs to the module that asked for it (the one in init, or
+ * the one whose code called), so that a failed init's timers are
+ * cancelled with the rest of what it registered.
+ */
+static struct sales_timer *
+api_timer_add(long ms, int repeat, void (*cb)(void *), void *arg)
+{
+	struct sales_module *who;
+
+	if ((who = core_module_initialising()) == NULL)
+		who = core_module_at(__builtin_return_address(0));
+	return core_timer_add_owned(who ? core_module_name(who) : NULL, ms,
+	    repeat, cb, arg);
+}
+
 static int
 api_httpc_call(struct sales_module *self,
     const struct sales_httpc_request *req, sales_httpc_cb cb, void *arg)
@@ -191,13 +227,13 @@ const struct sales_core core_api = {
 	.bus_publish = core_bus_publish,
 	.store_write = core_store_write,
 	.store_query = core_store_query,
-	.store_query_sync = core_store_query_sync,
+	.store_query_sync = api_store_query_sync,
 	.store_result_free = core_store_result_free,
 	.store_rows = core_store_rows,
 	.store_cols = core_store_cols,
 	.store_value = core_store_value,
 	.httpc_request = core_httpc_request,
-	.timer_add = core_timer_add,
+	.timer_add = api_timer_add,
 	.timer_del = core_timer_del,
 	.now_ms = core_now_ms,
 	.json_parse = core_json_parse,

@@ -11,6 +11,9 @@
  * refused with both versions named, as PostgreSQL does.  Nothing is ever
  * unloaded while the server runs.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE		/* dladdr */
+#endif
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@
 #include "metrics.h"
 #include "module.h"
 #include "router.h"
+#include "timer.h"
 #include "ws.h"
 #include "ws_events.h"
 
@@ -31,6 +35,7 @@ struct sales_module {
 	char				 name[CORE_MODULE_NAME_MAX + 1];
 	void				*dl;
 	const struct sales_module_magic	*magic;
+	void				*base;	/* where dlopen mapped it */
 	void				(*fini)(void);
 	int				(*reload)(struct sales_module *,
 					    enum sales_reload_step);
@@ -95,6 +100,21 @@ core_module_check_magic(const char *name, const struct sales_module_magic *mg,
 	return 0;
 }
 
+/*
+ * Undoes everything m registered: routes, WebSocket handlers and event
+ * types, subscriptions, metrics, timers.  Harmless when done twice.
+ */
+static void
+module_forget(struct sales_module *m)
+{
+	core_router_forget(m->name);
+	core_ws_forget(m->name);
+	core_ws_event_forget(m->name);
+	core_bus_forget(m->name);
+	core_metrics_forget(m->name);
+	core_timer_forget(m->name);
+}
+
 /* file: the .so to open, or NULL for "<dir>/<name>.so". */
 static int
 module_load_one(struct core_config *cfg, const char *dir, const char *name,
@@ -103,6 +123,7 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name,
 	int (*init)(const struct sales_core *, struct sales_module *);
 	struct sales_module *m, **p;
 	char path[4096], why[256];
+	Dl_info di;
 	size_t i;
 
 	for (i = 0; i < nmods; i++) {
@@ -141,6 +162,7 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name,
 		log_error("module \"%s\": %s", name, why);
 		return -1;
 	}
+	m->base = dladdr(m->magic, &di) != 0 ? di.dli_fbase : NULL;
 	*(void **)&init = dlsym(m->dl, "sales_module_init");
 	if (init == NULL) {
 		log_error("module \"%s\": no sales_module_init in \"%s\"",
@@ -152,6 +174,8 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name,
 	in_init = m;
 	if (init(&core_api, m) != 0) {
 		in_init = NULL;
+		/* Now, whatever the loader does next: no timer of it fires. */
+		module_forget(m);
 		log_error("module \"%s\": init failed (see above)", name);
 		return -1;
 	}
@@ -226,12 +250,8 @@ core_modules_fini(void)
 		m = mods[--nmods];
 		if (m->initialised && m->fini)
 			m->fini();
-		/* Whatever init registered goes too, even after a failed init. */
-		core_router_forget(m->name);
-		core_ws_forget(m->name);
-		core_ws_event_forget(m->name);
-		core_bus_forget(m->name);
-		core_metrics_forget(m->name);
+		/* Whatever it registered goes too, even after a failed init. */
+		module_forget(m);
 		/*
 		 * No dlclose: the process is ending, and keeping the code
 		 * mapped keeps a leak checker's stack traces readable.
@@ -316,6 +336,30 @@ int
 core_module_in_init(struct sales_module *m)
 {
 	return m != NULL && m == in_init;
+}
+
+struct sales_module *
+core_module_initialising(void)
+{
+	return in_init;
+}
+
+/*
+ * Services without a self argument learn their caller from the address
+ * they return to: the module whose mapping holds it.
+ */
+struct sales_module *
+core_module_at(const void *addr)
+{
+	Dl_info di;
+	size_t i;
+
+	if (addr == NULL || dladdr(addr, &di) == 0 || di.dli_fbase == NULL)
+		return NULL;
+	for (i = 0; i < nmods; i++)
+		if (mods[i]->base == di.dli_fbase)
+			return mods[i];
+	return NULL;
 }
 
 const char *

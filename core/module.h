@@ -36,6 +36,10 @@ const char *core_modules_version(size_t i);
 
 /* The module whose init is running, or NULL: registration is init only. */
 int	core_module_in_init(struct sales_module *m);
+/* The module whose init is running, or NULL. */
+struct sales_module *core_module_initialising(void);
+/* The loaded module whose code holds addr, or NULL (the core's, say). */
+struct sales_module *core_module_at(const void *addr);
 const char *core_module_name(struct sales_module *m);
 struct core_config *core_module_config(struct sales_module *m);
 

@@ -15,8 +15,11 @@
  * calls init with the core's service table and the module's handle (its
  * name and its sales.ini section [name]).  Routes, WebSocket message
  * types, bus subscriptions and metrics may be registered only inside
- * init, so that a failed init is undone exactly.  init returns 0, or -1
- * after logging why; -1 stops start-up.  fini runs at shutdown, modules
+ * init, so that a failed init is undone exactly: those and the module's
+ * timers are cancelled before the loader goes on.  Init-only services
+ * called later fail (-1 or NULL) and log one line naming the module and
+ * the service.  init returns 0, or -1 after logging why; -1 stops
+ * start-up.  fini runs at shutdown, modules
  * in reverse load order, after the last commit and upstream call.
  *
  * Threads: every service is loop-thread only, and every callback a
@@ -118,7 +121,11 @@ struct sales_core {
 		    sales_store_write_cb cb, void *arg);
 	int	(*store_query)(const char *sql, const struct sales_value *params,
 		    size_t nparams, sales_store_query_cb cb, void *arg);
-	/* Init only: blocks.  NULL on error (logged). */
+	/*
+	 * Init only: blocks.  NULL on error (logged).  Called outside init
+	 * it runs nothing and returns NULL, logging one line that names
+	 * the calling module.
+	 */
 	struct sales_store_result *(*store_query_sync)(const char *sql,
 		    const struct sales_value *params, size_t nparams);
 	void	(*store_result_free)(struct sales_store_result *res);
@@ -131,7 +138,13 @@ struct sales_core {
 	int	(*httpc_request)(const struct sales_httpc_request *req,
 		    sales_httpc_cb cb, void *arg);
 
-	/* Timers on the loop; ms >= 0.  timer_del also frees. */
+	/*
+	 * Timers on the loop; ms >= 0.  NULL when ms < 0, cb is NULL or
+	 * memory runs out.  A timer belongs to the module that adds it:
+	 * cancelled and freed if its init fails, freed after its fini at
+	 * shutdown.  A one-shot timer stays allocated after it fires;
+	 * timer_del cancels and frees either kind (NULL is ignored).
+	 */
 	struct sales_timer *(*timer_add)(long ms, int repeat,
 		    void (*cb)(void *arg), void *arg);
 	void	(*timer_del)(struct sales_timer *timer);

@@ -43,7 +43,7 @@ struct pick {
 static int
 fit_any(const char *id, const char *const *words)
 {
-	char low[68];
+	char low[SALES_PRODUCT_ID_SIZE];
 	size_t i;
 
 	for (i = 0; id[i] && i + 1 < sizeof(low); i++)

@@ -4,11 +4,12 @@
  * chosen by base_url and model), with a local rule-based fallback.
  *
  * What it knows comes from the bus only: "order.created" feeds its own
- * per-product tally (ai_tally.c), "analytics.updated" adds the analytics
- * module's figures when that module is loaded, "weather.updated" the
- * weather.  A request builds a prompt from them, POSTs it once for every
- * request waiting (single flight), validates the answer (JSON, known
- * fields, only products that were sold) and caches the result for
+ * per-product tally (ai_tally.c), "analytics.updated.v2" adds the
+ * analytics module's figures when that module is loaded,
+ * "weather.updated.v2" the weather; all typed, nothing parsed.  A
+ * request builds a prompt from them, POSTs it once for every request
+ * waiting (single flight), validates the answer (JSON, known fields,
+ * only products that were sold) and caches the result for
  * cache_ttl_s.  No api_key, no sales yet, an upstream error, a timeout
  * or a malformed answer: the fallback (ai_fallback.c) answers instead,
  * with source "fallback" and the reason.  It never fails a request
@@ -33,7 +34,7 @@ SALES_MODULE_MAGIC("ai_recommend", "1.0");
 #define AI_MAX_ACTION		64
 #define AI_MAX_REASON		1000
 #define AI_MAX_SUMMARY		2000
-#define AI_MAX_KNOWN		100	/* analytics topProducts kept */
+#define AI_MAX_KNOWN		SALES_TOP_PRODUCTS_MAX	/* analytics top kept */
 
 static const struct sales_core	*core;
 static struct sales_module	*self;
@@ -58,9 +59,8 @@ struct waiter {
 
 static struct ai_tally		 tally;
 static struct ai_weather	 weather;
-static struct sales_analytics_v1 *analytics;	/* last one received */
-static double			 analytics_revenue = NAN; /* its totalRevenue */
-static char			 known[AI_MAX_KNOWN][68];
+static struct sales_analytics_v2 *analytics;	/* last one received */
+static char			 known[AI_MAX_KNOWN][SALES_PRODUCT_ID_SIZE];
 static size_t			 nknown;
 
 static struct {
@@ -118,6 +118,18 @@ ai_weather_json(struct sales_buf *b)
 	core->buf_printf(b, "}");
 }
 
+/*
+ * Money as the prompt's JSON number: m / 1e6 rounds once, so it is the
+ * double nearest the exact decimal while the micro-units fit 2^53.
+ */
+static double
+ai_money(const struct sales_money *m)
+{
+	if (m->units > -9000000000000LL && m->units < 9000000000000LL)
+		return (double)(m->units * 1000000 + m->micros) / 1e6;
+	return (double)m->units + (double)m->micros / 1e6;
+}
+
 /* Was the product sold?  Our tally, or the analytics top list. */
 static int
 ai_sold(const char *id)
@@ -152,7 +164,7 @@ static void
 ai_on_weather(const char *topic, const void *payload, size_t len,
     void *arg)
 {
-	const struct sales_weather_v1 *w = payload;
+	const struct sales_weather_v2 *w = payload;
 
 	(void)topic;
 	(void)arg;
@@ -174,10 +186,8 @@ static void
 ai_on_analytics(const char *topic, const void *payload, size_t len,
     void *arg)
 {
-	const struct sales_analytics_v1 *a = payload;
-	struct sales_json *j;
-	struct sales_buf id = {0};
-	int top, p, t, i, n;
+	const struct sales_analytics_v2 *a = payload;
+	uint32_t i, n;
 
 	(void)topic;
 	(void)arg;
@@ -187,29 +197,16 @@ ai_on_analytics(const char *topic, const void *payload, size_t len,
 	    (analytics = malloc(sizeof(*analytics))) == NULL)
 		return;
 	memcpy(analytics, a, sizeof(*a));
-	if (a->json_len == 0 || a->json_len > sizeof(a->json) ||
-	    (j = core->json_parse(a->json, a->json_len)) == NULL)
-		return;
-	if ((t = core->json_get(j, 0, "totalRevenue")) == -1 ||
-	    core->json_double(j, t, &analytics_revenue) == -1)
-		analytics_revenue = NAN;
-	if ((top = core->json_get(j, 0, "topProducts")) != -1 &&
-	    (n = core->json_len(j, top)) > 0) {
+	n = a->ntop < SALES_TOP_PRODUCTS_MAX ? a->ntop : SALES_TOP_PRODUCTS_MAX;
+	if (n > 0)
 		nknown = 0;
-		for (i = 0; i < n && nknown < AI_MAX_KNOWN; i++) {
-			if ((p = core->json_at(j, top, i)) == -1 ||
-			    (t = core->json_get(j, p, "product_id")) == -1 ||
-			    core->json_type(j, t) != SALES_JSON_STRING)
-				continue;
-			id.len = 0;
-			if (core->json_string(j, t, &id) == -1 ||
-			    id.len == 0 || id.len >= sizeof(known[0]))
-				continue;
-			memcpy(known[nknown++], id.data, id.len + 1);
-		}
+	for (i = 0; i < n && nknown < AI_MAX_KNOWN; i++) {
+		if (a->top[i].product_id[0] == '\0')
+			continue;
+		ai_copy(known[nknown++], sizeof(known[0]), a->top[i].product_id,
+		    strnlen(a->top[i].product_id,
+		    sizeof(a->top[i].product_id)));
 	}
-	core->buf_free(&id);
-	core->json_free(j);
 }
 
 /* -- answers ------------------------------------------------------------ */
@@ -335,12 +332,11 @@ ai_prompt(struct sales_buf *p)
 		    "%lld,\"revenueLastMinute\":",
 		    (long long)analytics->total_orders,
 		    (long long)analytics->total_quantity);
-		ai_num(p, (double)analytics->revenue_last_minute_micros / 1e6);
+		ai_num(p, ai_money(&analytics->revenue_last_minute));
 		core->buf_printf(p, ",\"revenuePreviousMinute\":");
-		ai_num(p,
-		    (double)analytics->revenue_previous_minute_micros / 1e6);
+		ai_num(p, ai_money(&analytics->revenue_previous_minute));
 		core->buf_printf(p, ",\"revenueLastHour\":");
-		ai_num(p, (double)analytics->revenue_last_hour_micros / 1e6);
+		ai_num(p, ai_money(&analytics->revenue_last_hour));
 	} else {
 		core->buf_printf(p, "\"totalOrders\":%lld,\"totalQuantity\":"
 		    "%lld,\"revenueLastMinute\":", (long long)tally.orders,
@@ -350,8 +346,8 @@ ai_prompt(struct sales_buf *p)
 		ai_num(p, ai_tally_last_hour(&tally, now));
 	}
 	core->buf_printf(p, ",\"totalRevenue\":");
-	ai_num(p, use_analytics && isfinite(analytics_revenue) ?
-	    analytics_revenue : tally.revenue);
+	ai_num(p, use_analytics ? ai_money(&analytics->total_revenue) :
+	    tally.revenue);
 	core->buf_printf(p, "},\"products\":[");
 	for (i = 0; i < n; i++) {
 		core->buf_printf(p, "%s{\"product_id\":", i ? "," : "");
@@ -440,7 +436,8 @@ ai_validate(const char *text, size_t len, struct sales_buf *b, char *why,
 		    core->json_type(j, t) == SALES_JSON_NUMBER &&
 		    core->json_int(j, t, &num) == 0)
 			core->buf_printf(&id, "%lld", num);
-		else if (ai_member(j, r, "product_id", 64, &id) == -1)
+		else if (ai_member(j, r, "product_id", SALES_PRODUCT_ID_MAX,
+		    &id) == -1)
 			id.len = 0;
 		if (id.len == 0 || !ai_sold(id.data) ||
 		    ai_member(j, r, "action", AI_MAX_ACTION, &action) == -1 ||
@@ -674,9 +671,9 @@ SALES_MODULE_INIT(c, m)
 	    NULL) == -1 ||
 	    core->bus_subscribe(self, SALES_TOPIC_ORDER_CREATED, ai_on_order,
 	    NULL) == -1 ||
-	    core->bus_subscribe(self, SALES_TOPIC_WEATHER_UPDATED,
+	    core->bus_subscribe(self, SALES_TOPIC_WEATHER_UPDATED_V2,
 	    ai_on_weather, NULL) == -1 ||
-	    core->bus_subscribe(self, SALES_TOPIC_ANALYTICS_UPDATED,
+	    core->bus_subscribe(self, SALES_TOPIC_ANALYTICS_UPDATED_V2,
 	    ai_on_analytics, NULL) == -1)
 		return -1;
 	core->log(self, SALES_LOG_INFO, "model \"%s\" at \"%s\", %s",
@@ -729,5 +726,4 @@ SALES_MODULE_FINI()
 	ai_tally_free(&tally);
 	free(analytics);
 	analytics = NULL;
-	analytics_revenue = NAN;
 }

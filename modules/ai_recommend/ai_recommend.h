@@ -17,7 +17,7 @@
 #define AI_MINUTES		60	/* per-minute revenue ring */
 
 struct ai_product {
-	char	 id[68];
+	char	 id[SALES_PRODUCT_ID_SIZE];
 	double	 revenue;	/* currency units, price x quantity */
 	int64_t	 quantity;
 	int64_t	 orders;
@@ -68,9 +68,9 @@ struct ai_weather {
 	int	 have;		/* a weather.updated was received */
 	int	 have_temp;
 	double	 temp;
-	char	 city[96];
-	char	 condition[32];
-	char	 source[64];
+	char	 city[SALES_CITY_SIZE];
+	char	 condition[SALES_CONDITION_SIZE];
+	char	 source[SALES_SOURCE_SIZE];
 };
 
 /*

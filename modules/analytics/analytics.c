@@ -1,7 +1,8 @@
 /*
  * analytics - live sales figures: GET /analytics, the "updateAnalytics"
- * WebSocket message and the "analytics.updated" bus event, all from the
- * state in analytics_state.c, fed by "order.created".
+ * WebSocket message and the "analytics.updated.v2" bus event (and the
+ * deprecated "analytics.updated"), all from the state in
+ * analytics_state.c, fed by "order.created".
  *
  * Start-up rebuilds the state without reading every order: the totals
  * per product come from product_totals (kept by a trigger in the same
@@ -142,6 +143,7 @@ broadcast(void *arg)
 {
 	const struct sales_core *core = an_core;
 	struct sales_analytics_v1 *ev;
+	struct sales_analytics_v2 *ev2;
 	struct sales_buf b = {0};
 	int64_t now = core->now_ms();
 
@@ -156,8 +158,14 @@ broadcast(void *arg)
 	}
 	core->ws_broadcast("updateAnalytics", b.data, b.len);
 	core->metric_add(m_updates, 1);
+	if ((ev2 = calloc(1, sizeof(*ev2))) == NULL)
+		goto nomem;
+	an_snapshot_v2(ev2, (int)top_default, now);
+	core->bus_publish(SALES_TOPIC_ANALYTICS_UPDATED_V2, ev2, sizeof(*ev2));
+	free(ev2);
+	/* The deprecated v1, for modules built before v2 (<sales/events.h>). */
 	if ((ev = calloc(1, sizeof(*ev))) == NULL)
-		goto done;
+		goto nomem;
 	an_snapshot(ev, now);
 	if (b.len <= sizeof(ev->json)) {
 		memcpy(ev->json, b.data, b.len);
@@ -165,6 +173,10 @@ broadcast(void *arg)
 	}
 	core->bus_publish(SALES_TOPIC_ANALYTICS_UPDATED, ev, sizeof(*ev));
 	free(ev);
+	goto done;
+nomem:
+	core->log(self, SALES_LOG_WARN, "out of memory for an \"%s\" event",
+	    SALES_TOPIC_ANALYTICS_UPDATED);
 done:
 	core->buf_free(&b);
 }

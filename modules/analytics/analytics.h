@@ -34,6 +34,8 @@ uint64_t an_version(void);
 int	an_json(struct sales_buf *b, int top, int64_t now);
 /* The figures for "analytics.updated" (json left to the caller). */
 void	an_snapshot(struct sales_analytics_v1 *ev, int64_t now);
+/* "analytics.updated.v2" with the top n products; ev comes zeroed. */
+void	an_snapshot_v2(struct sales_analytics_v2 *ev, int top, int64_t now);
 /* Exact decimal of micro-units: 10000, 51, 25.5, -0.25. */
 int	an_append_money(struct sales_buf *b, an_money m);
 

@@ -25,7 +25,7 @@ struct product {
 	int64_t		orders;
 	int64_t		quantity;
 	uint8_t		len;
-	char		id[67];
+	char		id[SALES_PRODUCT_ID_MAX];	/* no NUL */
 };
 
 struct bucket {
@@ -118,7 +118,7 @@ product_get(const char *pid, size_t len)
 	struct product *p;
 	size_t j, ncap;
 
-	if (len == 0 || len > 64)
+	if (len == 0 || len > SALES_PRODUCT_ID_MAX)
 		return NULL;
 	if (capindex) {
 		j = hash(pid, len) & (capindex - 1);
@@ -330,6 +330,26 @@ better(const struct product *a, const struct product *b)
 	return c != 0 ? c < 0 : a->len < b->len;
 }
 
+/* The top best sellers into best[], best first; returns how many. */
+static int
+pick_top(struct product **best, int top)
+{
+	size_t i;
+	int n = 0, j;
+
+	if (top > SALES_TOP_PRODUCTS_MAX)
+		top = SALES_TOP_PRODUCTS_MAX;
+	for (i = 0; i < nproducts; i++) {
+		if (n == top && !better(&products[i], best[n - 1]))
+			continue;
+		j = n < top ? n++ : n - 1;
+		for (; j > 0 && better(&products[i], best[j - 1]); j--)
+			best[j] = best[j - 1];
+		best[j] = &products[i];
+	}
+	return n;
+}
+
 static void
 format_time(int64_t ms, char *out, size_t outlen)
 {
@@ -355,22 +375,12 @@ int
 an_json(struct sales_buf *b, int top, int64_t now)
 {
 	const struct sales_core *core = an_core;
-	struct product *best[100];
+	struct product *best[SALES_TOP_PRODUCTS_MAX];
 	char ts[40];
-	size_t i;
-	int n = 0, j, rc = 0;
+	int n, j, rc = 0;
 
 	advance(now);
-	if (top > 100)
-		top = 100;
-	for (i = 0; i < nproducts; i++) {
-		if (n == top && !better(&products[i], best[n - 1]))
-			continue;
-		j = n < top ? n++ : n - 1;
-		for (; j > 0 && better(&products[i], best[j - 1]); j--)
-			best[j] = best[j - 1];
-		best[j] = &products[i];
-	}
+	n = pick_top(best, top);
 	rc |= core->buf_printf(b, "{\"totalRevenue\":");
 	rc |= an_append_money(b, total_revenue);
 	rc |= core->buf_printf(b, ",\"totalOrders\":%lld,\"totalQuantity\":%lld"
@@ -407,23 +417,72 @@ clamp64(an_money m)
 	return (int64_t)m;
 }
 
+static an_money
+hour_revenue(int64_t *count)
+{
+	an_money rev = 0;
+	int64_t cur = clock_ms / 60000;
+	int i;
+
+	*count = 0;
+	for (i = 0; i < 60; i++) {
+		if (hour[i].minute > cur - 60 && hour[i].minute <= cur) {
+			rev += hour[i].revenue;
+			*count += hour[i].count;
+		}
+	}
+	return rev;
+}
+
 void
 an_snapshot(struct sales_analytics_v1 *ev, int64_t now)
 {
-	an_money hour_rev = 0;
-	int64_t cur;
-	int i;
+	int64_t n;
 
 	advance(now);
-	cur = clock_ms / 60000;
-	for (i = 0; i < 60; i++)
-		if (hour[i].minute > cur - 60 && hour[i].minute <= cur)
-			hour_rev += hour[i].revenue;
 	ev->total_orders = total_orders;
 	ev->total_quantity = total_quantity;
 	ev->revenue_last_minute_micros = clamp64(last_rev);
 	ev->orders_last_minute = last_cnt;
 	ev->revenue_previous_minute_micros = clamp64(prev_rev);
-	ev->revenue_last_hour_micros = clamp64(hour_rev);
+	ev->revenue_last_hour_micros = clamp64(hour_revenue(&n));
 	ev->as_of_ms = clock_ms;
+}
+
+/* Exact while the units fit an int64_t (9.2e18), clamped past that. */
+static struct sales_money
+money(an_money m)
+{
+	struct sales_money out;
+
+	out.units = clamp64(m / 1000000);
+	out.micros = (int64_t)(m % 1000000);
+	return out;
+}
+
+void
+an_snapshot_v2(struct sales_analytics_v2 *ev, int top, int64_t now)
+{
+	struct product *best[SALES_TOP_PRODUCTS_MAX];
+	int i, n;
+
+	advance(now);
+	ev->as_of_ms = clock_ms;
+	ev->total_orders = total_orders;
+	ev->total_quantity = total_quantity;
+	ev->total_revenue = money(total_revenue);
+	ev->orders_last_minute = last_cnt;
+	ev->revenue_last_minute = money(last_rev);
+	ev->orders_previous_minute = prev_cnt;
+	ev->revenue_previous_minute = money(prev_rev);
+	ev->revenue_last_hour = money(hour_revenue(&ev->orders_last_hour));
+	n = pick_top(best, top);
+	for (i = 0; i < n; i++) {
+		ev->top[i].quantity = best[i]->quantity;
+		ev->top[i].orders = best[i]->orders;
+		ev->top[i].revenue = money(best[i]->revenue);
+		memcpy(ev->top[i].product_id, best[i]->id, best[i]->len);
+		ev->top[i].product_id[best[i]->len] = '\0';
+	}
+	ev->ntop = (uint32_t)n;
 }

@@ -9,7 +9,7 @@
 #include <sales/module.h>
 
 #define ORDERS_MAX_BATCH	1000
-#define ORDERS_MAX_PRODUCT	64		/* bytes of product_id */
+#define ORDERS_MAX_PRODUCT	SALES_PRODUCT_ID_MAX	/* <sales/types.h> */
 #define ORDERS_MAX_QUANTITY	1000000LL
 #define ORDERS_MAX_PRICE	1000000000LL	/* whole units */
 #define ORDERS_DATE_MAX		40		/* normalised RFC 3339 + NUL */
@@ -21,7 +21,7 @@ struct order {
 	int64_t	date_ms;
 	int64_t	received_at;
 	int	has_date;
-	char	product_id[ORDERS_MAX_PRODUCT + 4];
+	char	product_id[SALES_PRODUCT_ID_SIZE];
 	char	date[ORDERS_DATE_MAX];
 };
 

@@ -1,8 +1,8 @@
 /*
  * weather - current weather for the configured city from OpenWeather,
  * and the promotions the [weather] rules derive from it: GET /promotions,
- * the "weather.updated" bus topic and the "updatePromotions" WebSocket
- * message.
+ * the "weather.updated.v2" bus topic (and the deprecated
+ * "weather.updated") and the "updatePromotions" WebSocket message.
  *
  * The reading is cached for cache_ttl_s and refreshed on a timer
  * (refresh_interval_s) and on demand.  One fetch at a time: requests that
@@ -97,14 +97,20 @@ static struct sales_metric	*m_calls, *m_errors;
 
 static void	weather_attempt(void);
 
-/* Copies src into dst, cutting it short (on a byte) to fit. */
+/*
+ * Copies src into dst, cutting it short to fit, before a whole UTF-8
+ * character, so that what a payload carries stays valid UTF-8.
+ */
 static void
 weather_copy(char *dst, size_t dstlen, const char *src)
 {
 	size_t n = strlen(src);
 
-	if (n >= dstlen)
+	if (n >= dstlen) {
 		n = dstlen - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+	}
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 }
@@ -115,14 +121,36 @@ weather_str(struct sales_buf *b, const char *s)
 	core->buf_json_string(b, s, strlen(s));
 }
 
+/*
+ * The promotions in force: in file order, the first matching rule of a
+ * category wins.  Fills out[] (WEATHER_MAX_RULES), returns how many.
+ */
+static size_t
+weather_active(const struct weather_rule **out)
+{
+	const struct weather_rule *r;
+	size_t i, j, n = 0;
+
+	for (i = 0; i < nrules; i++) {
+		r = &rules[i];
+		if (!weather_rule_match(r, st.have && isfinite(st.temp),
+		    st.temp, st.have ? st.condition : NULL))
+			continue;
+		for (j = 0; j < n; j++)
+			if (strcmp(out[j]->category, r->category) == 0)
+				break;
+		if (j == n)
+			out[n++] = r;
+	}
+	return n;
+}
+
 /* The GET /promotions object. */
 static int
 weather_json(struct sales_buf *b)
 {
-	const struct weather_rule *r;
-	char seen[WEATHER_MAX_RULES][WEATHER_CATEGORY_LEN + 1];
-	size_t i, j, nseen = 0;
-	int first = 1;
+	const struct weather_rule *act[WEATHER_MAX_RULES];
+	size_t i, n;
 
 	core->buf_printf(b, "{\"weather\":{\"city\":");
 	weather_str(b, cfg.city);
@@ -142,26 +170,40 @@ weather_json(struct sales_buf *b)
 	} else
 		core->buf_printf(b, "null");
 	core->buf_printf(b, "},\"promotions\":[");
-	/* File order; the first matching rule of a category wins. */
-	for (i = 0; i < nrules; i++) {
-		r = &rules[i];
-		if (!weather_rule_match(r, st.have && isfinite(st.temp),
-		    st.temp, st.have ? st.condition : NULL))
-			continue;
-		for (j = 0; j < nseen; j++)
-			if (strcmp(seen[j], r->category) == 0)
-				break;
-		if (j < nseen)
-			continue;
-		memcpy(seen[nseen++], r->category, sizeof(seen[0]));
-		core->buf_printf(b, "%s{\"category\":", first ? "" : ",");
-		weather_str(b, r->category);
+	n = weather_active(act);
+	for (i = 0; i < n; i++) {
+		core->buf_printf(b, "%s{\"category\":", i ? "," : "");
+		weather_str(b, act[i]->category);
 		core->buf_printf(b, ",\"message\":");
-		weather_str(b, r->message);
-		core->buf_printf(b, ",\"discountPercent\":%d}", r->discount);
-		first = 0;
+		weather_str(b, act[i]->message);
+		core->buf_printf(b, ",\"discountPercent\":%d}",
+		    act[i]->discount);
 	}
 	return core->buf_printf(b, "]}");
+}
+
+/* The "weather.updated.v2" payload: what weather_json says, typed. */
+static void
+weather_event(struct sales_weather_v2 *w)
+{
+	const struct weather_rule *act[WEATHER_MAX_RULES];
+	size_t i, n;
+
+	w->temperature_c = st.have ? st.temp : NAN;
+	w->fetched_at_ms = st.have ? st.fetched_at_ms : 0;
+	weather_copy(w->city, sizeof(w->city), cfg.city);
+	weather_copy(w->condition, sizeof(w->condition),
+	    st.have ? st.condition : "unknown");
+	weather_copy(w->source, sizeof(w->source), st.source);
+	n = weather_active(act);
+	for (i = 0; i < n && i < SALES_PROMOTIONS_MAX; i++) {
+		w->promotions[i].discount_percent = act[i]->discount;
+		weather_copy(w->promotions[i].category,
+		    sizeof(w->promotions[i].category), act[i]->category);
+		weather_copy(w->promotions[i].message,
+		    sizeof(w->promotions[i].message), act[i]->message);
+	}
+	w->npromotions = (uint32_t)i;
 }
 
 /* Tells the bus and WebSocket clients when the reading or source changed. */
@@ -169,6 +211,7 @@ static void
 weather_publish(void)
 {
 	struct sales_weather_v1 *w;
+	struct sales_weather_v2 *w2;
 	struct sales_buf b = {0};
 
 	if (st.published && st.pub_have == st.have &&
@@ -183,22 +226,26 @@ weather_publish(void)
 	memcpy(st.pub_condition, st.condition, sizeof(st.pub_condition));
 	memcpy(st.pub_source, st.source, sizeof(st.pub_source));
 
-	if ((w = calloc(1, sizeof(*w))) == NULL) {
+	w = calloc(1, sizeof(*w));
+	w2 = calloc(1, sizeof(*w2));
+	if (w == NULL || w2 == NULL) {
 		core->log(self, SALES_LOG_ERROR, "out of memory publishing "
-		    "\"%s\"", SALES_TOPIC_WEATHER_UPDATED);
-		return;
+		    "\"%s\"", SALES_TOPIC_WEATHER_UPDATED_V2);
+		goto done;
 	}
 	if (weather_json(&b) == -1) {
 		core->log(self, SALES_LOG_ERROR, "out of memory building "
 		    "promotions");
 		goto done;
 	}
-	w->temperature_c = st.have ? st.temp : NAN;
-	w->fetched_at_ms = st.have ? st.fetched_at_ms : 0;
-	weather_copy(w->city, sizeof(w->city), cfg.city);
-	weather_copy(w->condition, sizeof(w->condition),
-	    st.have ? st.condition : "unknown");
-	weather_copy(w->source, sizeof(w->source), st.source);
+	weather_event(w2);
+	core->bus_publish(SALES_TOPIC_WEATHER_UPDATED_V2, w2, sizeof(*w2));
+	/* The deprecated v1, for modules built before v2 (<sales/events.h>). */
+	w->temperature_c = w2->temperature_c;
+	w->fetched_at_ms = w2->fetched_at_ms;
+	memcpy(w->city, w2->city, sizeof(w->city));
+	memcpy(w->condition, w2->condition, sizeof(w->condition));
+	memcpy(w->source, w2->source, sizeof(w->source));
 	if (b.len < sizeof(w->promotions_json)) {
 		memcpy(w->promotions_json, b.data, b.len);
 		w->promotions_len = (uint32_t)b.len;
@@ -208,6 +255,7 @@ weather_publish(void)
 done:
 	core->buf_free(&b);
 	free(w);
+	free(w2);
 }
 
 static void

@@ -8,12 +8,15 @@
 
 #include <stddef.h>
 
+#include <sales/types.h>
+
+/* What fits the "weather.updated.v2" payload (<sales/events.h>). */
 #define WEATHER_MAX_CLAUSES	4	/* "a & b & c & d" */
 #define WEATHER_MAX_CONDS	8	/* "condition = rain,drizzle,..." */
-#define WEATHER_COND_LEN	32	/* fits struct sales_weather_v1 */
-#define WEATHER_CATEGORY_LEN	64
-#define WEATHER_MESSAGE_LEN	160
-#define WEATHER_MAX_RULES	64
+#define WEATHER_COND_LEN	SALES_CONDITION_SIZE
+#define WEATHER_CATEGORY_LEN	SALES_CATEGORY_MAX
+#define WEATHER_MESSAGE_LEN	SALES_MESSAGE_MAX
+#define WEATHER_MAX_RULES	SALES_PROMOTIONS_MAX
 
 enum weather_clause_kind {
 	WEATHER_CLAUSE_TEMP,		/* temperature compared with a value */

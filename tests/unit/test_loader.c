@@ -1,8 +1,9 @@
 /*
  * test_loader.c - the module loader's refusals, each naming the module:
  * missing file, bad name, no magic, wrong ABI, failing init, duplicates;
- * the magic checks one by one; and a good module loading and finalising,
- * by name and by path.
+ * the magic checks one by one; a good module loading and finalising,
+ * by name and by path; and a failed init's timers and subscriptions
+ * undone, so that none of them ever runs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include "metrics.h"
 #include "module.h"
 #include "router.h"
+#include "timer.h"
 #include "ws.h"
 #include "unit.h"
 
@@ -150,6 +152,48 @@ test_good_module(void **state)
 	core_modules_fini();
 }
 
+static void
+control_fire(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+static void
+test_failed_init_undone(void **state)
+{
+	struct core_route_match m;
+	struct sales_order_v1 o;
+	struct sales_timer *t;
+	char *log;
+	int i, fired = 0;
+
+	(void)state;
+	assert_non_null(strstr(load_fails("failtimer"),
+	    "module \"failtimer\": init failed"));
+	assert_int_equal(core_router_match("GET", "/failtimer", &m),
+	    CORE_ROUTE_NOT_FOUND);
+	assert_int_equal(core_timer_forget("failtimer"), 0);
+	/*
+	 * Run the loop past its timers (0 ms, and 1 ms repeating), with a
+	 * timer of our own to show the loop does run them, and an event
+	 * it had subscribed to.
+	 */
+	memset(&o, 0, sizeof(o));
+	t = core_timer_add(0, 0, control_fire, &fired);
+	assert_non_null(t);
+	unit_capture_begin();
+	core_bus_publish(SALES_TOPIC_ORDER_CREATED, &o, sizeof(o));
+	for (i = 0; i < 5; i++) {
+		usleep(2000);
+		event_base_loop(core_base, EVLOOP_NONBLOCK);
+	}
+	log = unit_capture_end();
+	core_timer_del(t);
+	assert_int_equal(fired, 1);
+	assert_null(strstr(log, "timer fired"));
+	assert_null(strstr(log, "event delivered"));
+}
+
 int
 main(void)
 {
@@ -157,6 +201,7 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_magic_checks),
 		cmocka_unit_test(test_good_module),
+		cmocka_unit_test(test_failed_init_undone),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
