@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "module.h"
 #include "router.h"
+#include "store.h"
 #include "ws.h"
 #include "ws_events.h"
 
@@ -95,6 +96,28 @@ core_module_check_magic(const char *name, const struct sales_module_magic *mg,
 	return 0;
 }
 
+/*
+ * The module's own tables, before its init: a shipped module's
+ * migrations are <[storage] migrations>/<name>/, a module loaded by path
+ * ships them beside its .so as <name>.sql/ (absent: it has none).
+ */
+static int
+module_migrate(const char *name, const char *file)
+{
+	char dir[4096];
+	const char *slash;
+
+	if (file == NULL)
+		return core_store_migrate(name, NULL);
+	slash = strrchr(file, '/');
+	if ((size_t)snprintf(dir, sizeof(dir), "%.*s/%s.sql",
+	    (int)(slash - file), file, name) >= sizeof(dir)) {
+		log_error("module \"%s\": path too long", name);
+		return -1;
+	}
+	return core_store_migrate(name, dir);
+}
+
 /* file: the .so to open, or NULL for "<dir>/<name>.so". */
 static int
 module_load_one(struct core_config *cfg, const char *dir, const char *name,
@@ -149,6 +172,11 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name,
 	}
 	*(void **)&m->fini = dlsym(m->dl, "sales_module_fini");
 	*(void **)&m->reload = dlsym(m->dl, "sales_module_reload");
+	if (module_migrate(name, file) == -1) {
+		log_error("module \"%s\": its migrations failed (see above)",
+		    name);
+		return -1;
+	}
 	in_init = m;
 	if (init(&core_api, m) != 0) {
 		in_init = NULL;
