@@ -112,7 +112,7 @@ struct sales_store_result {
 
 static struct {
 	int				 open;
-	struct core_store_config	 cfg;		/* strings: the caller's */
+	struct core_store_config	 cfg;		/* caller's strings */
 	const struct core_store_driver	*drv;
 	void				*wconn;
 	void				*rconn;

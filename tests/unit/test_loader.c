@@ -119,9 +119,11 @@ test_magic_checks(void **state)
 	mg.abi_minor = SALES_ABI_MINOR;
 	/* A block from before requirements was appended is fine. */
 	mg.size = offsetof(struct sales_module_magic, requirements);
-	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), 0);
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)),
+	    0);
 	mg.size -= 1;
-	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)),
+	    -1);
 	mg.size = sizeof(mg);
 	mg.magic ^= 1;
 	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
