@@ -28,6 +28,7 @@
 #include "module.h"
 #include "router.h"
 #include "timer.h"
+#include "store.h"
 #include "ws.h"
 #include "ws_events.h"
 
@@ -47,6 +48,7 @@ struct sales_module {
 static struct sales_module	**mods;
 static size_t			  nmods;
 static struct sales_module	 *in_init;
+static const char		 *load_rest;	/* what load lists after */
 
 static int
 name_ok(const char *s, size_t n)
@@ -66,8 +68,9 @@ int
 core_module_check_magic(const char *name, const struct sales_module_magic *mg,
     char *why, size_t whylen)
 {
+	/* Blocks from before a field was appended are shorter. */
 	if (mg->magic != SALES_MODULE_MAGIC_VALUE ||
-	    mg->size < sizeof(struct sales_module_magic)) {
+	    mg->size < offsetof(struct sales_module_magic, requirements)) {
 		snprintf(why, whylen, "bad magic block (not a salesd module, "
 		    "or built with a broken SDK)");
 		return -1;
@@ -113,6 +116,102 @@ module_forget(struct sales_module *m)
 	core_bus_forget(m->name);
 	core_metrics_forget(m->name);
 	core_timer_forget(m->name);
+}
+
+/* Does the rest of [modules] load name module (by name or path)? */
+static int
+listed_later(const char *module)
+{
+	const char *p = load_rest, *s, *b;
+	size_t n, bn;
+
+	for (; p != NULL && *p != '\0'; p += n) {
+		p += strspn(p, " \t,");
+		s = p;
+		n = strcspn(p, " \t,");
+		for (b = s + n; b > s && b[-1] != '/'; b--)
+			;
+		bn = (size_t)(s + n - b);
+		if (bn > 3 && strncmp(b + bn - 3, ".so", 3) == 0)
+			bn -= 3;
+		if (bn == strlen(module) && strncmp(b, module, bn) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The magic block's requires: each must be loaded (and initialised)
+ * already.  Refused rather than reordered, so that [modules] load stays
+ * the order things happen in; the line says what to change.
+ */
+static int
+module_requires(const char *name, const struct sales_module_magic *mg)
+{
+	const char *p, *s;
+	size_t n, i;
+	int found;
+
+	if (mg->size < offsetof(struct sales_module_magic, requirements) +
+	    sizeof(mg->requirements) || mg->requirements == NULL)
+		return 0;
+	for (p = mg->requirements; *p != '\0'; p += n) {
+		p += strspn(p, " \t,");
+		s = p;
+		if ((n = strcspn(p, " \t,")) == 0)
+			break;
+		found = 0;
+		for (i = 0; i + 1 < nmods; i++)
+			if (strlen(mods[i]->name) == n &&
+			    strncmp(mods[i]->name, s, n) == 0 &&
+			    mods[i]->initialised)
+				found = 1;
+		if (found)
+			continue;
+		if (!name_ok(s, n))
+			log_error("module \"%s\": requires \"%.*s\", which is "
+			    "not a module name", name, (int)n, s);
+		else {
+			char req[CORE_MODULE_NAME_MAX + 1];
+
+			memcpy(req, s, n);
+			req[n] = '\0';
+			if (listed_later(req))
+				log_error("module \"%s\": requires \"%s\", "
+				    "which [modules] load lists after it; "
+				    "list \"%s\" before \"%s\"", name, req,
+				    req, name);
+			else
+				log_error("module \"%s\": requires \"%s\", "
+				    "which is not loaded; add \"%s\" before "
+				    "\"%s\" to [modules] load", name, req, req,
+				    name);
+		}
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The module's own tables, before its init: a shipped module's
+ * migrations are <[storage] migrations>/<name>/, a module loaded by path
+ * ships them beside its .so as <name>.sql/ (absent: it has none).
+ */
+static int
+module_migrate(const char *name, const char *file)
+{
+	char dir[4096];
+	const char *slash;
+
+	if (file == NULL)
+		return core_store_migrate(name, NULL);
+	slash = strrchr(file, '/');
+	if ((size_t)snprintf(dir, sizeof(dir), "%.*s/%s.sql",
+	    (int)(slash - file), file, name) >= sizeof(dir)) {
+		log_error("module \"%s\": path too long", name);
+		return -1;
+	}
+	return core_store_migrate(name, dir);
 }
 
 /* file: the .so to open, or NULL for "<dir>/<name>.so". */
@@ -171,6 +270,13 @@ module_load_one(struct core_config *cfg, const char *dir, const char *name,
 	}
 	*(void **)&m->fini = dlsym(m->dl, "sales_module_fini");
 	*(void **)&m->reload = dlsym(m->dl, "sales_module_reload");
+	if (module_requires(name, m->magic) == -1)
+		return -1;
+	if (module_migrate(name, file) == -1) {
+		log_error("module \"%s\": its migrations failed (see above)",
+		    name);
+		return -1;
+	}
 	in_init = m;
 	if (init(&core_api, m) != 0) {
 		in_init = NULL;
@@ -232,11 +338,14 @@ core_modules_load(struct core_config *cfg, const char *dir, const char *list)
 		}
 		memcpy(name, s, n);
 		name[n] = '\0';
+		load_rest = p;
 		if (module_load_one(cfg, dir, name, file) == -1)
 			goto fail;
 	}
+	load_rest = NULL;
 	return 0;
 fail:
+	load_rest = NULL;
 	core_modules_fini();
 	return -1;
 }

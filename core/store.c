@@ -112,6 +112,7 @@ struct sales_store_result {
 
 static struct {
 	int				 open;
+	struct core_store_config	 cfg;		/* caller's strings */
 	const struct core_store_driver	*drv;
 	void				*wconn;
 	void				*rconn;
@@ -716,16 +717,11 @@ core_store_open(const struct core_store_config *cfg)
 		    "storage opened before the event loop exists");
 		return -1;
 	}
+	st.cfg = *cfg;
 	st.max_group = cfg->max_group > 0 ? (size_t)cfg->max_group :
 	    STORE_MAX_GROUP;
 	err[0] = '\0';
 	if ((st.wconn = st.drv->open(cfg, 1, err, sizeof(err))) == NULL) {
-		core_log("store", SALES_LOG_ERROR, "%s", err);
-		goto fail;
-	}
-	if (cfg->migrations != NULL &&
-	    st.drv->migrate(st.wconn, cfg->migrations, err, sizeof(err)) ==
-	    -1) {
 		core_log("store", SALES_LOG_ERROR, "%s", err);
 		goto fail;
 	}
@@ -798,6 +794,51 @@ core_store_plan(const struct core_store_config *cfg)
 	}
 	core_log("store", SALES_LOG_INFO, "%s", msg);
 	return 0;
+}
+
+/*
+ * A connection of its own, so that the writer thread keeps its one: the
+ * loop is not running yet, and a group queued by an earlier module's
+ * init waits on SQLite's busy timeout at worst.
+ */
+int
+core_store_migrate(const char *module, const char *dir)
+{
+	char path[4096], msg[STORE_ERRLEN], err[STORE_ERRLEN];
+	void *conn;
+	int rc;
+
+	if (!st.open)
+		return 0;	/* no storage in this process: unit tests */
+	if (dir == NULL) {
+		if (st.cfg.migrations == NULL)
+			return 0;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s",
+		    st.cfg.migrations, module) >= sizeof(path)) {
+			core_log("store", SALES_LOG_ERROR, "module \"%s\": "
+			    "migrations path too long", module);
+			return -1;
+		}
+		dir = path;
+	}
+	msg[0] = err[0] = '\0';
+	if (st.cfg.check) {
+		if (st.drv->plan_module(&st.cfg, module, dir, msg, sizeof(msg),
+		    err, sizeof(err)) == -1) {
+			core_log("store", SALES_LOG_ERROR, "%s", err);
+			return -1;
+		}
+		core_log("store", SALES_LOG_INFO, "%s", msg);
+	}
+	if ((conn = st.drv->open(&st.cfg, 1, err, sizeof(err))) == NULL) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
+		return -1;
+	}
+	rc = st.drv->migrate(conn, module, dir, err, sizeof(err));
+	st.drv->close(conn);
+	if (rc == -1)
+		core_log("store", SALES_LOG_ERROR, "%s", err);
+	return rc;
 }
 
 /*

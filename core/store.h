@@ -12,7 +12,8 @@
 struct core_store_config {
 	const char	*driver;	/* "sqlite" */
 	const char	*path;		/* database file; parent dir is created */
-	const char	*migrations;	/* directory of NNN_*.sql files */
+	/* Root of the shipped modules' migrations: <root>/<module>/NNN_*.sql */
+	const char	*migrations;
 	int		 max_group;	/* units per transaction */
 	/*
 	 * --check: open a private in-memory database with the migrations
@@ -31,9 +32,12 @@ struct core_store_driver {
 	void	*(*open)(const struct core_store_config *cfg, int writer,
 		    char *err, size_t errlen);
 	void	 (*close)(void *conn);
-	/* Applies migrations in order, remembering what is applied. */
-	int	 (*migrate)(void *conn, const char *dir, char *err,
-		    size_t errlen);
+	/*
+	 * Applies module's NNN_*.sql files of dir (none when dir does not
+	 * exist) in order, recording each as (module, version, name).
+	 */
+	int	 (*migrate)(void *conn, const char *module, const char *dir,
+		    char *err, size_t errlen);
 	int	 (*begin)(void *conn, char *err, size_t errlen);
 	int	 (*commit)(void *conn, char *err, size_t errlen);
 	int	 (*rollback)(void *conn);
@@ -55,11 +59,15 @@ struct core_store_driver {
 	int	 (*probe)(void *conn, char *err, size_t errlen);
 	/*
 	 * --check, before open: what opening cfg would do, read-only and
-	 * creating nothing ("3 migrations would be applied"), in msg; -1
-	 * with err when it could not be done (a directory or file this
-	 * user cannot write, an unreadable migration directory).
+	 * creating nothing ("would be created"), in msg; -1 with err when
+	 * it could not be done (a directory or file this user cannot
+	 * write).  plan_module: the same for one module's migrations
+	 * ("2 migration(s) pending"), against the file, read-only.
 	 */
 	int	 (*plan)(const struct core_store_config *cfg, char *msg,
+		    size_t msglen, char *err, size_t errlen);
+	int	 (*plan_module)(const struct core_store_config *cfg,
+		    const char *module, const char *dir, char *msg,
 		    size_t msglen, char *err, size_t errlen);
 };
 
@@ -68,6 +76,13 @@ extern const struct core_store_driver core_store_sqlite;
 int	core_store_open(const struct core_store_config *cfg);
 /* --check: the driver's plan, logged; 0 or -1. */
 int	core_store_plan(const struct core_store_config *cfg);
+/*
+ * Module load, before its init: applies module's migrations from dir
+ * (NULL: <migrations>/<module>) on a connection of its own; under
+ * --check, first says what would be applied to the real file.  0 or -1
+ * (logged).
+ */
+int	core_store_migrate(const char *module, const char *dir);
 /* Stops taking work, commits what is queued, joins the threads. */
 void	core_store_close(void);
 /* 0 from a storage fault (a failed commit, the file gone) to recovery. */

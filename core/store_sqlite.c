@@ -1,7 +1,7 @@
 /*
  * store_sqlite.c - the SQLite storage driver: connections in WAL mode
  * with synchronous=FULL, a prepared-statement cache per connection,
- * parameter binding, result building and numbered migrations.
+ * parameter binding, result building and numbered migrations per module.
  *
  * Each connection is used by one thread at a time (store.c sees to it),
  * so connections are opened without SQLite's own mutexes.  It does not
@@ -792,10 +792,10 @@ fail:
 
 /* Applies one migration file and records it, in one transaction. */
 static int
-sq_apply(struct sq_conn *c, const char *dir, const struct sq_migration *m,
-    char *err, size_t errlen)
+sq_apply(struct sq_conn *c, const char *module, const char *dir,
+    const struct sq_migration *m, char *err, size_t errlen)
 {
-	struct sales_value v[2];
+	struct sales_value v[3];
 	struct sales_store_stmt rec;
 	char path[PATH_MAX], *text = NULL, *emsg = NULL, sub[256];
 	int constraint;
@@ -818,18 +818,22 @@ sq_apply(struct sq_conn *c, const char *dir, const struct sq_migration *m,
 	v[1].type = SALES_VALUE_TEXT;
 	v[1].s = m->name;
 	v[1].len = strlen(m->name);
-	rec.sql = "INSERT INTO schema_migrations(version, name, applied_at) "
-	    "VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+	v[2].type = SALES_VALUE_TEXT;
+	v[2].s = module;
+	v[2].len = strlen(module);
+	rec.sql = "INSERT INTO schema_modules(module, version, name, "
+	    "applied_at) VALUES (?3, ?1, ?2, "
+	    "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
 	rec.params = v;
-	rec.nparams = 2;
+	rec.nparams = 3;
 	if (sq_exec(c, &rec, NULL, &constraint, sub, sizeof(sub)) == -1 ||
 	    sq_simple(c, "COMMIT", sub, sizeof(sub)) == -1) {
 		snprintf(err, errlen, "migration \"%s\": %s", path, sub);
 		goto fail;
 	}
 	core_log("store", c->check ? SALES_LOG_DEBUG : SALES_LOG_INFO,
-	    "applied migration \"%s\"%s", path, c->check ? " (in memory, "
-	    "for --check)" : "");
+	    "module \"%s\": applied migration \"%s\"%s", module, path,
+	    c->check ? " (in memory, for --check)" : "");
 	sqlite3_free(emsg);
 	free(text);
 	return 0;
@@ -861,7 +865,12 @@ sq_migrations_list(const char *dir, struct sq_migration **out, size_t *nout,
 	size_t n = 0, cap = 0, i;
 	long long version;
 
+	*out = NULL;
+	*nout = 0;
 	if ((d = opendir(dir)) == NULL) {
+		/* A module without tables ships no directory. */
+		if (errno == ENOENT)
+			return 0;
 		snprintf(err, errlen, "migrations directory \"%s\": %s", dir,
 		    strerror(errno));
 		return -1;
@@ -908,45 +917,105 @@ fail:
 	return -1;
 }
 
+/*
+ * The bookkeeping: one row per applied migration, per module.  Before
+ * migrations belonged to modules, one folder's files were recorded in
+ * schema_migrations(version, name, applied_at); that table is kept as
+ * it is, and a module's file whose number and file name both match a
+ * row of it counts as applied (and is recorded anew), so a database
+ * made by the old layout upgrades in place, running nothing twice.
+ */
+#define SQ_BOOKKEEPING	"CREATE TABLE IF NOT EXISTS schema_modules ("	\
+	"module TEXT NOT NULL, version INTEGER NOT NULL, "		\
+	"name TEXT NOT NULL, applied_at TEXT NOT NULL, "		\
+	"PRIMARY KEY (module, version)) WITHOUT ROWID"
+#define SQ_DONE		"SELECT 1 FROM schema_modules "			\
+	"WHERE module = ?1 AND version = ?2"
+#define SQ_LEGACY	"SELECT 1 FROM sqlite_master WHERE type = "	\
+	"'table' AND name = 'schema_migrations'"
+#define SQ_ADOPT	"INSERT INTO schema_modules(module, version, "	\
+	"name, applied_at) SELECT ?1, version, name, applied_at "	\
+	"FROM schema_migrations WHERE version = ?2 AND name = ?3"
+
+/* Runs a statement with (module, version, name); *rows: rows or changes. */
 static int
-sq_migrate(void *conn, const char *dir, char *err, size_t errlen)
+sq_mvn(struct sq_conn *c, const char *sql, const char *module,
+    const struct sq_migration *m, size_t *rows, char *err, size_t errlen)
+{
+	struct sales_store_result *res = NULL;
+	struct sales_value v[3];
+	struct sales_store_stmt s;
+	int constraint;
+
+	memset(v, 0, sizeof(v));
+	v[0].type = SALES_VALUE_TEXT;
+	v[0].s = module;
+	v[0].len = strlen(module);
+	v[1].type = SALES_VALUE_INT;
+	v[1].i = m->version;
+	v[2].type = SALES_VALUE_TEXT;
+	v[2].s = m->name;
+	v[2].len = strlen(m->name);
+	s.sql = sql;
+	s.params = v;
+	s.nparams = strstr(sql, "?3") != NULL ? 3 : 2;
+	if (sq_exec(c, &s, &res, &constraint, err, errlen) == -1)
+		return -1;
+	*rows = strncmp(sql, "INSERT", 6) == 0 ?
+	    (size_t)sqlite3_changes(c->db) : core_store_rows(res);
+	core_store_result_free(res);
+	return 0;
+}
+
+static int
+sq_migrate(void *conn, const char *module, const char *dir, char *err,
+    size_t errlen)
 {
 	struct sq_conn *c = conn;
 	struct sq_migration *list = NULL;
 	struct sales_store_result *res = NULL;
-	struct sales_store_stmt q = { "SELECT 1 FROM schema_migrations "
-	    "WHERE version = ?1", NULL, 1 };
-	struct sales_value v;
-	size_t n = 0, i;
-	int constraint, ret = -1;
+	struct sales_store_stmt q = { SQ_LEGACY, NULL, 0 };
+	size_t n = 0, i, rows;
+	int constraint, legacy, ret = -1;
 	char sub[256];
 
 	if (sq_migrations_list(dir, &list, &n, err, errlen) == -1)
 		return -1;
-	if (sq_simple(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-	    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-	    "applied_at TEXT NOT NULL)", sub, sizeof(sub)) == -1) {
-		snprintf(err, errlen, "schema_migrations: %s", sub);
+	if (n == 0)
+		return 0;
+	if (sq_simple(c, SQ_BOOKKEEPING, sub, sizeof(sub)) == -1 ||
+	    sq_exec(c, &q, &res, &constraint, sub, sizeof(sub)) == -1) {
+		snprintf(err, errlen, "schema_modules: %s", sub);
 		goto done;
 	}
-	memset(&v, 0, sizeof(v));
-	v.type = SALES_VALUE_INT;
-	q.params = &v;
+	legacy = core_store_rows(res) > 0;
+	core_store_result_free(res);
 	for (i = 0; i < n; i++) {
-		v.i = list[i].version;
-		if (sq_exec(c, &q, &res, &constraint, sub, sizeof(sub)) == -1) {
-			snprintf(err, errlen, "schema_migrations: %s", sub);
-			goto done;
+		if (sq_mvn(c, SQ_DONE, module, &list[i], &rows, sub,
+		    sizeof(sub)) == -1)
+			goto fail;
+		if (rows > 0)
+			continue;
+		if (legacy) {
+			if (sq_mvn(c, SQ_ADOPT, module, &list[i], &rows, sub,
+			    sizeof(sub)) == -1)
+				goto fail;
+			if (rows > 0) {
+				core_log("store", SALES_LOG_INFO, "module "
+				    "\"%s\": migration \"%s\" was applied "
+				    "before migrations belonged to modules; "
+				    "recorded as the module's", module,
+				    list[i].name);
+				continue;
+			}
 		}
-		if (core_store_rows(res) == 0 &&
-		    sq_apply(c, dir, &list[i], err, errlen) == -1) {
-			core_store_result_free(res);
+		if (sq_apply(c, module, dir, &list[i], err, errlen) == -1)
 			goto done;
-		}
-		core_store_result_free(res);
-		res = NULL;
 	}
 	ret = 0;
+	goto done;
+fail:
+	snprintf(err, errlen, "schema_modules: %s", sub);
 done:
 	sq_migrations_free(list, n);
 	return ret;
@@ -965,19 +1034,39 @@ sq_writable(const char *what, const char *path, int enoent_ok, char *err,
 	return -1;
 }
 
+/* Does sql (with ?1 module, ?2 version, ?3 name) find a row? */
+static int
+sq_ro_found(sqlite3 *db, const char *sql, const char *module,
+    const struct sq_migration *m)
+{
+	sqlite3_stmt *s = NULL;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return 0;	/* no such table: nothing recorded there */
+	sqlite3_bind_text(s, 1, module, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, m->version);
+	if (sqlite3_bind_parameter_count(s) >= 3)
+		sqlite3_bind_text(s, 3, m->name, -1, SQLITE_STATIC);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return found;
+}
+
 /*
- * How many of list the existing database at path has applied.  Opened
- * read-only; when no -wal or -shm exists it is opened immutable, as
- * otherwise SQLite would create a -shm (owned by whoever runs --check,
- * root included, which the server could then not write).  Without them
- * the file is the whole database, so immutable reads it exactly.
+ * How many of module's list the existing database at path has applied,
+ * by either bookkeeping.  Opened read-only; when no -wal or -shm exists
+ * it is opened immutable, as otherwise SQLite would create a -shm (owned
+ * by whoever runs --check, root included, which the server could then
+ * not write).  Without them the file is the whole database, so
+ * immutable reads it exactly.
  */
 static int
-sq_applied(const char *path, int logs, const struct sq_migration *list,
-    size_t n, size_t *applied, char *err, size_t errlen)
+sq_applied(const char *path, int logs, const char *module,
+    const struct sq_migration *list, size_t n, size_t *applied, char *err,
+    size_t errlen)
 {
 	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
 	char *uri;
 	size_t i;
 	int rc;
@@ -992,84 +1081,104 @@ sq_applied(const char *path, int logs, const struct sq_migration *list,
 	    NULL);
 	sqlite3_free(uri);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "SELECT version FROM "
-		    "schema_migrations", -1, &s, NULL);
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master",
+		    NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		/* A database no migration ever ran on: all are pending. */
-		if (db != NULL && strstr(sqlite3_errmsg(db), "no such table"))
-			rc = SQLITE_DONE;
-		else
-			snprintf(err, errlen, "cannot read database \"%s\": %s",
-			    path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-	}
-	while (s != NULL && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		for (i = 0; i < n; i++)
-			if (list[i].version == sqlite3_column_int64(s, 0))
-				(*applied)++;
-	if (rc != SQLITE_DONE && s != NULL)
 		snprintf(err, errlen, "cannot read database \"%s\": %s", path,
-		    sqlite3_errmsg(db));
-	sqlite3_finalize(s);
+		    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (sq_ro_found(db, SQ_DONE, module, &list[i]) ||
+		    sq_ro_found(db, "SELECT 1 FROM schema_migrations WHERE "
+		    "?1 IS NOT NULL AND version = ?2 AND name = ?3", module,
+		    &list[i]))
+			(*applied)++;
 	sqlite3_close(db);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return 0;
 }
 
-static int
-sq_plan(const struct core_store_config *cfg, char *msg, size_t msglen,
-    char *err, size_t errlen)
+/* The nearest existing directory of path: where the first mkdir would be. */
+static void
+sq_parent(const char *path, char *dir, size_t len)
 {
-	struct sq_migration *list = NULL;
 	struct stat sb;
-	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
-	char dir[PATH_MAX], wal[PATH_MAX + 8], shm[PATH_MAX + 8], *slash;
-	size_t n = 0, applied = 0;
-	int logs, ret = -1;
+	char *slash;
 
-	if (cfg->migrations != NULL && sq_migrations_list(cfg->migrations,
-	    &list, &n, err, errlen) == -1)
-		return -1;
-	/* The nearest existing directory: where the first mkdir would be. */
-	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(dir, len, "%s", path);
 	do {
 		if ((slash = strrchr(dir, '/')) == NULL)
-			snprintf(dir, sizeof(dir), ".");
+			snprintf(dir, len, ".");
 		else if (slash == dir)
 			dir[1] = '\0';
 		else
 			*slash = '\0';
 	} while (stat(dir, &sb) == -1 && errno == ENOENT && slash != NULL &&
 	    slash != dir);
+}
+
+static int
+sq_plan(const struct core_store_config *cfg, char *msg, size_t msglen,
+    char *err, size_t errlen)
+{
+	struct stat sb;
+	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
+	char dir[PATH_MAX], wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+
+	sq_parent(path, dir, sizeof(dir));
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	snprintf(shm, sizeof(shm), "%s-shm", path);
 	if (stat(path, &sb) == -1) {
 		if (errno != ENOENT) {
 			snprintf(err, errlen, "database \"%s\": %s", path,
 			    strerror(errno));
-			goto done;
+			return -1;
 		}
 		if (sq_writable("database directory", dir, 0, err,
 		    errlen) == -1)
-			goto done;
+			return -1;
 		snprintf(msg, msglen, "database \"%s\" does not exist yet: "
-		    "would be created, %zu migration(s) would be applied",
-		    path, n);
-		ret = 0;
-		goto done;
+		    "would be created", path);
+		return 0;
 	}
 	if (sq_writable("database", path, 0, err, errlen) == -1 ||
 	    sq_writable("database file", wal, 1, err, errlen) == -1 ||
 	    sq_writable("database file", shm, 1, err, errlen) == -1 ||
 	    sq_writable("database directory", dir, 0, err, errlen) == -1)
-		goto done;
-	logs = access(wal, F_OK) == 0 || access(shm, F_OK) == 0;
-	if (sq_applied(path, logs, list, n, &applied, err, errlen) == -1)
-		goto done;
+		return -1;
+	snprintf(msg, msglen, "database \"%s\": exists and is writable", path);
+	return 0;
+}
+
+static int
+sq_plan_module(const struct core_store_config *cfg, const char *module,
+    const char *mdir, char *msg, size_t msglen, char *err, size_t errlen)
+{
+	struct sq_migration *list = NULL;
+	struct stat sb;
+	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
+	char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+	size_t n = 0, applied = 0;
+	int logs, ret = -1;
+
+	if (sq_migrations_list(mdir, &list, &n, err, errlen) == -1)
+		return -1;
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	snprintf(shm, sizeof(shm), "%s-shm", path);
+	if (n > 0 && stat(path, &sb) == 0) {
+		logs = access(wal, F_OK) == 0 || access(shm, F_OK) == 0;
+		if (sq_applied(path, logs, module, list, n, &applied, err,
+		    errlen) == -1)
+			goto done;
+	}
 	if (applied == n)
-		snprintf(msg, msglen, "database \"%s\": schema up to date "
-		    "(%zu migration(s))", path, n);
+		snprintf(msg, msglen, "module \"%s\": schema up to date (%zu "
+		    "migration(s) in \"%s\")", module, n, mdir);
 	else
-		snprintf(msg, msglen, "database \"%s\": %zu migration(s) "
-		    "pending, would be applied", path, n - applied);
+		snprintf(msg, msglen, "module \"%s\": %zu migration(s) "
+		    "pending, would be applied (from \"%s\")", module,
+		    n - applied, mdir);
 	ret = 0;
 done:
 	sq_migrations_free(list, n);
@@ -1091,4 +1200,5 @@ const struct core_store_driver core_store_sqlite = {
 	.check = sq_check,
 	.probe = sq_probe,
 	.plan = sq_plan,
+	.plan_module = sq_plan_module,
 };

@@ -251,6 +251,9 @@ struct sales_core {
  * The magic block.  Its first fields never move, so that any loader can
  * read them: magic, the block's size, ABI major/minor, the size of the
  * core table the module was built against, build flags; then identity.
+ * Fields are only ever appended, and the loader reads one only when the
+ * block's size covers it: a module built before one existed gets its
+ * default (no requires: it needs nothing).
  */
 struct sales_module_magic {
 	uint32_t	 magic;
@@ -261,6 +264,13 @@ struct sales_module_magic {
 	uint32_t	 build_flags;
 	const char	*name;		/* must equal the name it is loaded as */
 	const char	*version;
+	/*
+	 * The modules this one needs loaded before it, space separated
+	 * ("orders"), or NULL: those whose tables or published interface
+	 * it uses.  The loader refuses a start where one is missing or
+	 * listed after this module in [modules] load, naming it and the fix.
+	 */
+	const char	*requirements;
 };
 
 /* What must agree between core and module beyond the ABI version. */
@@ -271,6 +281,10 @@ struct sales_module_magic {
 #define SALES_EXPORT	__attribute__((visibility("default")))
 
 #define SALES_MODULE_MAGIC(name, version)				\
+	SALES_MODULE_MAGIC_REQUIRES(name, version, NULL)
+
+/* The same, for a module that needs others: ("analytics", "1.0", "orders"). */
+#define SALES_MODULE_MAGIC_REQUIRES(name, version, reqs)		\
 	SALES_EXPORT extern const struct sales_module_magic		\
 	    sales_module_magic;						\
 	const struct sales_module_magic sales_module_magic = {		\
@@ -278,7 +292,7 @@ struct sales_module_magic {
 		(uint32_t)sizeof(struct sales_module_magic),		\
 		SALES_ABI_MAJOR, SALES_ABI_MINOR,			\
 		(uint32_t)sizeof(struct sales_core),			\
-		SALES_BUILD_FLAGS, (name), (version)			\
+		SALES_BUILD_FLAGS, (name), (version), (reqs)		\
 	}
 
 #define SALES_MODULE_INIT(core, self)					\

@@ -23,7 +23,7 @@
 
 #include "analytics.h"
 
-SALES_MODULE_MAGIC("analytics", "1.0");
+SALES_MODULE_MAGIC_REQUIRES("analytics", "1.0", "orders");
 
 const struct sales_core		*an_core;
 static struct sales_module	*self;

@@ -149,7 +149,7 @@ def test_installed_layout(prefix):
     for name in ("orders", "analytics", "weather", "ai_recommend", "dashboard"):
         only(prefix, "salesd", "modules", name + ".so")
     assert os.path.isfile(os.path.join(prefix, "share", "salesd", "sql",
-                                       "001_orders.sql"))
+                                       "orders", "001_orders.sql"))
     assert os.path.isfile(os.path.join(prefix, "include", "sales", "module.h"))
     with open(os.path.join(prefix, "etc", "salesd", "sales.ini")) as f:
         ini = f.read()
@@ -239,8 +239,9 @@ def test_check_creates_nothing_and_says_what_it_would_do(home):
     rc, out = check(cfg)
     assert rc == 0, out
     db = os.path.join(etc, "data", "sales.db")
-    assert 'database "%s" does not exist yet: would be created, 2 migration(s) ' \
-        "would be applied" % db in out
+    assert 'database "%s" does not exist yet: would be created' % db in out
+    assert 'module "orders": 2 migration(s) pending, would be applied' in out
+    assert 'module "analytics": schema up to date (0 migration(s)' in out
     assert "ok (2 modules)" in out
     assert sorted(os.listdir(etc)) == ["sales.ini"]
 
@@ -249,7 +250,8 @@ def test_check_creates_nothing_and_says_what_it_would_do(home):
     stop(proc)
     before = sorted(os.listdir(os.path.join(etc, "data")))
     rc, out = check(cfg)
-    assert rc == 0 and "schema up to date (2 migration(s))" in out, out
+    assert rc == 0 and \
+        'module "orders": schema up to date (2 migration(s)' in out, out
     assert sorted(os.listdir(os.path.join(etc, "data"))) == before
 
 

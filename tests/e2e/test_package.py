@@ -45,7 +45,7 @@ def test_contents(deb):
                            check=True).stdout.decode()
     files = set(re.findall(r"\./(\S+)$", names, re.M))
     for f in ("usr/bin/salesd", UNIT, "etc/salesd/sales.ini",
-              "usr/include/sales/module.h", "usr/share/salesd/sql/001_orders.sql"):
+              "usr/include/sales/module.h", "usr/share/salesd/sql/orders/001_orders.sql"):
         assert f in files, f
     for m in ("orders", "analytics", "weather", "ai_recommend", "dashboard"):
         assert any(re.fullmatch(r"usr/lib/(.+/)?salesd/modules/%s\.so" % m, f)

@@ -98,7 +98,7 @@ test_magic_checks(void **state)
 	struct sales_module_magic mg = {
 		SALES_MODULE_MAGIC_VALUE, sizeof(mg), SALES_ABI_MAJOR,
 		SALES_ABI_MINOR, sizeof(struct sales_core), SALES_BUILD_FLAGS,
-		"x", "1"
+		"x", "1", NULL
 	};
 	char why[256];
 
@@ -119,6 +119,14 @@ test_magic_checks(void **state)
 	mg.abi_minor = SALES_ABI_MINOR + 1;
 	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
 	mg.abi_minor = SALES_ABI_MINOR;
+	/* A block from before requirements was appended is fine. */
+	mg.size = offsetof(struct sales_module_magic, requirements);
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)),
+	    0);
+	mg.size -= 1;
+	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)),
+	    -1);
+	mg.size = sizeof(mg);
 	mg.magic ^= 1;
 	assert_int_equal(core_module_check_magic("x", &mg, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "bad magic"));

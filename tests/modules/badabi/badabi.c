@@ -11,7 +11,7 @@ SALES_EXPORT extern const struct sales_module_magic sales_module_magic;
 const struct sales_module_magic sales_module_magic = {
 	SALES_MODULE_MAGIC_VALUE, (uint32_t)sizeof(struct sales_module_magic),
 	99, 0, (uint32_t)sizeof(struct sales_core), SALES_BUILD_FLAGS,
-	"badabi", "1.0"
+	"badabi", "1.0", NULL
 };
 
 SALES_MODULE_INIT(core, self)

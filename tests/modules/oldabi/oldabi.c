@@ -12,9 +12,11 @@ static const struct sales_core *core;
 
 SALES_EXPORT extern const struct sales_module_magic sales_module_magic;
 const struct sales_module_magic sales_module_magic = {
-	SALES_MODULE_MAGIC_VALUE, (uint32_t)sizeof(struct sales_module_magic),
+	/* The block as it was then too: it ended before requirements. */
+	SALES_MODULE_MAGIC_VALUE,
+	(uint32_t)offsetof(struct sales_module_magic, requirements),
 	SALES_ABI_MAJOR, 3, (uint32_t)offsetof(struct sales_core, ws_event),
-	SALES_BUILD_FLAGS, "oldabi", "1.0"
+	SALES_BUILD_FLAGS, "oldabi", "1.0", NULL
 };
 
 static void
