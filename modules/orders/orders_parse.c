@@ -1,6 +1,7 @@
 /*
  * orders_parse.c - validation of one posted order, field by field, as
- * DESIGN.md section 3 says, and the writers that print an order back.
+ * the README's API section and docs/openapi.yaml say, and the writers
+ * that print an order back.
  *
  * Decisions the contract leaves open (documented in the README):
  * - price is read from the number's source text, never through a double,
