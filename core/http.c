@@ -92,6 +92,7 @@
 #include "outmem.h"
 #include "router.h"
 #include "uri.h"
+#include "utf8.h"
 #include "ws.h"
 
 /*

@@ -29,7 +29,7 @@
 #include "buf.h"
 #include "json.h"
 #include "uri.h"
-#include "ws.h"			/* core_utf8_valid */
+#include "utf8.h"
 
 struct sales_json {
 	char		*text;		/* copy, space-terminated for jsmn */

@@ -8,7 +8,7 @@
  */
 #include <stddef.h>
 
-#include "ws.h"
+#include "utf8.h"
 
 int
 core_utf8_valid(const unsigned char *s, size_t len)

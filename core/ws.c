@@ -66,6 +66,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outmem.h"
+#include "utf8.h"
 #include "ws.h"
 #include "ws_events.h"
 #include "ws_io.h"

@@ -52,7 +52,4 @@ void	core_ws_forget(const char *owner);
 /* Sends close 1001 to every client and frees them. */
 void	core_ws_shutdown(void);
 
-/* RFC 3629 UTF-8 check (no overlongs, surrogates, > U+10FFFF). */
-int	core_utf8_valid(const unsigned char *s, size_t len);
-
 #endif /* CORE_WS_H */

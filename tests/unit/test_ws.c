@@ -26,6 +26,7 @@
 #include <event2/event.h>
 
 #include "core.h"
+#include "utf8.h"
 #include "ws.h"
 #include "ws_events.h"
 
