@@ -384,6 +384,19 @@ ws_frame_new(int opcode, const void *payload, size_t len)
 	return f;
 }
 
+/* Takes the client whose output came first off the pending list. */
+static struct ws_client *
+ws_next_pending(void)
+{
+	struct ws_client *c;
+
+	if ((c = TAILQ_FIRST(&pending)) != NULL) {
+		TAILQ_REMOVE(&pending, c, pentry);
+		c->pending = 0;
+	}
+	return c;
+}
+
 /*
  * A slice with I/O threads ([server] io_threads): the loop thread
  * takes the slice off the pending list and prepares each client
@@ -401,12 +414,8 @@ ws_flush_threads(void)
 	struct ws_client *slice[WS_SLICE], *c;
 	size_t i, k, n;
 
-	for (n = 0; n < WS_SLICE && (c = TAILQ_FIRST(&pending)) != NULL;
-	    n++) {
-		TAILQ_REMOVE(&pending, c, pentry);
-		c->pending = 0;
+	for (n = 0; n < WS_SLICE && (c = ws_next_pending()) != NULL; n++)
 		slice[n] = c;
-	}
 	/* Frees only the client it is given: the rest stay valid. */
 	for (i = k = 0; i < n; i++) {
 		c = slice[i];
@@ -459,12 +468,9 @@ ws_flushcb(evutil_socket_t fd, short what, void *arg)
 	if (core_ws_io_threads() > 0)
 		ws_flush_threads();
 	else
-		for (n = 0; n < WS_SLICE &&
-		    (c = TAILQ_FIRST(&pending)) != NULL; n++) {
-			TAILQ_REMOVE(&pending, c, pentry);
-			c->pending = 0;
+		for (n = 0; n < WS_SLICE && (c = ws_next_pending()) != NULL;
+		    n++)
 			ws_after(c);
-		}
 	if (!TAILQ_EMPTY(&pending))
 		evtimer_add(flusher, &now);
 }

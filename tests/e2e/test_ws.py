@@ -1,4 +1,4 @@
-"""WebSocket end to end (DESIGN.md section 4): the real salesd with the echo
+"""WebSocket end to end (docs/PROTOCOL.md): the real salesd with the echo
 test module, driven by the websockets library and by a raw-frame client
 for what a library will not send (bad masking, bad UTF-8, fragments).
 """
