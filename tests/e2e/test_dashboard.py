@@ -68,8 +68,11 @@ class Browser:
     def wait_value(self, el_id, want, timeout=20000):
         """Waits until #el_id's data-value is the number want."""
         try:
-            self.wait("Number(document.getElementById(%r).dataset.value) "
-                      "=== %r" % (el_id, want), timeout)
+            # An element not yet filled has data-value "", which
+            # Number() would take for 0.
+            self.wait("document.getElementById(%r).dataset.value !== '' && "
+                      "Number(document.getElementById(%r).dataset.value) "
+                      "=== %r" % (el_id, el_id, want), timeout)
         except AssertionError as e:
             raise AssertionError("#%s is %r, not %r: %s"
                                  % (el_id, self.value(el_id), want, e))

@@ -164,7 +164,12 @@
 	 * token.
 	 */
 	function load(path, ok, stateId, what) {
+		var asked = token;
+
 		return api("GET", path).then(function (res) {
+			/* Asked with a token since replaced: not news. */
+			if (asked !== token)
+				return null;
 			if (res.status === 200) {
 				$("auth-note").hidden = true;
 				ok(res.body);
@@ -190,7 +195,7 @@
 			analyticsEnabled = true;
 			showAnalytics(a);
 		}, "analytics-state", "Analytics").then(function (ok) {
-			if (!ok)
+			if (ok === false)
 				analyticsEnabled = false;
 		});
 		load("/orders?limit=1000", function (b) {
@@ -201,7 +206,7 @@
 			for (i = orders.length - 1; i >= 0; i--)
 				addOrder(orders[i]);
 		}, "feed-state", "Orders").then(function (ok) {
-			if (!ok)
+			if (ok === false)
 				ordersEnabled = false;
 		});
 		load("/promotions", showPromotions, "promo-state",
@@ -565,10 +570,14 @@
 		readToken();
 		window.addEventListener("hashchange", function () {
 			readToken();
-			if (ws)
+			if (ws) {
 				ws.close();
-			else
+			} else {
+				/* Now, not when the backoff timer fires too. */
+				if (retryTimer)
+					clearTimeout(retryTimer);
 				connect();
+			}
 		});
 		$("order-form").addEventListener("submit", submitOrder);
 		loadAll();
