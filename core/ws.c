@@ -36,16 +36,23 @@
  * until that frame is flushed, then LINGER: our side of the TCP
  * connection is shut and we wait briefly for the peer's FIN, so that
  * late bytes from it do not turn our close into a reset.  A grace timer
- * bounds CLOSING and LINGER.
+ * bounds CLOSING and LINGER.  In CLOSING it counts WS_GRACE_MS without
+ * progress, as nginx's send_timeout does: a byte written, or fewer in
+ * the kernel's send queue (megabytes on loopback) than at the last
+ * look.  So a client cut with much in flight still reads our close if
+ * it keeps reading; WS_CLOSE_MAX_MS in all.
  *
  * Connections are freed only from libevent callbacks at their top level
  * (read, write, event, timer) or by core_ws_shutdown(), never from a
  * send or broadcast: a module may send from any handler without the
  * client vanishing under a caller.  Loop thread only.
  */
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -72,7 +79,8 @@
 #include "ws_io.h"
 
 #define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS_GRACE_MS	2000	/* CLOSING and LINGER last at most this */
+#define WS_GRACE_MS	2000	/* CLOSING, LINGER: no progress this long */
+#define WS_CLOSE_MAX_MS	20000	/* CLOSING and LINGER: at most this */
 #define WS_MAX_TYPE	64	/* bytes in a message type */
 #define WS_MAX_SUBS	64	/* types in one subscribe */
 #define WS_MAX_MISSED	2	/* unanswered idle pings before we drop */
@@ -138,6 +146,8 @@ struct ws_client {
 	int			 werr;		/* ws_write()'s errno, or 0 */
 	size_t			 wrote;		/* ws_write()'s bytes sent */
 	int			 closed;	/* our own close frame queued */
+	int64_t			 closing_ms;	/* left OPEN, monotonic */
+	int			 outq_seen;	/* kernel send queue then */
 	struct sales_buf	 stage;		/* wslay's frames being sent */
 	long			 batch_ms;	/* newOrder batched; 0: not */
 	struct sales_buf	 batch;		/* orders not yet sent, by "," */
@@ -669,6 +679,45 @@ ws_write(void *arg)
 	}
 }
 
+static void
+ws_timer_arm(struct ws_client *c, long ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(c->timer, &tv);
+}
+
+/* Bytes in the socket's kernel send queue; -1 if unknown. */
+static int
+ws_kernel_outq(struct ws_client *c)
+{
+	int fd, n;
+
+	if ((fd = bufferevent_getfd(c->bev)) < 0 ||
+	    ioctl(fd, SIOCOUTQ, &n) == -1)
+		return -1;
+	return n;
+}
+
+/* A closing client may have another grace, within WS_CLOSE_MAX_MS. */
+static int
+ws_may_linger(struct ws_client *c)
+{
+	return core_mono_ms() - c->closing_ms < WS_CLOSE_MAX_MS - WS_GRACE_MS;
+}
+
+/* The peer read some of what the kernel held for it since last time. */
+static int
+ws_kernel_drained(struct ws_client *c)
+{
+	int n = ws_kernel_outq(c), was = c->outq_seen;
+
+	c->outq_seen = n;
+	return n >= 0 && n < was;
+}
+
 /*
  * The sent step, loop thread only: takes what ws_write() sent off the
  * queue, counting the messages that went out whole, and waits for
@@ -690,6 +739,8 @@ ws_sent(struct ws_client *c)
 		left -= o->frame->len - c->off;
 		ws_pop(c);
 	}
+	if (c->wrote > 0 && c->state == WS_CLOSING && ws_may_linger(c))
+		ws_timer_arm(c, WS_GRACE_MS);
 	c->wrote = 0;
 	if (c->werr == 0 && c->wagain) {
 		c->wblocked = 1;
@@ -746,16 +797,6 @@ ws_free(struct ws_client *c)
 	free(c);
 }
 
-static void
-ws_timer_arm(struct ws_client *c, long ms)
-{
-	struct timeval tv;
-
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	event_add(c->timer, &tv);
-}
-
 /*
  * Leaves OPEN: stops broadcasts to the client and starts the grace
  * timer, within which the close frame must flush.
@@ -766,6 +807,8 @@ ws_closing(struct ws_client *c)
 	if (c->state != WS_OPEN)
 		return;
 	c->state = WS_CLOSING;
+	c->closing_ms = core_mono_ms();
+	c->outq_seen = ws_kernel_outq(c);
 	if (c->id != 0)
 		nopen--;
 	ws_timer_arm(c, WS_GRACE_MS);
@@ -1536,6 +1579,11 @@ ws_timercb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->state != WS_OPEN) {
+		if (c->state == WS_CLOSING && ws_kernel_drained(c) &&
+		    ws_may_linger(c)) {
+			ws_timer_arm(c, WS_GRACE_MS);
+			return;
+		}
 		/* The grace period is over. */
 		ws_free(c);
 		return;

@@ -449,6 +449,41 @@ def test_slow_clients_cost_their_limit_in_real_bytes(make_server):
         assert grew < n * limit * 2, "VmHWM grew %d bytes" % grew
 
 
+def test_a_cut_client_that_keeps_reading_gets_its_close(make_server):
+    # The close grace counts from the last byte written, not from the
+    # cut: a client with more in flight than it reads in 2 s still gets
+    # the 1008 after the frames already queued to it.
+    srv = make_server(["echo"], {"server": {"ws_max_buffered": 256 * 1024}})
+    post = Poster(srv)
+    body = json.dumps({"pad": "s" * 2000})
+    r = Raw(srv.port, rcvbuf=4096)
+    for _ in range(5000):
+        if post("newOrder", body) == 0:
+            break
+    else:
+        raise AssertionError("the client was never cut")
+    start = time.time()
+    got = total = 0
+    while True:
+        try:
+            fin, op, data = r.frame()
+        except EOFError:
+            raise AssertionError("EOF after %d bytes, %.1f s"
+                                 % (total, time.time() - start))
+        if op == 8:
+            break
+        total += len(data)
+        got += len(data)
+        if got >= 16 * 1024 and time.time() - start < 4:
+            # Slow for a while (64 KiB/s): our close is still queued
+            # behind the frames the kernel could not take when the
+            # grace since the cut runs out.  Then it reads at full speed.
+            got = 0
+            time.sleep(0.25)
+    assert struct.unpack("!H", data[:2])[0] == 1008
+    r.close()
+
+
 def metric(srv, name):
     st, _, text = srv.get("/metrics")
     assert st == 200
