@@ -12,13 +12,13 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import ROOT
+from rawhttp import exchange
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       "dashboard_driver.mjs")
@@ -98,27 +98,12 @@ def browser():
     b.close()
 
 
-def raw(port, head):
-    """One request as given; returns (status line's code, head text)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(head.encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    head = buf.partition(b"\r\n\r\n")[0].decode("latin-1")
-    return int(head.split(" ")[1]), head
-
-
 def upgrade(port, path="/"):
     key = base64.b64encode(os.urandom(16)).decode()
-    return raw(port, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-               % (path, key))[0]
+    return exchange(port, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13"
+                    "\r\n\r\n" % (path, key)).status
 
 
 def url(srv, fragment=""):

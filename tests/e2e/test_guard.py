@@ -6,10 +6,10 @@ import base64
 import json
 import os
 import re
-import socket
 import subprocess
 
 from conftest import SALESD, Server, run_check
+from rawhttp import exchange
 
 MODULES = ["orders"]
 ORDER = {"product_id": "101", "quantity": 2, "price": 25.5}
@@ -20,29 +20,8 @@ OPS = "o" * 8 + "-ops-token-0123456789"
 
 def raw(srv, head, body=b""):
     """Sends one request as given; returns (status, headers, body bytes)."""
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-    s.sendall(head.encode() + body)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    h, _, rest = buf.partition(b"\r\n\r\n")
-    lines = h.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    hdrs = {}
-    for line in lines[1:]:
-        k, v = line.split(":", 1)
-        hdrs[k.strip().lower()] = v.strip()
-    n = int(hdrs.get("content-length", "0"))
-    while len(rest) < n:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        rest += chunk
-    s.close()
-    return status, hdrs, rest[:n]
+    a = exchange(srv.port, head.encode() + body, timeout=5)
+    return a.status, a.headers, a.raw
 
 
 def code_of(body):

@@ -32,6 +32,7 @@ import websockets
 import yaml
 
 from conftest import ROOT
+from rawhttp import Answer, exchange
 from fakes import chat_body, fake_upstream, openweather_body  # noqa: F401
 
 SPEC_PATH = os.path.join(ROOT, "docs", "openapi.yaml")
@@ -92,16 +93,6 @@ def component(name):
 
 # -- talking to the server --------------------------------------------------
 
-class Answer:
-    def __init__(self, status, headers, raw):
-        self.status = status
-        self.headers = headers          # lower-case name -> value
-        self.raw = raw
-
-    def json(self):
-        return json.loads(self.raw)
-
-
 def call(port, method, url, headers=None, body=None, host="localhost"):
     """One request on its own connection, headers exactly as given."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -128,34 +119,9 @@ def call(port, method, url, headers=None, body=None, host="localhost"):
 def handshake(port, url, headers, host="localhost"):
     """A WebSocket handshake on a raw socket: the head of the answer (and
     the body of a refusal)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
     lines = ["GET %s HTTP/1.1" % url, "Host: " + host]
     lines += ["%s: %s" % kv for kv in headers.items()]
-    s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    status_line, *hlines = head.decode().split("\r\n")
-    status = int(status_line.split()[1])
-    h = {}
-    for l in hlines:
-        k, _, v = l.partition(":")
-        h[k.strip().lower()] = v.strip()
-    if status != 101:
-        n = int(h.get("content-length", "0"))
-        while len(rest) < n:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            rest += chunk
-    else:
-        rest = b""
-    s.close()
-    return Answer(status, h, rest)
+    return exchange(port, "\r\n".join(lines) + "\r\n\r\n")
 
 
 # -- checking an answer against the spec -------------------------------------
