@@ -79,7 +79,12 @@ struct sales_core {
 		    void *arg);
 	const char *(*module_name)(struct sales_module *self);
 
-	/* HTTP server: see <sales/http.h>.  http_route is init only. */
+	/*
+	 * HTTP server: see <sales/http.h>.  http_route is init only: 0, or
+	 * -1 (logged) for a bad pattern, a route another module has, or
+	 * outside init.  The accessors' strings belong to the request and
+	 * live until it is answered.
+	 */
 	int	(*http_route)(struct sales_module *self, const char *method,
 		    const char *pattern, sales_http_handler handler, void *arg);
 	const char *(*http_method)(struct sales_request *req);
@@ -92,17 +97,23 @@ struct sales_core {
 	const char *(*http_header)(struct sales_request *req, const char *name);
 	/* The whole decoded body (Content-Length or chunked); "" when none. */
 	const char *(*http_body)(struct sales_request *req, size_t *len);
-	/* Adds a response header; before http_respond only. */
+	/* Adds a response header before the answer; 0, or -1 after it. */
 	int	(*http_add_header)(struct sales_request *req, const char *name,
 		    const char *value);
-	/* Answers the request; the core copies body. */
+	/* Answers the request (once); the core copies body. */
 	void	(*http_respond)(struct sales_request *req, int status,
 		    const char *content_type, const char *body, size_t len);
 	/* Answers with {"error":{"code","message","field"}}; field may be NULL. */
 	void	(*http_error)(struct sales_request *req, int status,
 		    const char *code, const char *message, const char *field);
 
-	/* WebSocket: see <sales/ws.h>.  ws_on_message is init only. */
+	/*
+	 * WebSocket: see <sales/ws.h>.  ws_on_message is init only (0 or
+	 * -1, logged).  data is the JSON text of the message's "data",
+	 * copied.  ws_send: 0 when queued, -1 when the client is gone,
+	 * closing, or cut by it as too slow.  ws_broadcast: to every open client subscribed to type.
+	 * ws_clients: open clients now.
+	 */
 	int	(*ws_on_message)(struct sales_module *self, const char *type,
 		    sales_ws_handler handler, void *arg);
 	int	(*ws_send)(uint64_t client, const char *type, const char *data,
@@ -116,7 +127,12 @@ struct sales_core {
 	void	(*bus_publish)(const char *topic, const void *payload,
 		    size_t len);
 
-	/* Storage: see <sales/store.h>.  -1 when storage is closing. */
+	/*
+	 * Storage: see <sales/store.h>.  store_write and store_query: 0
+	 * when queued (the callback then runs exactly once, on the loop),
+	 * -1 at once when the queue is full or storage is closing (the
+	 * callback never runs).
+	 */
 	int	(*store_write)(const struct sales_store_stmt *stmts, size_t n,
 		    sales_store_write_cb cb, void *arg);
 	int	(*store_query)(const char *sql, const struct sales_value *params,
@@ -128,7 +144,9 @@ struct sales_core {
 	 */
 	struct sales_store_result *(*store_query_sync)(const char *sql,
 		    const struct sales_value *params, size_t nparams);
+	/* A store_query_sync result: the caller frees it. */
 	void	(*store_result_free)(struct sales_store_result *res);
+	/* Rows and values of a result; values live as long as it does. */
 	size_t	(*store_rows)(const struct sales_store_result *res);
 	size_t	(*store_cols)(const struct sales_store_result *res);
 	const struct sales_value *(*store_value)(
@@ -151,7 +169,12 @@ struct sales_core {
 	/* Wall clock, ms since the epoch (UTC). */
 	int64_t	(*now_ms)(void);
 
-	/* JSON reading: see <sales/json.h>.  Tokens are ints, 0 = root. */
+	/*
+	 * JSON reading: see <sales/json.h>.  Tokens are ints, 0 = root.
+	 * json_parse: the caller's document, freed with json_free (NULL
+	 * is ignored); NULL when text is not one valid JSON value or
+	 * memory runs out.  Other accessors: -1 for a wrong token or type.
+	 */
 	struct sales_json *(*json_parse)(const char *text, size_t len);
 	void	(*json_free)(struct sales_json *json);
 	enum sales_json_type (*json_type)(const struct sales_json *json,
@@ -191,7 +214,9 @@ struct sales_core {
 
 	/*
 	 * Metrics for GET /metrics (Prometheus text).  Registration is
-	 * init only; names get the "salesd_" prefix.
+	 * init only; names get the "salesd_" prefix.  The core owns a
+	 * metric until shutdown; NULL (logged) for a bad or taken name or
+	 * outside init, and metric_add/metric_set ignore NULL.
 	 */
 	struct sales_metric *(*metric_counter)(struct sales_module *self,
 		    const char *name, const char *help);

@@ -1,8 +1,11 @@
 /*
  * sales/store.h - the storage interface as a module sees it.
  *
- * Modules own their tables (schema in sql/NNN_*.sql, applied by the core
- * at start-up) and speak SQL with positional parameters (?1, ?2, ...).
+ * A module owns its tables: its schema is its own numbered migrations
+ * (sql/<module>/NNN_*.sql when shipped, <name>.sql/ beside a .so loaded
+ * by path), applied by the core before its init and recorded per module.
+ * Another module reads them only through what the owner publishes.
+ * Modules speak SQL with positional parameters (?1, ?2, ...).
  * The driver behind it (SQLite by default) is hidden.
  *
  * Writes: core->store_write() takes a unit of one or more statements that
