@@ -111,8 +111,8 @@ struct sales_core {
 	 * WebSocket: see <sales/ws.h>.  ws_on_message is init only (0 or
 	 * -1, logged).  data is the JSON text of the message's "data",
 	 * copied.  ws_send: 0 when queued, -1 when the client is gone,
-	 * closing, or cut by it as too slow.  ws_broadcast: to every open client subscribed to type.
-	 * ws_clients: open clients now.
+	 * closing, or cut by this message as too slow.  ws_broadcast: to
+	 * every open client subscribed to type.  ws_clients: open now.
 	 */
 	int	(*ws_on_message)(struct sales_module *self, const char *type,
 		    sales_ws_handler handler, void *arg);
