@@ -73,7 +73,7 @@ struct sales_core {
 		    double def, double min, double max, double *out);
 	int	(*config_bool)(struct sales_module *self, const char *key,
 		    int def, int *out);
-	/* Calls cb for every key of the section, in file order; those count as read. */
+	/* Calls cb for every key of the section in file order (all read). */
 	void	(*config_each)(struct sales_module *self,
 		    void (*cb)(const char *key, const char *value, void *arg),
 		    void *arg);
