@@ -4,7 +4,7 @@
  * or, with [server] log_format = json, one object per line
  *	{"time":"2026-11-25T10:00:00.123Z","level":"info","who":"orders",
  *	 "msg":"message"}
- * plus the access log lines of core/http.c, which carry their fields.
+ * plus the access log lines of core/http_response.c, which carry their fields.
  * Each line goes out in one write(2) so that lines from the storage
  * threads never interleave with the loop's.  No buffering, no files:
  * the service manager owns where stderr goes, so there is nothing to

@@ -17,7 +17,7 @@ int	core_log_set_level(const char *name);
 /* "text" 0, "json" 1, else -1. */
 int	core_log_format_parse(const char *name);
 void	core_log_set_format(int json);
-/* One access log line (core/http.c; path without the query). */
+/* One access log line (http_response.c; path without the query). */
 void	core_log_access(const char *method, const char *path, int status,
 	    size_t bytes, double ms, const char *remote);
 

@@ -1,6 +1,6 @@
 /*
- * ws.c - WebSocket clients (RFC 6455) on the bufferevents that core/http.c
- * hands over after an upgrade request.
+ * ws.c - WebSocket clients (RFC 6455) on the bufferevents that
+ * core/http_conn.c hands over after an upgrade request.
  *
  * libwslay does the framing: unmasking, reassembly of fragments, answers
  * to pings, size and masking rules, the close handshake; a connection

@@ -1,6 +1,6 @@
 /*
  * ws.h - WebSocket connections (RFC 6455 via libwslay), taken over from
- * core/http.c after a valid upgrade request.
+ * core/http_conn.c after a valid upgrade request.
  */
 #ifndef CORE_WS_H
 #define CORE_WS_H

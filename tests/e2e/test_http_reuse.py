@@ -1,5 +1,5 @@
 """HTTP connection reuse end to end: a keep-alive connection hands its last
-request's buffers to the next (core/http.c spare) and writes answers straight
+request's buffers to the next (core/http_request.c spare) and writes answers straight
 to the socket when nothing waits.  These check that nothing of one request
 shows in the next, and that big, partial or pipelined answers keep their
 bytes and their order.  Raw sockets, echo test module."""

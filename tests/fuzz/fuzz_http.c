@@ -1,6 +1,6 @@
 /*
  * fuzz_http.c - libFuzzer harness for the HTTP request path: the real
- * core/http.c, router and core/ws.c hand-over on a real event loop.
+ * core/http*.c, router and core/ws.c hand-over on a real event loop.
  *
  * Each input is the byte stream one client sends on one connection
  * (pipelined requests, chunked bodies, an upgrade followed by frames):

@@ -4,7 +4,7 @@
  * socketpair: handshake, frames that came with the request, message
  * routing, errors, subscribe filtering, the close handshake, protocol
  * violations, the output limit and shutdown.  No HTTP server here: the
- * end-to-end tests cover the upgrade through core/http.c.
+ * end-to-end tests cover the upgrade through core/http_conn.c.
  */
 #include <sys/socket.h>
 
