@@ -645,9 +645,9 @@ http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	    core_http_shutting_down) {
 		/* A fresh socket's send buffer is empty: this never blocks. */
 		n = snprintf(busy, sizeof(busy), "HTTP/1.1 503 Service "
-		    "Unavailable\r\nServer: salesd\r\nContent-Type: "
-		    "application/json\r\nContent-Length: %zu\r\nConnection: "
-		    "close\r\n\r\n%s", sizeof(body) - 1, body);
+		    "Unavailable\r\nServer: salesd\r\nRetry-After: 1\r\n"
+		    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+		    "Connection: close\r\n\r\n%s", sizeof(body) - 1, body);
 		(void)!send(fd, busy, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		core_http_by_class[5]++;
 		evutil_closesocket(fd);

@@ -130,6 +130,22 @@ bad:
 	return -1;
 }
 
+/* Whether a module added its own Retry-After. */
+static int
+has_retry_after(const struct sales_request *req)
+{
+	const char *p = req->extra.p, *end = p + req->extra.len;
+	static const char name[] = "retry-after:";
+
+	while (p != NULL && (size_t)(end - p) >= sizeof(name) - 1) {
+		if (strncasecmp(p, name, sizeof(name) - 1) == 0)
+			return 1;
+		if ((p = memchr(p, '\n', (size_t)(end - p))) != NULL)
+			p++;
+	}
+	return 0;
+}
+
 /* Moves every answered response at the head of the queue to the output. */
 static void
 conn_flush(struct http_conn *c)
@@ -303,7 +319,7 @@ core_http_respond(struct sales_request *req, int status,
 	    (c->no_more && req == TAILQ_LAST(&c->queue, req_queue));
 	sendbody = !req->is_head && status != 204 && status != 304 && len > 0;
 	reason = http_status_str((enum http_status)status);
-	need = 256 + strlen(reason) + strlen(content_type) + req->extra.len;
+	need = 280 + strlen(reason) + strlen(content_type) + req->extra.len;
 	if (need > sizeof(small) && (hdr = malloc(need)) == NULL) {
 		log_error("response to \"%s\": out of memory, connection "
 		    "closed", core_http_path(req));
@@ -332,6 +348,9 @@ core_http_respond(struct sales_request *req, int status,
 	else if (req->http10)
 		p = PUT_LIT(p, "Connection: keep-alive\r\n");
 	p = put_str(p, req->extra.p, req->extra.len);
+	/* A 503 is always "try again": say when, unless a module did. */
+	if (status == 503 && !has_retry_after(req))
+		p = PUT_LIT(p, "Retry-After: 1\r\n");
 	p = PUT_LIT(p, "\r\n");
 	hlen = (size_t)(p - hdr);
 	if (core_http_chain_cost(hlen + len) > c->answer_est)

@@ -746,6 +746,7 @@ def test_connection_limit(make_server):
         assert ans.status == 503, ans.raw
         spec.check("/analytics", "get", ans)
         assert json.loads(ans.raw)["error"]["code"] == "too_many_connections"
+        assert ans.headers.get("retry-after") == "1"
     finally:
         hold.close()
 
@@ -775,6 +776,8 @@ def test_storage_fault(make_server):
                       call(srv.port, "POST", "/orders", JSON, SEED))
     assert post.status == 503
     assert post.json()["error"]["code"] == "storage_error"
+    assert post.headers.get("retry-after") == "1"
+    assert health.headers.get("retry-after") == "1"
     spec.check("/orders", "get", call(srv.port, "GET", "/orders"))
     spec.check("/orders/{id}", "get", call(srv.port, "GET", "/orders/1"))
     assert call(srv.port, "GET", "/health/live").status == 200
