@@ -18,8 +18,9 @@ extern struct event_base	*core_base;
 /* The table given to every module (core/api.c). */
 extern const struct sales_core	 core_api;
 
-/* Monotonic and wall clocks in ms. */
+/* Monotonic and wall clocks in ms; monotonic in us. */
 int64_t	core_now_ms(void);
 int64_t	core_mono_ms(void);
+int64_t	core_mono_us(void);
 
 #endif /* CORE_H */

@@ -158,6 +158,5 @@ int	core_http_req_has_token(struct sales_request *r, const char *name,
  */
 int	core_http_req_add_header(struct sales_request *req, const char *name,
 	    const char *value);
-int64_t	core_http_mono_us(void);
 
 #endif /* CORE_HTTP_INT_H */

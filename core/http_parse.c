@@ -80,7 +80,7 @@ on_message_begin(http_parser *p)
 	/* rstate and head_start were set when the head's first byte came. */
 	if ((c->cur = core_http_req_new(c)) == NULL)
 		return conn_fail(c, 503, "no_memory", "out of memory");
-	c->cur->start_us = core_http_mono_us();
+	c->cur->start_us = core_mono_us();
 	c->head_bytes = 0;
 	return 0;
 }

@@ -216,15 +216,6 @@ conn_send_now(struct http_conn *c, const char *hdr, size_t hlen,
 	return n > 0 ? (size_t)n : 0;
 }
 
-int64_t
-core_http_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* After the answer is decided: its duration series and access log line. */
 static void
 req_answered(struct sales_request *req, const char *peer, int status,
@@ -235,7 +226,7 @@ req_answered(struct sales_request *req, const char *peer, int status,
 	double ms;
 	size_t i;
 
-	ms = req->start_us > 0 ? (double)(core_http_mono_us() -
+	ms = req->start_us > 0 ? (double)(core_mono_us() -
 	    req->start_us) / 1000 : 0;
 	route = req->dispatched && req->match.pattern ? req->match.pattern :
 	    "other";
