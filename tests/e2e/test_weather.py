@@ -285,35 +285,6 @@ def test_cache_expires_after_ttl(make_server, fake_upstream):
     assert fake.count() == 2
 
 
-def test_cache_ttl_s_is_the_older_spelling(make_server, fake_upstream):
-    fake = fake_upstream()
-    fake.set(body=openweather_body(12))
-    srv = make_server(["weather"], config=weather_config(
-        fake, cache_ttl_s=600, refresh_interval_s=0))
-    for _ in range(3):
-        assert get_promotions(srv)[1]["weather"]["temperatureC"] == 12
-    assert fake.count() == 1
-
-
-@pytest.mark.parametrize("ms,s", [("cache_ttl_ms", "cache_ttl_s"),
-                                  ("refresh_interval_ms",
-                                   "refresh_interval_s")])
-def test_both_spellings_fail_start_naming_both(make_server, fake_upstream,
-                                               ms, s):
-    fake = fake_upstream()
-    cfg = weather_config(fake)
-    cfg["weather"].pop("cache_ttl_s")
-    cfg["weather"].update({ms: "1000", s: "1"})
-    srv = make_server(["weather"], config=cfg, start=False)
-    with pytest.raises(RuntimeError) as e:
-        srv.start()
-    assert srv.proc.wait(10) != 0
-    srv.proc = None
-    srv.logf.close()
-    msg = str(e.value)
-    assert '"%s" and "%s" are both set' % (ms, s) in msg, msg
-
-
 def test_weather_change_broadcasts_update_promotions(make_server,
                                                      fake_upstream):
     websockets = pytest.importorskip("websockets")
@@ -349,6 +320,8 @@ def test_weather_change_broadcasts_update_promotions(make_server,
     ("rule.what", "windy | kites | 5 | Fly a kite", "unknown condition"),
     ("rule.empty", "always | x | 5 |  ", "message"),
     ("cache_tll_s", "60", "unknown key"),
+    # Beside weather_config's cache_ttl_s: the older spelling of the same.
+    ("cache_ttl_ms", "1000", '"cache_ttl_ms" and "cache_ttl_s" are both'),
 ])
 def test_bad_rule_or_key_fails_start_naming_it(make_server, fake_upstream,
                                              key, value, words):

@@ -1,16 +1,13 @@
 /*
  * test_upstream.c - core/upstream.c through the service table (the
  * upstream_* members of core_api), against a fake upstream: an evhttp
- * server on 127.0.0.1 (port 0) in the same loop, as in test_httpc.c.
+ * server on 127.0.0.1 in the same loop (unit_http.h).
  * Single flight (many callers, one request, one outcome for all), the
  * TTL and its expiry, the error TTL keeping the last good value, a
  * timeout, a request that cannot be sent, refresh, invalidate and peek,
  * the waiter limit, a caller asking again from its callback, shutdown,
  * and a free while a request is in flight.
  */
-#include <sys/socket.h>
-#include <netinet/in.h>
-
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,10 +24,10 @@
 
 #include "core.h"
 #include "httpc.h"
+#include "unit_http.h"
 
 static const struct sales_core *core = &core_api;
 
-static struct evhttp	*server;
 static int		 port;
 static int		 hits;		/* requests the fake saw */
 static int		 fail_status;	/* answer this instead, when not 0 */
@@ -193,36 +190,17 @@ run_until_ms(int64_t ms)
 static int
 setup(void **state)
 {
-	struct evhttp_bound_socket *bs;
-	struct sockaddr_in sin;
-	socklen_t slen = sizeof(sin);
-
 	(void)state;
-	if ((core_base = event_base_new()) == NULL)
-		return -1;
-	server = evhttp_new(core_base);
-	bs = evhttp_bind_socket_with_handle(server, "127.0.0.1", 0);
-	if (bs == NULL)
-		return -1;
-	if (getsockname(evhttp_bound_socket_get_fd(bs),
-	    (struct sockaddr *)&sin, &slen) == -1)
-		return -1;
-	port = ntohs(sin.sin_port);
-	evhttp_set_gencb(server, fake, NULL);
 	hits = fail_status = send_nothing = parses = updates = 0;
 	path = "/value";
-	return core_httpc_init();
+	return unit_http_setup(fake, &port);
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	core_httpc_shutdown();
-	evhttp_free(server);
-	event_base_free(core_base);
-	core_base = NULL;
-	return 0;
+	return unit_http_teardown();
 }
 
 /* Three callers, one request, one outcome; then the cache, then expiry. */
@@ -442,15 +420,6 @@ test_reentrant(void **state)
 	core->upstream_free(again_up);
 }
 
-static void
-stop(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	core_httpc_shutdown();
-}
-
 /* Shutdown answers the waiters, without parse, and keeps nothing. */
 static void
 test_shutdown(void **state)
@@ -458,14 +427,12 @@ test_shutdown(void **state)
 	struct sales_upstream *up = make(60000, 1000, 20000);
 	struct sales_upstream_result r;
 	struct answer a = { 0 };
-	struct timeval tv = { 0, 100000 };
 	struct event *ev;
 
 	(void)state;
 	path = "/hang";
 	assert_int_equal(core->upstream_get(up, done, &a), 0);
-	ev = evtimer_new(core_base, stop, NULL);
-	evtimer_add(ev, &tv);
+	assert_non_null(ev = unit_http_stop_after(100));
 	run_until(answered, &a);
 	event_free(ev);
 	assert_int_equal(a.shutdown, 1);
