@@ -127,7 +127,9 @@ upstream_result(const struct sales_upstream *up,
 {
 	memset(r, 0, sizeof(*r));
 	r->value = up->value;
-	r->error = up->have && up->failed ? up->error.data : NULL;
+	r->error = NULL;
+	if (up->have && up->failed)
+		r->error = up->error.data != NULL ? up->error.data : "failed";
 	r->at_ms = up->have ? up->at_ms : 0;
 }
 
@@ -178,11 +180,12 @@ upstream_end(struct sales_upstream *up, long status, const char *body,
 	int rc;
 
 	upstream_enter(up);
-	up->in_flight = 0;
 	if (up->dying) {
+		up->in_flight = 0;
 		upstream_leave(up);
 		return;
 	}
+	/* Still in flight for parse: a caller it makes joins this fetch. */
 	rc = up->opts.parse(status, body != NULL ? body : "", len, err,
 	    &value, &why, up->opts.arg);
 	if (rc == 0 && value == NULL) {
@@ -196,6 +199,7 @@ upstream_end(struct sales_upstream *up, long status, const char *body,
 		upstream_bury(up, up->value);
 		up->value = value;
 	}
+	up->in_flight = 0;
 	up->have = 1;
 	up->failed = rc != 0;
 	up->at_ms = c->mono_ms();
