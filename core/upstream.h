@@ -4,8 +4,9 @@
  *
  * Written only in terms of a struct sales_core, which every function
  * takes at creation and keeps: core/api.c passes core_api, a test kit
- * may pass a fake table.  Nothing here reaches other core internals.
- * Loop thread only.
+ * may pass a fake table.  Nothing here reaches other core internals:
+ * of the table it uses httpc_call, mono_ms, buf_printf, buf_free and
+ * log, and nothing else.  Loop thread only.
  */
 #ifndef CORE_UPSTREAM_H
 #define CORE_UPSTREAM_H
