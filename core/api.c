@@ -22,6 +22,7 @@
 #include "router.h"
 #include "store.h"
 #include "timer.h"
+#include "upstream.h"
 #include "ws.h"
 #include "ws_events.h"
 
@@ -199,6 +200,14 @@ api_httpc_call(struct sales_module *self,
 	return core_httpc_call(core_module_name(self), req, cb, arg);
 }
 
+/* The upstream service runs on this very table (core/upstream.c). */
+static struct sales_upstream *
+api_upstream_new(struct sales_module *self,
+    const struct sales_upstream_opts *opts)
+{
+	return core_upstream_new(&core_api, self, opts);
+}
+
 const struct sales_core core_api = {
 	.size = sizeof(struct sales_core),
 	.version = CORE_VERSION,
@@ -262,4 +271,12 @@ const struct sales_core core_api = {
 	.ws_event = api_ws_event,
 	.httpc_call = api_httpc_call,
 	.http_route_open = api_http_route_open,
+	/* ABI 1.5 */
+	.upstream_new = api_upstream_new,
+	.upstream_configure = core_upstream_configure,
+	.upstream_get = core_upstream_get,
+	.upstream_refresh = core_upstream_refresh,
+	.upstream_invalidate = core_upstream_invalidate,
+	.upstream_peek = core_upstream_peek,
+	.upstream_free = core_upstream_free,
 };

@@ -41,9 +41,10 @@
 #include <sales/store.h>
 #include <sales/httpc.h>
 #include <sales/json.h>
+#include <sales/upstream.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		4
+#define SALES_ABI_MINOR		5
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -270,6 +271,23 @@ struct sales_core {
 	 */
 	int	(*http_route_open)(struct sales_module *self,
 		    const char *pattern, sales_http_handler handler, void *arg);
+
+	/* ABI 1.5 */
+	/*
+	 * A cached, single-flight, timeout-bounded upstream call: see
+	 * <sales/upstream.h> for what each member does and returns.
+	 */
+	struct sales_upstream *(*upstream_new)(struct sales_module *self,
+		    const struct sales_upstream_opts *opts);
+	int	(*upstream_configure)(struct sales_upstream *up,
+		    const struct sales_upstream_opts *opts);
+	int	(*upstream_get)(struct sales_upstream *up,
+		    sales_upstream_done_cb done, void *arg);
+	void	(*upstream_refresh)(struct sales_upstream *up);
+	void	(*upstream_invalidate)(struct sales_upstream *up);
+	int	(*upstream_peek)(const struct sales_upstream *up,
+		    struct sales_upstream_result *result);
+	void	(*upstream_free)(struct sales_upstream *up);
 };
 
 /*

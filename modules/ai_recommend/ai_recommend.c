@@ -10,10 +10,12 @@
  * request builds a prompt from them, POSTs it once for every request
  * waiting (single flight), validates the answer (JSON, known fields,
  * only products that were sold) and caches the result for
- * cache_ttl_s.  No api_key, no sales yet, an upstream error, a timeout
- * or a malformed answer: the fallback (ai_fallback.c) answers instead,
- * with source "fallback" and the reason.  It never fails a request
- * because the upstream did, and never blocks the loop.
+ * cache_ttl_ms: the core's upstream service (<sales/upstream.h>) does
+ * the caching and the single flight, its value being the answer's
+ * body.  No api_key, no sales yet, an upstream error, a timeout or a
+ * malformed answer: the fallback (ai_fallback.c) answers instead, with
+ * source "fallback" and the reason.  It never fails a request because
+ * the upstream did, and never blocks the loop.
  */
 #include <ctype.h>
 #include <math.h>
@@ -29,7 +31,7 @@ SALES_MODULE_MAGIC("ai_recommend", "1.0");
 
 /* Failed answers are cached this long at most, to retry soon. */
 #define AI_ERROR_TTL_MS		10000
-#define AI_MAX_WAITERS		10000
+#define AI_MAX_TTL_MS		86400000LL	/* a day */
 #define AI_MAX_RECS		20
 #define AI_MAX_ACTION		64
 #define AI_MAX_REASON		1000
@@ -44,18 +46,13 @@ struct ai_cfg {
 	const char	*model;
 	const char	*base_url;	/* no trailing '/' */
 	long long	 timeout_ms;
-	long long	 cache_ttl_s;
+	long long	 cache_ttl_ms;
 	long long	 max_products;
 	long long	 max_recommendations;
 	double		 temperature;
 };
 
 static struct ai_cfg		 cfg, pending;	/* pending: reload CHECK */
-
-struct waiter {
-	struct sales_request	*req;
-	struct waiter		*next;
-};
 
 static struct ai_tally		 tally;
 static struct ai_weather	 weather;
@@ -64,13 +61,9 @@ static char			 known[AI_MAX_KNOWN][SALES_PRODUCT_ID_SIZE];
 static size_t			 nknown;
 
 static struct {
-	struct sales_buf	 body;		/* the cached answer */
-	int64_t			 at_ms;		/* monotonic; 0 = none */
-	int64_t			 ttl_ms;
-	int			 no_sales;	/* computed before any sale */
-	int			 in_flight;
-	struct waiter		*waiters;
-	size_t			 nwaiters;
+	struct sales_upstream	*up;		/* value: a struct sales_buf */
+	const char		*local;		/* why the fetch sent nothing */
+	int			 no_sales;	/* cached before any sale */
 	char			 logged[128];
 } st;
 
@@ -212,33 +205,32 @@ ai_on_analytics(const char *topic, const void *payload, size_t len,
 /* -- answers ------------------------------------------------------------ */
 
 static void
-ai_respond(struct sales_request *req)
+ai_respond(struct sales_request *req, const struct sales_buf *body)
 {
-	core->http_respond(req, 200, "application/json", st.body.data,
-	    st.body.len);
+	core->http_respond(req, 200, "application/json", body->data,
+	    body->len);
 }
 
-/* Caches the answer in b (taken over) and answers every waiter. */
 static void
-ai_finish(struct sales_buf *b, int ok)
+ai_answer_free(void *value)
 {
-	struct waiter *w;
+	core->buf_free(value);
+	free(value);
+}
 
-	core->buf_free(&st.body);
-	st.body = *b;
-	memset(b, 0, sizeof(*b));
-	st.at_ms = core->mono_ms();
-	st.ttl_ms = cfg.cache_ttl_s * 1000;
-	if (!ok && st.ttl_ms > AI_ERROR_TTL_MS)
-		st.ttl_ms = AI_ERROR_TTL_MS;
-	st.no_sales = tally.orders == 0 && nknown == 0;
-	st.in_flight = 0;
-	while ((w = st.waiters) != NULL) {
-		st.waiters = w->next;
-		ai_respond(w->req);
-		free(w);
+/* b (taken over) as an upstream value; NULL when memory runs out. */
+static struct sales_buf *
+ai_answer(struct sales_buf *b)
+{
+	struct sales_buf *v;
+
+	if (b->data == NULL || (v = malloc(sizeof(*v))) == NULL) {
+		core->buf_free(b);
+		return NULL;
 	}
-	st.nwaiters = 0;
+	*v = *b;
+	memset(b, 0, sizeof(*b));
+	return v;
 }
 
 static void
@@ -265,11 +257,10 @@ ai_tail(struct sales_buf *b, const char *reason)
 	core->buf_printf(b, "}");
 }
 
-/* Answers everyone with the rule-based recommender. */
+/* The rule-based recommender's answer, into b. */
 static void
-ai_fallback_answer(const char *reason, int log_it)
+ai_fallback_body(struct sales_buf *b, const char *reason, int log_it)
 {
-	struct sales_buf b = {0};
 	struct ai_view *v = NULL;
 	size_t n;
 
@@ -282,15 +273,13 @@ ai_fallback_answer(const char *reason, int log_it)
 	core->metric_add(m_fallbacks, 1);
 	n = ai_tally_views(&tally, core->now_ms(), (size_t)cfg.max_products,
 	    &v);
-	ai_head(&b, "fallback", "local-rules");
-	if (ai_fallback(core, &b, v, n, &tally, &weather,
+	ai_head(b, "fallback", "local-rules");
+	if (ai_fallback(core, b, v, n, &tally, &weather,
 	    (size_t)cfg.max_recommendations, reason) == -1)
 		core->log(self, SALES_LOG_ERROR, "out of memory building the "
 		    "fallback answer");
-	ai_tail(&b, reason);
+	ai_tail(b, reason);
 	free(v);
-	/* Offline answers are as good as they get: cache them fully. */
-	ai_finish(&b, !log_it);
 }
 
 /* -- the upstream call -------------------------------------------------- */
@@ -477,27 +466,29 @@ fail:
 	return -1;
 }
 
-static void
-ai_answered(long status, const char *body, size_t len, const char *err,
-    void *arg)
+/*
+ * The model's answer as our body, in b; -1 with why filled when there
+ * is none to use.
+ */
+static int
+ai_model_answer(long status, const char *body, size_t len, const char *err,
+    struct sales_buf *b, char *why, size_t whylen)
 {
 	struct sales_json *j = NULL;
-	struct sales_buf content = {0}, b = {0};
-	char why[160], reason[200];
-	int t;
+	struct sales_buf content = {0};
+	int t, rc = -1;
 
-	(void)arg;
 	if (status == 0) {
-		snprintf(why, sizeof(why), "%s", err ? err : "no response");
-		goto fallback;
+		snprintf(why, whylen, "%s", err ? err : "no response");
+		return -1;
 	}
 	if (status != 200) {
-		snprintf(why, sizeof(why), "HTTP %ld%s", status,
+		snprintf(why, whylen, "HTTP %ld%s", status,
 		    status == 401 ? " unauthorized (check api_key)" :
 		    status == 404 ? " not found (check base_url and model)" :
 		    status == 429 ? " rate limited" :
 		    status >= 500 ? " server error" : "");
-		goto fallback;
+		return -1;
 	}
 	if ((j = core->json_parse(body, len)) == NULL ||
 	    (t = core->json_get(j, 0, "choices")) == -1 ||
@@ -505,120 +496,180 @@ ai_answered(long status, const char *body, size_t len, const char *err,
 	    (t = core->json_get(j, t, "message")) == -1 ||
 	    (t = core->json_get(j, t, "content")) == -1 ||
 	    core->json_type(j, t) != SALES_JSON_STRING ||
-	    core->json_string(j, t, &content) == -1) {
-		snprintf(why, sizeof(why), "malformed answer (no "
+	    core->json_string(j, t, &content) == -1)
+		snprintf(why, whylen, "malformed answer (no "
 		    "choices[0].message.content)");
-		goto fallback;
-	}
-	if (ai_validate(content.data ? content.data : "", content.len, &b,
-	    why, sizeof(why)) == -1)
-		goto fallback;
-	ai_tail(&b, NULL);
-	if (st.logged[0] != '\0') {
-		core->log(self, SALES_LOG_INFO, "the model answers again");
-		st.logged[0] = '\0';
+	else if (ai_validate(content.data ? content.data : "", content.len,
+	    b, why, whylen) != -1) {
+		ai_tail(b, NULL);
+		rc = 0;
 	}
 	core->json_free(j);
 	core->buf_free(&content);
-	ai_finish(&b, 1);
-	return;
-fallback:
-	core->json_free(j);
-	core->buf_free(&content);
-	core->buf_free(&b);
-	snprintf(reason, sizeof(reason), "openai error: %s", why);
-	/* At shutdown nobody needs to hear about it. */
-	ai_fallback_answer(reason, status != 0 || err == NULL ||
-	    strcmp(err, "shutdown") != 0);
+	return rc;
 }
 
-static void
-ai_call(void)
+/*
+ * The upstream's parse: the model's answer, or the fallback, as the
+ * body to serve.  A fetch that sent nothing (no key, no sales) answers
+ * locally, and that is as good as an offline answer gets: cached fully.
+ * A failure gives the fallback as a stand-in, kept for the error TTL.
+ */
+static int
+ai_parse(long status, const char *body, size_t len, const char *err,
+    void **value, struct sales_buf *why, void *arg)
+{
+	struct sales_buf b = {0};
+	char reason[160], full[200];
+	int rc = 0;
+
+	(void)arg;
+	if (st.local != NULL) {
+		ai_fallback_body(&b, st.local, 0);
+		st.local = NULL;
+	} else if (ai_model_answer(status, body, len, err, &b, reason,
+	    sizeof(reason)) == 0) {
+		if (st.logged[0] != '\0') {
+			core->log(self, SALES_LOG_INFO, "the model answers "
+			    "again");
+			st.logged[0] = '\0';
+		}
+	} else {
+		core->buf_free(&b);
+		snprintf(full, sizeof(full), "openai error: %s", reason);
+		core->buf_printf(why, "%s", full);
+		ai_fallback_body(&b, full, 1);
+		rc = -1;
+	}
+	st.no_sales = tally.orders == 0 && nknown == 0;
+	if ((*value = ai_answer(&b)) == NULL && rc == 0)
+		core->buf_printf(why, "out of memory");
+	return *value != NULL ? rc : -1;
+}
+
+/* The upstream's request: the prompt, or nothing to send. */
+static int
+ai_request(struct sales_httpc_request *r, struct sales_buf *url,
+    struct sales_buf *body, void *arg)
 {
 	static const char *headers[3];
 	static char auth[300];
-	struct sales_httpc_request r;
-	struct sales_buf url = {0}, body = {0}, prompt = {0}, system = {0};
+	struct sales_buf prompt = {0}, system = {0};
 
+	(void)arg;
+	/* Nothing to send, or nowhere to send it: answer locally. */
+	st.local = NULL;
+	if (cfg.api_key[0] == '\0')
+		st.local = "no api key";
+	else if (tally.orders == 0 && nknown == 0)
+		st.local = "no sales yet";
+	if (st.local != NULL)
+		return -1;
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg.api_key);
 	headers[0] = "Content-Type: application/json";
 	headers[1] = auth;
 	headers[2] = NULL;
-	core->buf_printf(&url, "%s/chat/completions", cfg.base_url);
+	core->buf_printf(url, "%s/chat/completions", cfg.base_url);
 	ai_prompt(&prompt);
-	core->buf_printf(&body, "{\"model\":");
-	ai_str(&body, cfg.model);
-	core->buf_printf(&body, ",\"messages\":[{\"role\":\"system\","
+	core->buf_printf(body, "{\"model\":");
+	ai_str(body, cfg.model);
+	core->buf_printf(body, ",\"messages\":[{\"role\":\"system\","
 	    "\"content\":");
 	core->buf_printf(&system, ai_system_prompt, cfg.max_recommendations);
-	core->buf_json_string(&body, system.data, system.len);
-	core->buf_printf(&body, "},{\"role\":\"user\",\"content\":");
-	core->buf_json_string(&body, prompt.data ? prompt.data : "",
+	core->buf_json_string(body, system.data, system.len);
+	core->buf_printf(body, "},{\"role\":\"user\",\"content\":");
+	core->buf_json_string(body, prompt.data ? prompt.data : "",
 	    prompt.len);
-	core->buf_printf(&body, "}],\"response_format\":{\"type\":"
+	core->buf_printf(body, "}],\"response_format\":{\"type\":"
 	    "\"json_object\"},\"temperature\":%.2f}", cfg.temperature);
-
-	memset(&r, 0, sizeof(r));
-	r.method = "POST";
-	r.url = url.data;
-	r.headers = headers;
-	r.body = body.data;
-	r.body_len = body.len;
-	r.timeout_ms = (long)cfg.timeout_ms;
-	r.max_response = 1024 * 1024;
-	st.in_flight = 1;
-	core->metric_add(m_calls, 1);
-	if (url.data == NULL || body.data == NULL ||
-	    core->httpc_call(self, &r, ai_answered, NULL) == -1) {
-		st.in_flight = 0;
-		ai_fallback_answer("openai error: request could not start", 1);
-	}
-	core->buf_free(&url);
-	core->buf_free(&body);
 	core->buf_free(&prompt);
 	core->buf_free(&system);
+
+	r->method = "POST";
+	r->url = url->data;
+	r->headers = headers;
+	r->body = body->data;
+	r->body_len = body->len;
+	r->max_response = 1024 * 1024;
+	core->metric_add(m_calls, 1);
+	return url->data != NULL && body->data != NULL ? 0 : -1;
+}
+
+static void
+ai_done(const struct sales_upstream_result *res, void *arg)
+{
+	struct sales_buf b = {0};
+
+	/* At shutdown nobody needs to hear about it. */
+	if (res->shutdown || res->value == NULL) {
+		ai_fallback_body(&b, res->shutdown ? "openai error: shutdown" :
+		    "out of memory", 0);
+		ai_respond(arg, &b);
+		core->buf_free(&b);
+		return;
+	}
+	ai_respond(arg, res->value);
 }
 
 static void
 ai_get(struct sales_request *req, void *arg)
 {
-	struct waiter *w;
+	struct sales_upstream_result res;
 
 	(void)arg;
-	if (st.at_ms != 0 && core->mono_ms() - st.at_ms < st.ttl_ms &&
-	    !(st.no_sales && (tally.orders > 0 || nknown > 0)) &&
-	    !st.in_flight) {
-		ai_respond(req);
-		return;
+	/* An answer made before any sale is stale at the first one. */
+	if (st.no_sales && (tally.orders > 0 || nknown > 0)) {
+		core->upstream_invalidate(st.up);
+		st.no_sales = 0;
 	}
-	if (st.nwaiters >= AI_MAX_WAITERS) {
-		if (st.body.data != NULL)
-			ai_respond(req);
-		else
-			core->http_error(req, 503, "busy", "too many "
-			    "requests waiting for recommendations", NULL);
+	if (core->upstream_get(st.up, ai_done, req) == 0)
 		return;
-	}
-	if ((w = calloc(1, sizeof(*w))) == NULL) {
-		core->http_error(req, 503, "no_memory", "out of memory", NULL);
-		return;
-	}
-	w->req = req;
-	w->next = st.waiters;
-	st.waiters = w;
-	st.nwaiters++;
-	if (st.in_flight)
-		return;
-	/* Nothing to send, or nowhere to send it: answer locally. */
-	if (cfg.api_key[0] == '\0')
-		ai_fallback_answer("no api key", 0);
-	else if (tally.orders == 0 && nknown == 0)
-		ai_fallback_answer("no sales yet", 0);
+	if (core->upstream_peek(st.up, &res) == 0 && res.value != NULL)
+		ai_respond(req, res.value);
 	else
-		ai_call();
+		core->http_error(req, 503, "busy", "too many requests waiting "
+		    "for recommendations", NULL);
+}
+
+/* The cache follows cfg: at init and on every reload. */
+static void
+ai_upstream_opts(struct sales_upstream_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->name = "openai";
+	o->ttl_ms = (long)cfg.cache_ttl_ms;
+	o->error_ttl_ms = cfg.cache_ttl_ms < AI_ERROR_TTL_MS ?
+	    (long)cfg.cache_ttl_ms : AI_ERROR_TTL_MS;
+	o->timeout_ms = (long)cfg.timeout_ms;
+	o->request = ai_request;
+	o->parse = ai_parse;
+	o->free_value = ai_answer_free;
 }
 
 /* -- init --------------------------------------------------------------- */
+
+/* cache_ttl_ms, or its older spelling in seconds; not both. */
+static int
+ai_ttl(void)
+{
+	const char *ms = core->config_str(self, "cache_ttl_ms", NULL);
+	long long sec;
+
+	if (core->config_str(self, "cache_ttl_s", NULL) == NULL)
+		return core->config_int(self, "cache_ttl_ms", 60000, 0,
+		    AI_MAX_TTL_MS, &cfg.cache_ttl_ms);
+	if (ms != NULL) {
+		core->log(self, SALES_LOG_ERROR, "\"cache_ttl_ms\" and "
+		    "\"cache_ttl_s\" are both set: keep one (\"cache_ttl_s\" "
+		    "is the older spelling, in seconds)");
+		return -1;
+	}
+	if (core->config_int(self, "cache_ttl_s", 60, 0, AI_MAX_TTL_MS / 1000,
+	    &sec) == -1)
+		return -1;
+	cfg.cache_ttl_ms = sec * 1000;
+	return 0;
+}
 
 static int
 ai_config(void)
@@ -630,8 +681,7 @@ ai_config(void)
 		return -1;
 	if (core->config_int(self, "timeout_ms", 15000, 100, 300000,
 	    &cfg.timeout_ms) == -1 ||
-	    core->config_int(self, "cache_ttl_s", 60, 0, 86400,
-	    &cfg.cache_ttl_s) == -1 ||
+	    ai_ttl() == -1 ||
 	    core->config_int(self, "max_products", 20, 1, 200,
 	    &cfg.max_products) == -1 ||
 	    core->config_int(self, "max_recommendations", 5, 1, AI_MAX_RECS,
@@ -654,12 +704,17 @@ ai_config(void)
 
 SALES_MODULE_INIT(c, m)
 {
+	struct sales_upstream_opts o;
+
 	core = c;
 	self = m;
 	memset(&st, 0, sizeof(st));
 	memset(&weather, 0, sizeof(weather));
 	nknown = 0;
 	if (ai_config() == -1)
+		return -1;
+	ai_upstream_opts(&o);
+	if ((st.up = core->upstream_new(self, &o)) == NULL)
 		return -1;
 	m_calls = core->metric_counter(self,
 	    "ai_recommend_upstream_requests_total",
@@ -674,8 +729,11 @@ SALES_MODULE_INIT(c, m)
 	    core->bus_subscribe(self, SALES_TOPIC_WEATHER_UPDATED_V2,
 	    ai_on_weather, NULL) == -1 ||
 	    core->bus_subscribe(self, SALES_TOPIC_ANALYTICS_UPDATED_V2,
-	    ai_on_analytics, NULL) == -1)
+	    ai_on_analytics, NULL) == -1) {
+		core->upstream_free(st.up);
+		st.up = NULL;
 		return -1;
+	}
 	core->log(self, SALES_LOG_INFO, "model \"%s\" at \"%s\", %s",
 	    cfg.model, cfg.base_url, cfg.api_key[0] ? "online" :
 	    "offline (no api key): rule-based fallback only");
@@ -690,6 +748,7 @@ SALES_MODULE_INIT(c, m)
  */
 SALES_MODULE_RELOAD(m, step)
 {
+	struct sales_upstream_opts o;
 	struct ai_cfg old = cfg;
 	int rc;
 
@@ -702,7 +761,9 @@ SALES_MODULE_RELOAD(m, step)
 		return rc;
 	case SALES_RELOAD_COMMIT:
 		cfg = pending;
-		st.at_ms = 0;
+		ai_upstream_opts(&o);
+		core->upstream_configure(st.up, &o);	/* o was checked */
+		core->upstream_invalidate(st.up);
 		core->log(self, SALES_LOG_INFO, "model \"%s\" at \"%s\", %s",
 		    cfg.model, cfg.base_url, cfg.api_key[0] ? "online" :
 		    "offline (no api key): rule-based fallback only");
@@ -716,13 +777,8 @@ SALES_MODULE_RELOAD(m, step)
 
 SALES_MODULE_FINI()
 {
-	struct waiter *w;
-
-	while ((w = st.waiters) != NULL) {
-		st.waiters = w->next;
-		free(w);
-	}
-	core->buf_free(&st.body);
+	core->upstream_free(st.up);
+	st.up = NULL;
 	ai_tally_free(&tally);
 	free(analytics);
 	analytics = NULL;

@@ -4,10 +4,11 @@
  * the "weather.updated.v2" bus topic (and the deprecated
  * "weather.updated") and the "updatePromotions" WebSocket message.
  *
- * The reading is cached for cache_ttl_s and refreshed on a timer
- * (refresh_interval_s) and on demand.  One fetch at a time: requests that
- * find the cache stale wait for the fetch under way (single flight) and
- * are answered when its first attempt ends, success or not; retries with
+ * The reading is fetched through the core's upstream service
+ * (<sales/upstream.h>): cached for cache_ttl_ms, refreshed on a timer
+ * (refresh_interval_ms) and on demand, one fetch at a time.  Requests
+ * that find the cache stale wait for the fetch under way (single
+ * flight) and are answered when it ends, success or not; retries with
  * exponential backoff then go on in the background.  An upstream failure
  * is logged once per distinct error, shown in weather.source, and never
  * turns into an error status of ours.  With no api_key nothing touches
@@ -29,7 +30,7 @@ SALES_MODULE_MAGIC("weather", "1.0");
 /* A failed fetch is retried on demand after at most this long. */
 #define WEATHER_ERROR_TTL_MS	60000
 #define WEATHER_MAX_BACKOFF_MS	60000
-#define WEATHER_MAX_WAITERS	10000
+#define WEATHER_MAX_MS		86400000LL	/* a day */
 
 static const struct sales_core	*core;
 static struct sales_module	*self;
@@ -39,8 +40,8 @@ struct weather_cfg {
 	const char	*city;
 	const char	*base_url;	/* no trailing '/' */
 	long long	 timeout_ms;
-	long long	 cache_ttl_s;
-	long long	 refresh_interval_s;
+	long long	 cache_ttl_ms;
+	long long	 refresh_interval_ms;
 	long long	 retries;
 	long long	 backoff_ms;
 	double		 hot_above_c;
@@ -61,12 +62,14 @@ static struct {
 	int			 rules_seen;
 } pending;
 
-struct waiter {
-	struct sales_request	*req;
-	struct waiter		*next;
+/* What the upstream's parse makes of a good answer. */
+struct weather_reading {
+	double		 temp;
+	char		 condition[WEATHER_COND_LEN];
+	int64_t		 fetched_at_ms;	/* wall clock */
 };
 
-/* The reading and the fetch state machine; loop thread only. */
+/* The reading in force and the retries; loop thread only. */
 static struct {
 	int		 have;		/* a reading was ever received */
 	double		 temp;
@@ -74,16 +77,12 @@ static struct {
 	int64_t		 fetched_at_ms;	/* wall clock of the reading */
 	char		 source[128];
 
-	int		 fetching;	/* an attempt or a backoff under way */
-	int		 attempt;	/* of the current sequence, from 0 */
-	int		 first_done;	/* its first attempt ended */
-	int64_t		 checked_ms;	/* monotonic end of the last sequence */
-	int		 last_ok;	/* the last sequence succeeded */
+	struct sales_upstream *up;	/* cache + single flight */
+	int		 retryable;	/* the last failure may pass */
+	int		 attempt;	/* retries so far of this failure */
 	struct sales_timer *retry_timer;
 	struct sales_timer *start_timer;
 	struct sales_timer *refresh_timer;
-	struct waiter	*waiters;
-	size_t		 nwaiters;
 	char		 logged[128];	/* last error logged, to log it once */
 
 	int		 published;
@@ -94,8 +93,6 @@ static struct {
 } st;
 
 static struct sales_metric	*m_calls, *m_errors;
-
-static void	weather_attempt(void);
 
 /*
  * Copies src into dst, cutting it short to fit, before a whole UTF-8
@@ -273,41 +270,18 @@ weather_respond(struct sales_request *req)
 }
 
 static void
-weather_answer_waiters(void)
-{
-	struct waiter *w;
-
-	while ((w = st.waiters) != NULL) {
-		st.waiters = w->next;
-		weather_respond(w->req);
-		free(w);
-	}
-	st.nwaiters = 0;
-}
-
-static void
-weather_sequence_done(int ok)
-{
-	st.fetching = 0;
-	st.attempt = 0;
-	st.first_done = 0;
-	st.last_ok = ok;
-	st.checked_ms = core->mono_ms();
-}
-
-static void
 weather_retry(void *arg)
 {
 	(void)arg;
 	core->timer_del(st.retry_timer);
 	st.retry_timer = NULL;
 	st.attempt++;
-	weather_attempt();
+	core->upstream_refresh(st.up);
 }
 
-/* One attempt failed: report it, answer whoever waits, maybe retry. */
+/* A fetch failed: report it, maybe retry in the background. */
 static void
-weather_failed(const char *why, int retryable)
+weather_failed(const char *why)
 {
 	long long delay;
 
@@ -315,26 +289,22 @@ weather_failed(const char *why, int retryable)
 	snprintf(st.source, sizeof(st.source), "openweather error: %s", why);
 	if (strcmp(st.logged, st.source) != 0) {
 		core->log(self, SALES_LOG_WARN, "city \"%s\": %s%s", cfg.city,
-		    st.source, retryable && cfg.retries > 0 ?
+		    st.source, st.retryable && cfg.retries > 0 ?
 		    " (retrying with backoff; further failures of this kind "
 		    "are not logged)" : "");
 		weather_copy(st.logged, sizeof(st.logged), st.source);
 	}
-	weather_answer_waiters();
-	st.first_done = 1;
-	if (retryable && st.attempt < cfg.retries) {
+	core->timer_del(st.retry_timer);
+	st.retry_timer = NULL;
+	if (st.retryable && st.attempt < cfg.retries) {
 		delay = cfg.backoff_ms << (st.attempt < 20 ? st.attempt : 20);
 		if (delay > WEATHER_MAX_BACKOFF_MS)
 			delay = WEATHER_MAX_BACKOFF_MS;
 		st.retry_timer = core->timer_add((long)delay, 0, weather_retry,
 		    NULL);
-		if (st.retry_timer != NULL) {
-			weather_publish();
-			return;
-		}
 	}
-	weather_sequence_done(0);
-	weather_publish();
+	if (st.retry_timer == NULL)
+		st.attempt = 0;
 }
 
 static void
@@ -349,8 +319,8 @@ weather_lower(char *dst, size_t dstlen, const char *src, size_t len)
 
 /* Parses an OpenWeather answer; -1 with why filled when it is not one. */
 static int
-weather_parse(const char *body, size_t len, double *temp, char *cond,
-    size_t condlen, char *why, size_t whylen)
+weather_parse(const char *body, size_t len, struct weather_reading *r,
+    struct sales_buf *why)
 {
 	struct sales_json *j;
 	const char *raw;
@@ -358,14 +328,14 @@ weather_parse(const char *body, size_t len, double *temp, char *cond,
 	int t, w, m;
 
 	if ((j = core->json_parse(body, len)) == NULL) {
-		snprintf(why, whylen, "bad response (not JSON)");
+		core->buf_printf(why, "bad response (not JSON)");
 		return -1;
 	}
 	if ((m = core->json_get(j, 0, "main")) == -1 ||
 	    (t = core->json_get(j, m, "temp")) == -1 ||
-	    core->json_double(j, t, temp) == -1 || !isfinite(*temp) ||
-	    *temp < -150 || *temp > 150) {
-		snprintf(why, whylen, "bad response (no main.temp)");
+	    core->json_double(j, t, &r->temp) == -1 || !isfinite(r->temp) ||
+	    r->temp < -150 || r->temp > 150) {
+		core->buf_printf(why, "bad response (no main.temp)");
 		goto fail;
 	}
 	if ((w = core->json_get(j, 0, "weather")) == -1 ||
@@ -373,10 +343,10 @@ weather_parse(const char *body, size_t len, double *temp, char *cond,
 	    (m = core->json_get(j, w, "main")) == -1 ||
 	    core->json_type(j, m) != SALES_JSON_STRING ||
 	    (raw = core->json_raw(j, m, &rawlen)) == NULL || rawlen == 0) {
-		snprintf(why, whylen, "bad response (no weather[0].main)");
+		core->buf_printf(why, "bad response (no weather[0].main)");
 		goto fail;
 	}
-	weather_lower(cond, condlen, raw, rawlen);
+	weather_lower(r->condition, sizeof(r->condition), raw, rawlen);
 	core->json_free(j);
 	return 0;
 fail:
@@ -384,45 +354,61 @@ fail:
 	return -1;
 }
 
-static void
-weather_fetched(long status, const char *body, size_t len, const char *err,
-    void *arg)
+/* The upstream's parse: an answer into a reading, or why not. */
+static int
+weather_answer(long status, const char *body, size_t len, const char *err,
+    void **value, struct sales_buf *why, void *arg)
 {
-	char why[96], cond[WEATHER_COND_LEN];
-	double temp;
+	struct weather_reading *r;
 
 	(void)arg;
-	if (status == 0) {
-		if (err != NULL && strcmp(err, "shutdown") == 0) {
-			weather_answer_waiters();
-			weather_sequence_done(0);
-			return;
-		}
-		snprintf(why, sizeof(why), "%s", err ? err : "no response");
-		weather_failed(why, 1);
-		return;
-	}
+	st.retryable = 1;
 	switch (status) {
+	case 0:
+		core->buf_printf(why, "%s", err ? err : "no response");
+		return -1;
 	case 200:
 		break;
 	case 401:
-		weather_failed("401 unauthorized (check api_key)", 0);
-		return;
+		st.retryable = 0;
+		core->buf_printf(why, "401 unauthorized (check api_key)");
+		return -1;
 	case 404:
-		weather_failed("404 city not found (check city)", 0);
-		return;
+		st.retryable = 0;
+		core->buf_printf(why, "404 city not found (check city)");
+		return -1;
 	case 429:
-		weather_failed("429 rate limited", 1);
-		return;
+		core->buf_printf(why, "429 rate limited");
+		return -1;
 	default:
-		snprintf(why, sizeof(why), "HTTP %ld%s", status,
+		st.retryable = status >= 500;
+		core->buf_printf(why, "HTTP %ld%s", status,
 		    status >= 500 ? " server error" : "");
-		weather_failed(why, status >= 500);
-		return;
+		return -1;
 	}
-	if (weather_parse(body, len, &temp, cond, sizeof(cond), why,
-	    sizeof(why)) == -1) {
-		weather_failed(why, 1);
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		core->buf_printf(why, "out of memory");
+		return -1;
+	}
+	if (weather_parse(body, len, r, why) == -1) {
+		free(r);
+		return -1;
+	}
+	r->fetched_at_ms = core->now_ms();
+	*value = r;
+	return 0;
+}
+
+/* Every fetch's outcome, before its waiters hear it: the new state. */
+static void
+weather_update(const struct sales_upstream_result *res, void *arg)
+{
+	const struct weather_reading *r = res->value;
+
+	(void)arg;
+	if (res->error != NULL) {
+		weather_failed(res->error);
+		weather_publish();
 		return;
 	}
 	if (st.logged[0] != '\0') {
@@ -430,13 +416,12 @@ weather_fetched(long status, const char *body, size_t len, const char *err,
 		    "answers again", cfg.city);
 		st.logged[0] = '\0';
 	}
+	st.attempt = 0;
 	st.have = 1;
-	st.temp = temp;
-	memcpy(st.condition, cond, sizeof(st.condition));
-	st.fetched_at_ms = core->now_ms();
+	st.temp = r->temp;
+	memcpy(st.condition, r->condition, sizeof(st.condition));
+	st.fetched_at_ms = r->fetched_at_ms;
 	snprintf(st.source, sizeof(st.source), "openweather");
-	weather_answer_waiters();
-	weather_sequence_done(1);
 	weather_publish();
 }
 
@@ -455,84 +440,51 @@ weather_urlencode(struct sales_buf *b, const char *s)
 	}
 }
 
-static void
-weather_attempt(void)
-{
-	struct sales_httpc_request r;
-	struct sales_buf url = {0};
-
-	core->buf_printf(&url, "%s/weather?q=", cfg.base_url);
-	weather_urlencode(&url, cfg.city);
-	core->buf_printf(&url, "&units=metric&appid=");
-	weather_urlencode(&url, cfg.api_key);
-	memset(&r, 0, sizeof(r));
-	r.method = "GET";
-	r.url = url.data;
-	r.timeout_ms = (long)cfg.timeout_ms;
-	r.max_response = 256 * 1024;
-	core->metric_add(m_calls, 1);
-	if (url.data == NULL ||
-	    core->httpc_call(self, &r, weather_fetched, NULL) == -1)
-		weather_failed("request could not start", 1);
-	core->buf_free(&url);
-}
-
-static void
-weather_start(void)
-{
-	if (st.fetching || cfg.api_key[0] == '\0')
-		return;
-	st.fetching = 1;
-	st.attempt = 0;
-	st.first_done = 0;
-	weather_attempt();
-}
-
+/* The upstream's request: GET the current weather of the city. */
 static int
-weather_fresh(void)
+weather_request(struct sales_httpc_request *r, struct sales_buf *url,
+    struct sales_buf *body, void *arg)
 {
-	int64_t ttl = cfg.cache_ttl_s * 1000;
+	(void)body;
+	(void)arg;
+	core->buf_printf(url, "%s/weather?q=", cfg.base_url);
+	weather_urlencode(url, cfg.city);
+	core->buf_printf(url, "&units=metric&appid=");
+	weather_urlencode(url, cfg.api_key);
+	r->method = "GET";
+	r->url = url->data;
+	r->max_response = 256 * 1024;
+	core->metric_add(m_calls, 1);
+	return url->data != NULL ? 0 : -1;
+}
 
-	if (st.checked_ms == 0)
-		return 0;
-	if (!st.last_ok && ttl > WEATHER_ERROR_TTL_MS)
-		ttl = WEATHER_ERROR_TTL_MS;
-	return core->mono_ms() - st.checked_ms < ttl;
+static void
+weather_done(const struct sales_upstream_result *res, void *arg)
+{
+	(void)res;
+	weather_respond(arg);
 }
 
 static void
 weather_get(struct sales_request *req, void *arg)
 {
-	struct waiter *w;
-
 	(void)arg;
 	/*
-	 * Answer now unless a fetch's first attempt is under way or the
-	 * cache is stale; then wait for that one attempt, whose outcome
-	 * (reading or error) answers every waiter at once.
+	 * Answer now with no key, or while retries of a failure go on in
+	 * the background; else from the cache, or when the fetch under way
+	 * ends (reading or error), with every other request waiting on it.
 	 */
-	if (cfg.api_key[0] == '\0' || (st.fetching && st.first_done) ||
-	    (!st.fetching && weather_fresh())) {
+	if (cfg.api_key[0] == '\0' || st.retry_timer != NULL ||
+	    core->upstream_get(st.up, weather_done, req) == -1)
 		weather_respond(req);
-		return;
-	}
-	if (st.nwaiters >= WEATHER_MAX_WAITERS ||
-	    (w = calloc(1, sizeof(*w))) == NULL) {
-		weather_respond(req);
-		return;
-	}
-	w->req = req;
-	w->next = st.waiters;
-	st.waiters = w;
-	st.nwaiters++;
-	weather_start();
 }
 
 static void
 weather_refresh(void *arg)
 {
 	(void)arg;
-	weather_start();
+	if (st.retry_timer == NULL)
+		core->upstream_refresh(st.up);
 }
 
 /* First tick of the loop: the initial fetch, or the offline state. */
@@ -544,14 +496,29 @@ weather_first(void *arg)
 	st.start_timer = NULL;
 	if (cfg.api_key[0] == '\0')
 		weather_publish();
-	else if (!st.fetching)
-		weather_start();
+	else
+		core->upstream_refresh(st.up);
+}
+
+/* The cache follows cfg: at init and on every reload. */
+static void
+weather_upstream_opts(struct sales_upstream_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->name = "openweather";
+	o->ttl_ms = (long)cfg.cache_ttl_ms;
+	o->error_ttl_ms = cfg.cache_ttl_ms < WEATHER_ERROR_TTL_MS ?
+	    (long)cfg.cache_ttl_ms : WEATHER_ERROR_TTL_MS;
+	o->timeout_ms = (long)cfg.timeout_ms;
+	o->request = weather_request;
+	o->parse = weather_answer;
+	o->update = weather_update;
 }
 
 static const char *const weather_keys[] = {
-	"api_key", "city", "base_url", "timeout_ms", "cache_ttl_s",
-	"refresh_interval_s", "retries", "backoff_ms", "hot_above_c",
-	"cold_below_c", NULL
+	"api_key", "city", "base_url", "timeout_ms", "cache_ttl_ms",
+	"cache_ttl_s", "refresh_interval_ms", "refresh_interval_s", "retries",
+	"backoff_ms", "hot_above_c", "cold_below_c", NULL
 };
 
 static int
@@ -605,6 +572,32 @@ weather_on_key(const char *key, const char *value, void *arg)
 	rules_failed = 1;
 }
 
+/*
+ * A duration given in ms (key_ms) or, the older spelling, in whole
+ * seconds (key_s), within [min_ms, max_ms]; both at once is an error.
+ */
+static int
+weather_ms(const char *key_ms, const char *key_s, long long def_ms,
+    long long min_ms, long long max_ms, long long *out)
+{
+	long long sec;
+
+	if (core->config_str(self, key_s, NULL) == NULL)
+		return core->config_int(self, key_ms, def_ms, min_ms, max_ms,
+		    out);
+	if (core->config_str(self, key_ms, NULL) != NULL) {
+		core->log(self, SALES_LOG_ERROR, "\"%s\" and \"%s\" are both "
+		    "set: keep one (\"%s\" is the older spelling, in "
+		    "seconds)", key_ms, key_s, key_s);
+		return -1;
+	}
+	if (core->config_int(self, key_s, 0, (min_ms + 999) / 1000,
+	    max_ms / 1000, &sec) == -1)
+		return -1;
+	*out = sec * 1000;
+	return 0;
+}
+
 static int
 weather_config(void)
 {
@@ -615,10 +608,11 @@ weather_config(void)
 		return -1;
 	if (core->config_int(self, "timeout_ms", 3000, 100, 120000,
 	    &cfg.timeout_ms) == -1 ||
-	    core->config_int(self, "cache_ttl_s", 600, 1, 86400,
-	    &cfg.cache_ttl_s) == -1 ||
-	    core->config_int(self, "refresh_interval_s", cfg.cache_ttl_s, 0,
-	    86400, &cfg.refresh_interval_s) == -1 ||
+	    weather_ms("cache_ttl_ms", "cache_ttl_s", 600000, 1,
+	    WEATHER_MAX_MS, &cfg.cache_ttl_ms) == -1 ||
+	    weather_ms("refresh_interval_ms", "refresh_interval_s",
+	    cfg.cache_ttl_ms, 0, WEATHER_MAX_MS,
+	    &cfg.refresh_interval_ms) == -1 ||
 	    core->config_int(self, "retries", 2, 0, 10, &cfg.retries) == -1 ||
 	    core->config_int(self, "backoff_ms", 1000, 0, 60000,
 	    &cfg.backoff_ms) == -1 ||
@@ -678,12 +672,17 @@ fail:
 
 SALES_MODULE_INIT(c, m)
 {
+	struct sales_upstream_opts o;
+
 	core = c;
 	self = m;
 	memset(&st, 0, sizeof(st));
 	st.temp = NAN;
 	if (weather_read() == -1)
 		return -1;
+	weather_upstream_opts(&o);
+	if ((st.up = core->upstream_new(self, &o)) == NULL)
+		goto fail;
 
 	snprintf(st.source, sizeof(st.source), "%s",
 	    cfg.api_key[0] ? "not fetched yet" : "no api key");
@@ -697,9 +696,9 @@ SALES_MODULE_INIT(c, m)
 	if ((st.start_timer = core->timer_add(0, 0, weather_first,
 	    NULL)) == NULL)
 		goto fail;
-	if (cfg.api_key[0] != '\0' && cfg.refresh_interval_s > 0 &&
+	if (cfg.api_key[0] != '\0' && cfg.refresh_interval_ms > 0 &&
 	    (st.refresh_timer = core->timer_add(
-	    (long)(cfg.refresh_interval_s * 1000), 1, weather_refresh,
+	    (long)cfg.refresh_interval_ms, 1, weather_refresh,
 	    NULL)) == NULL)
 		goto fail;
 	core->log(self, SALES_LOG_INFO, "city \"%s\", %zu promotion rules%s, "
@@ -710,6 +709,8 @@ fail:
 	if (st.start_timer != NULL)
 		core->timer_del(st.start_timer);
 	st.start_timer = NULL;
+	core->upstream_free(st.up);
+	st.up = NULL;
 	free(rules);
 	rules = NULL;
 	return -1;
@@ -725,6 +726,7 @@ SALES_MODULE_RELOAD(m, step)
 {
 	struct weather_cfg old_cfg = cfg;
 	struct weather_rule *old_rules = rules;
+	struct sales_upstream_opts o;
 	size_t old_nrules = nrules;
 	int old_seen = rules_seen, ok, moved;
 
@@ -755,23 +757,29 @@ SALES_MODULE_RELOAD(m, step)
 		nrules = pending.nrules;
 		rules_seen = pending.rules_seen;
 		memset(&pending, 0, sizeof(pending));
+		weather_upstream_opts(&o);
+		core->upstream_configure(st.up, &o);	/* o was checked */
 		if (st.refresh_timer != NULL)
 			core->timer_del(st.refresh_timer);
 		st.refresh_timer = NULL;
-		if (cfg.api_key[0] != '\0' && cfg.refresh_interval_s > 0)
+		if (cfg.api_key[0] != '\0' && cfg.refresh_interval_ms > 0)
 			st.refresh_timer = core->timer_add(
-			    (long)(cfg.refresh_interval_s * 1000), 1,
+			    (long)cfg.refresh_interval_ms, 1,
 			    weather_refresh, NULL);
 		if (moved && st.start_timer == NULL) {
+			/* Retries of the old place's failure stop too. */
+			core->timer_del(st.retry_timer);
+			st.retry_timer = NULL;
+			st.attempt = 0;
 			st.have = 0;
 			st.temp = NAN;
-			st.checked_ms = 0;
+			core->upstream_invalidate(st.up);
 			snprintf(st.source, sizeof(st.source), "%s",
 			    cfg.api_key[0] ? "not fetched yet" : "no api key");
 			if (cfg.api_key[0] == '\0')
 				weather_publish();
 			else
-				weather_start();
+				core->upstream_refresh(st.up);
 		}
 		core->log(self, SALES_LOG_INFO, "city \"%s\", %zu promotion "
 		    "rules%s, %s", cfg.city, nrules, rules_seen ? "" :
@@ -788,8 +796,6 @@ SALES_MODULE_RELOAD(m, step)
 
 SALES_MODULE_FINI()
 {
-	struct waiter *w;
-
 	if (st.start_timer != NULL)
 		core->timer_del(st.start_timer);
 	if (st.retry_timer != NULL)
@@ -798,10 +804,8 @@ SALES_MODULE_FINI()
 		core->timer_del(st.refresh_timer);
 	st.start_timer = st.retry_timer = st.refresh_timer = NULL;
 	/* Requests still waiting are the core's to drop at shutdown. */
-	while ((w = st.waiters) != NULL) {
-		st.waiters = w->next;
-		free(w);
-	}
+	core->upstream_free(st.up);
+	st.up = NULL;
 	free(rules);
 	rules = NULL;
 	nrules = 0;

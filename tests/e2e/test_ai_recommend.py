@@ -51,6 +51,8 @@ def config(ai, weather=None, **kw):
     cfg = {"ai_recommend": {"api_key": "sk-test", "model": "my-model",
                             "base_url": ai.url + "/v1", "timeout_ms": 2000,
                             "cache_ttl_s": 60}}
+    if "cache_ttl_ms" in kw:
+        del cfg["ai_recommend"]["cache_ttl_s"]  # one spelling at a time
     cfg["ai_recommend"].update(kw)
     if weather is not None:
         cfg["weather"] = {"api_key": "wk", "city": "Madrid",
@@ -270,13 +272,17 @@ def test_cache_ttl_expires(make_server, fake_upstream):
     ai = fake_upstream()
     ai.set(body=chat_body(GOOD_ANSWER))
     srv = make_server(["orders", "ai_recommend"],
-                      config=config(ai, cache_ttl_s=1))
+                      config=config(ai, cache_ttl_ms=500))
     post_sales(srv)
-    recommend(srv)
-    recommend(srv)
+    first, _ = recommend(srv)
+    again, _ = recommend(srv)
     assert ai.count() == 1
-    time.sleep(1.2)
-    recommend(srv)
+    assert again["generatedAt"] == first["generatedAt"]
+    # Once the TTL is over, the next request asks the model again.
+    deadline = time.time() + 10
+    while ai.count() < 2 and time.time() < deadline:
+        recommend(srv)
+        time.sleep(0.05)
     assert ai.count() == 2
 
 
@@ -332,13 +338,20 @@ def test_no_sales_yet_needs_no_call(make_server, fake_upstream):
     assert ai.count() == 0
 
 
-def test_bad_config_fails_start(make_server, fake_upstream):
+@pytest.mark.parametrize("kw,want", [
+    ({"base_url": "ftp://x"},
+     '[ai_recommend] base_url: "ftp://x" is not an http'),
+    # cache_ttl_s is the older spelling of cache_ttl_ms: one at a time.
+    ({"cache_ttl_ms": 1000, "cache_ttl_s": 1},
+     '"cache_ttl_ms" and "cache_ttl_s" are both set'),
+])
+def test_bad_config_fails_start(make_server, fake_upstream, kw, want):
     ai = fake_upstream()
-    srv = make_server(["ai_recommend"],
-                      config=config(ai, base_url="ftp://x"), start=False)
+    srv = make_server(["ai_recommend"], config=config(ai, **kw),
+                      start=False)
     with pytest.raises(RuntimeError) as e:
         srv.start()
     assert srv.proc.wait(10) != 0
     srv.proc = None
     srv.logf.close()
-    assert '[ai_recommend] base_url: "ftp://x" is not an http' in str(e.value)
+    assert want in str(e.value), str(e.value)

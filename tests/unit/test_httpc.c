@@ -28,10 +28,10 @@
 #include "buf.h"
 #include "core.h"
 #include "httpc.h"
+#include "unit_http.h"
 
 #define BIG	100000
 
-static struct evhttp	*server;
 static int		 port;
 static int		 hung;		/* requests the fake never answers */
 
@@ -169,37 +169,21 @@ url(char *buf, size_t len, const char *path)
 static int
 setup(void **state)
 {
-	struct evhttp_bound_socket *bs;
-	struct sockaddr_in sin;
-	socklen_t slen = sizeof(sin);
-
 	(void)state;
-	if ((core_base = event_base_new()) == NULL)
-		return -1;
-	server = evhttp_new(core_base);
-	bs = evhttp_bind_socket_with_handle(server, "127.0.0.1", 0);
-	if (bs == NULL)
-		return -1;
-	if (getsockname(evhttp_bound_socket_get_fd(bs),
-	    (struct sockaddr *)&sin, &slen) == -1)
-		return -1;
-	port = ntohs(sin.sin_port);
-	evhttp_set_gencb(server, fake, NULL);
-	evhttp_set_allowed_methods(server, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	hung = 0;
 	nwaiting = 0;
-	return core_httpc_init();
+	if (unit_http_setup(fake, &port) == -1)
+		return -1;
+	evhttp_set_allowed_methods(unit_http_server,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	return 0;
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	core_httpc_shutdown();
-	evhttp_free(server);
-	event_base_free(core_base);
-	core_base = NULL;
-	return 0;
+	return unit_http_teardown();
 }
 
 static void
@@ -412,22 +396,12 @@ test_bad_requests(void **state)
 	free(o.body);
 }
 
-static void
-stop(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	core_httpc_shutdown();
-}
-
 /* Shutdown fails what is in flight, once each, and refuses new work. */
 static void
 test_shutdown(void **state)
 {
 	struct outcome a, b;
 	struct sales_httpc_request req = { 0 };
-	struct timeval tv = { 0, 100000 };
 	struct event *ev;
 	char u[128];
 	int64_t start;
@@ -440,8 +414,7 @@ test_shutdown(void **state)
 	expect(&b);
 	assert_int_equal(core_httpc_request(&req, on_done, &a), 0);
 	assert_int_equal(core_httpc_request(&req, on_done, &b), 0);
-	ev = evtimer_new(core_base, stop, NULL);
-	evtimer_add(ev, &tv);
+	assert_non_null(ev = unit_http_stop_after(100));
 	start = core_mono_ms();
 	run();
 	event_free(ev);
