@@ -262,4 +262,5 @@ const struct sales_core core_api = {
 	.ws_event = api_ws_event,
 	.httpc_call = api_httpc_call,
 	.http_route_open = api_http_route_open,
+	.buf_money = core_buf_money,
 };

@@ -43,7 +43,7 @@
 #include <sales/json.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		4
+#define SALES_ABI_MINOR		5
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -245,6 +245,17 @@ struct sales_core {
 	 */
 	int	(*http_route_open)(struct sales_module *self,
 		    const char *pattern, sales_http_handler handler, void *arg);
+
+	/* ABI 1.5 */
+	/*
+	 * Appends the exact amount as a JSON number, the one way money is
+	 * printed (orders, analytics, REST and WebSocket alike): 51, 25.5,
+	 * 0.000001, -0.25; no exponent, no trailing zeros, no rounding.
+	 * A pair whose micros are out of range or of the other sign is
+	 * read as units * 1e6 + micros.  -1 only when memory runs out.
+	 */
+	int	(*buf_money)(struct sales_buf *buf,
+		    const struct sales_money *m);
 };
 
 /*
