@@ -289,33 +289,34 @@ an_add_order(const char *pid, size_t len, int64_t quantity,
 	return an_add_window(received_at, 1, rev);
 }
 
-int
-an_append_money(struct sales_buf *b, an_money m)
+static int64_t
+clamp64(an_money m)
 {
-	char buf[64], *p = buf + sizeof(buf);
-	unsigned __int128 u = m < 0 ? -(unsigned __int128)m :
-	    (unsigned __int128)m;
-	unsigned frac = (unsigned)(u % 1000000);
-	int i, n;
+	if (m > INT64_MAX)
+		return INT64_MAX;
+	if (m < INT64_MIN)
+		return INT64_MIN;
+	return (int64_t)m;
+}
 
-	u /= 1000000;
-	*--p = '\0';
-	if (frac) {
-		for (n = 6; frac % 10 == 0; n--)
-			frac /= 10;
-		for (i = 0; i < n; i++) {
-			*--p = (char)('0' + frac % 10);
-			frac /= 10;
-		}
-		*--p = '.';
-	}
-	do {
-		*--p = (char)('0' + (int)(u % 10));
-		u /= 10;
-	} while (u);
-	if (m < 0)
-		*--p = '-';
-	return an_core->buf_append(b, p, strlen(p));
+/* Exact while the units fit an int64_t (9.2e18), clamped past that. */
+static struct sales_money
+money(an_money m)
+{
+	struct sales_money out;
+
+	out.units = clamp64(m / 1000000);
+	out.micros = (int64_t)(m % 1000000);
+	return out;
+}
+
+/* Printed by the SDK, so every figure reads as newOrder's prices do. */
+static int
+put_money(struct sales_buf *b, an_money m)
+{
+	struct sales_money out = money(m);
+
+	return an_core->buf_money(b, &out);
 }
 
 /* Revenue descending, then product id ascending, so ties are stable. */
@@ -382,7 +383,7 @@ an_json(struct sales_buf *b, int top, int64_t now)
 	advance(now);
 	n = pick_top(best, top);
 	rc |= core->buf_printf(b, "{\"totalRevenue\":");
-	rc |= an_append_money(b, total_revenue);
+	rc |= put_money(b, total_revenue);
 	rc |= core->buf_printf(b, ",\"totalOrders\":%lld,\"totalQuantity\":%lld"
 	    ",\"topProducts\":[", (long long)total_orders,
 	    (long long)total_quantity);
@@ -390,32 +391,23 @@ an_json(struct sales_buf *b, int top, int64_t now)
 		rc |= core->buf_printf(b, "%s{\"product_id\":", j ? "," : "");
 		rc |= core->buf_json_string(b, best[j]->id, best[j]->len);
 		rc |= core->buf_printf(b, ",\"revenue\":");
-		rc |= an_append_money(b, best[j]->revenue);
+		rc |= put_money(b, best[j]->revenue);
 		rc |= core->buf_printf(b, ",\"quantity\":%lld,\"orders\":%lld}",
 		    (long long)best[j]->quantity, (long long)best[j]->orders);
 	}
 	rc |= core->buf_printf(b, "],\"revenueLastMinute\":");
-	rc |= an_append_money(b, last_rev);
+	rc |= put_money(b, last_rev);
 	rc |= core->buf_printf(b, ",\"orderCountLastMinute\":%lld"
 	    ",\"revenuePreviousMinute\":", (long long)last_cnt);
-	rc |= an_append_money(b, prev_rev);
+	rc |= put_money(b, prev_rev);
 	rc |= core->buf_printf(b, ",\"orderCountPreviousMinute\":%lld"
 	    ",\"revenueChangeLastMinute\":", (long long)prev_cnt);
-	rc |= an_append_money(b, last_rev - prev_rev);
+	rc |= put_money(b, last_rev - prev_rev);
 	format_time(clock_ms, ts, sizeof(ts));
 	rc |= core->buf_printf(b, ",\"asOf\":\"%s\"}", ts);
 	return rc ? -1 : 0;
 }
 
-static int64_t
-clamp64(an_money m)
-{
-	if (m > INT64_MAX)
-		return INT64_MAX;
-	if (m < INT64_MIN)
-		return INT64_MIN;
-	return (int64_t)m;
-}
 
 static an_money
 hour_revenue(int64_t *count)
@@ -449,16 +441,6 @@ an_snapshot(struct sales_analytics_v1 *ev, int64_t now)
 	ev->as_of_ms = clock_ms;
 }
 
-/* Exact while the units fit an int64_t (9.2e18), clamped past that. */
-static struct sales_money
-money(an_money m)
-{
-	struct sales_money out;
-
-	out.units = clamp64(m / 1000000);
-	out.micros = (int64_t)(m % 1000000);
-	return out;
-}
 
 void
 an_snapshot_v2(struct sales_analytics_v2 *ev, int top, int64_t now)
