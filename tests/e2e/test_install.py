@@ -3,9 +3,9 @@ prefix gives the standard layout; the installed binary, started as an
 unprivileged user from another working directory with a config outside
 the tree, finds its modules and schema and puts its database beside the
 config; pkg-config serves a module author, whose out-of-tree module
-(examples/hello, built by its own Makefile) is
-loaded by path.  Also the command line: --check changes nothing and
-refuses what the server could not write, -p/--host and SALESD_PORT."""
+(examples/hello, built by its own Makefile) is loaded by path.  Also
+the command line: --check changes nothing and refuses what the server
+could not write, -p/--host and SALESD_PORT."""
 import glob
 import json
 import os
