@@ -14,7 +14,6 @@
  *
  * Loop thread only.  Knows nothing of HTTP, storage or the bus.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,33 +350,11 @@ pick_top(struct product **best, int top)
 	return n;
 }
 
-static void
-format_time(int64_t ms, char *out, size_t outlen)
-{
-	int64_t days = ms / 86400000, rem = ms % 86400000, z, era, doe, yoe;
-	int64_t doy, mp, y;
-	int m, d;
-
-	z = days + 719468;
-	era = z / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	y = yoe + era * 400 + (m <= 2);
-	snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    (long long)y, m, d, (int)(rem / 3600000),
-	    (int)(rem / 60000 % 60), (int)(rem / 1000 % 60), (int)(rem % 1000));
-}
-
 int
 an_json(struct sales_buf *b, int top, int64_t now)
 {
 	const struct sales_core *core = an_core;
 	struct product *best[SALES_TOP_PRODUCTS_MAX];
-	char ts[40];
 	int n, j, rc = 0;
 
 	advance(now);
@@ -403,8 +380,9 @@ an_json(struct sales_buf *b, int top, int64_t now)
 	rc |= core->buf_printf(b, ",\"orderCountPreviousMinute\":%lld"
 	    ",\"revenueChangeLastMinute\":", (long long)prev_cnt);
 	rc |= put_money(b, last_rev - prev_rev);
-	format_time(clock_ms, ts, sizeof(ts));
-	rc |= core->buf_printf(b, ",\"asOf\":\"%s\"}", ts);
+	rc |= core->buf_printf(b, ",\"asOf\":\"");
+	rc |= core->buf_time(b, clock_ms);
+	rc |= core->buf_printf(b, "\"}");
 	return rc ? -1 : 0;
 }
 
