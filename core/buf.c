@@ -146,9 +146,10 @@ core_buf_time(struct sales_buf *b, int64_t ms)
 /*
  * The exact decimal, as a JSON number: 51, 25.5, 0.000001, -0.25.  The
  * sum is taken in 128 bits, so a pair whose signs disagree or whose
- * micros reach a million is carried rather than misprinted, and no
- * pair of int64_t can overflow it.  No printf: orders prints one per
- * order it stores or lists.
+ * micros reach a million is carried rather than misprinted; its whole
+ * units still fit 64 bits (at most 9.2e18 + 9.2e12).  No printf, and
+ * 128-bit division only past 1.8e13 units: orders prints one per order
+ * it stores or lists.
  */
 int
 core_buf_money(struct sales_buf *b, const struct sales_money *m)
@@ -156,11 +157,17 @@ core_buf_money(struct sales_buf *b, const struct sales_money *m)
 	__int128 v = (__int128)m->units * 1000000 + m->micros;
 	unsigned __int128 u = v < 0 ? -(unsigned __int128)v :
 	    (unsigned __int128)v;
-	unsigned frac = (unsigned)(u % 1000000);
-	char tmp[48], *p = tmp + sizeof(tmp);
+	uint64_t whole, frac;
+	char tmp[32], *p = tmp + sizeof(tmp);
 	int n;
 
-	u /= 1000000;
+	if (u <= UINT64_MAX) {
+		whole = (uint64_t)u / 1000000;
+		frac = (uint64_t)u % 1000000;
+	} else {
+		whole = (uint64_t)(u / 1000000);
+		frac = (uint64_t)(u % 1000000);
+	}
 	if (frac != 0) {
 		for (n = 6; frac % 10 == 0; n--)
 			frac /= 10;
@@ -171,9 +178,9 @@ core_buf_money(struct sales_buf *b, const struct sales_money *m)
 		*--p = '.';
 	}
 	do {
-		*--p = (char)('0' + (int)(u % 10));
-		u /= 10;
-	} while (u != 0);
+		*--p = (char)('0' + whole % 10);
+		whole /= 10;
+	} while (whole != 0);
 	if (v < 0)
 		*--p = '-';
 	return core_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
