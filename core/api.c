@@ -279,4 +279,5 @@ const struct sales_core core_api = {
 	.upstream_invalidate = core_upstream_invalidate,
 	.upstream_peek = core_upstream_peek,
 	.upstream_free = core_upstream_free,
+	.buf_money = core_buf_money,
 };

@@ -1,5 +1,6 @@
 /*
- * buf.c - growable byte buffers and JSON string escaping.
+ * buf.c - growable byte buffers, JSON string escaping, and the two
+ * figures every module prints the same way: times and money.
  * Out of memory is reported as -1 and leaves the buffer as it was.
  */
 #include <stdio.h>
@@ -140,4 +141,47 @@ core_buf_time(struct sales_buf *b, int64_t ms)
 	return core_buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/*
+ * The exact decimal, as a JSON number: 51, 25.5, 0.000001, -0.25.  The
+ * sum is taken in 128 bits, so a pair whose signs disagree or whose
+ * micros reach a million is carried rather than misprinted; its whole
+ * units still fit 64 bits (at most 9.2e18 + 9.2e12).  No printf, and
+ * 128-bit division only past 1.8e13 units: orders prints one per order
+ * it stores or lists.
+ */
+int
+core_buf_money(struct sales_buf *b, const struct sales_money *m)
+{
+	__int128 v = (__int128)m->units * 1000000 + m->micros;
+	unsigned __int128 u = v < 0 ? -(unsigned __int128)v :
+	    (unsigned __int128)v;
+	uint64_t whole, frac;
+	char tmp[32], *p = tmp + sizeof(tmp);
+	int n;
+
+	if (u <= UINT64_MAX) {
+		whole = (uint64_t)u / 1000000;
+		frac = (uint64_t)u % 1000000;
+	} else {
+		whole = (uint64_t)(u / 1000000);
+		frac = (uint64_t)(u % 1000000);
+	}
+	if (frac != 0) {
+		for (n = 6; frac % 10 == 0; n--)
+			frac /= 10;
+		while (n-- > 0) {
+			*--p = (char)('0' + frac % 10);
+			frac /= 10;
+		}
+		*--p = '.';
+	}
+	do {
+		*--p = (char)('0' + whole % 10);
+		whole /= 10;
+	} while (whole != 0);
+	if (v < 0)
+		*--p = '-';
+	return core_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }

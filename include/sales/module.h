@@ -288,6 +288,16 @@ struct sales_core {
 	int	(*upstream_peek)(const struct sales_upstream *up,
 		    struct sales_upstream_result *result);
 	void	(*upstream_free)(struct sales_upstream *up);
+
+	/*
+	 * Appends the exact amount as a JSON number, the one way money is
+	 * printed (orders, analytics, REST and WebSocket alike): 51, 25.5,
+	 * 0.000001, -0.25; no exponent, no trailing zeros, no rounding.
+	 * A pair whose micros are out of range or of the other sign is
+	 * read as units * 1e6 + micros.  -1 only when memory runs out.
+	 */
+	int	(*buf_money)(struct sales_buf *buf,
+		    const struct sales_money *m);
 };
 
 /*

@@ -111,18 +111,6 @@ ai_weather_json(struct sales_buf *b)
 	core->buf_printf(b, "}");
 }
 
-/*
- * Money as the prompt's JSON number: m / 1e6 rounds once, so it is the
- * double nearest the exact decimal while the micro-units fit 2^53.
- */
-static double
-ai_money(const struct sales_money *m)
-{
-	if (m->units > -9000000000000LL && m->units < 9000000000000LL)
-		return (double)(m->units * 1000000 + m->micros) / 1e6;
-	return (double)m->units + (double)m->micros / 1e6;
-}
-
 /* Was the product sold?  Our tally, or the analytics top list. */
 static int
 ai_sold(const char *id)
@@ -321,11 +309,11 @@ ai_prompt(struct sales_buf *p)
 		    "%lld,\"revenueLastMinute\":",
 		    (long long)analytics->total_orders,
 		    (long long)analytics->total_quantity);
-		ai_num(p, ai_money(&analytics->revenue_last_minute));
+		core->buf_money(p, &analytics->revenue_last_minute);
 		core->buf_printf(p, ",\"revenuePreviousMinute\":");
-		ai_num(p, ai_money(&analytics->revenue_previous_minute));
+		core->buf_money(p, &analytics->revenue_previous_minute);
 		core->buf_printf(p, ",\"revenueLastHour\":");
-		ai_num(p, ai_money(&analytics->revenue_last_hour));
+		core->buf_money(p, &analytics->revenue_last_hour);
 	} else {
 		core->buf_printf(p, "\"totalOrders\":%lld,\"totalQuantity\":"
 		    "%lld,\"revenueLastMinute\":", (long long)tally.orders,
@@ -335,8 +323,10 @@ ai_prompt(struct sales_buf *p)
 		ai_num(p, ai_tally_last_hour(&tally, now));
 	}
 	core->buf_printf(p, ",\"totalRevenue\":");
-	ai_num(p, use_analytics ? ai_money(&analytics->total_revenue) :
-	    tally.revenue);
+	if (use_analytics)
+		core->buf_money(p, &analytics->total_revenue);
+	else
+		ai_num(p, tally.revenue);
 	core->buf_printf(p, "},\"products\":[");
 	for (i = 0; i < n; i++) {
 		core->buf_printf(p, "%s{\"product_id\":", i ? "," : "");

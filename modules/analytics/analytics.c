@@ -5,11 +5,13 @@
  * analytics_state.c, fed by "order.created".
  *
  * Start-up rebuilds the state without reading every order: the totals
- * per product come from product_totals (kept by a trigger in the same
- * transaction as each insert), the minute windows from the orders of
- * the last 2 x window_ms and the hour from per-minute sums of the last
- * hour, both through the received_at index.  So start-up costs what the
- * number of products and recent orders cost, not the number of orders.
+ * per product come from product_totals_v1 (kept in the same transaction
+ * as each insert), the minute windows from the orders_v1 of the last
+ * 2 x window_ms and the hour from per-minute sums of the last hour, both
+ * through the received_at index.  So start-up costs what the number of
+ * products and recent orders cost, not the number of orders.  Those two
+ * views are the orders module's public interface (docs/MODULES.md): the
+ * only SQL names of orders' this module may use, never its tables.
  *
  * Updates are coalesced: after an order, one "updateAnalytics" follows
  * at most every broadcast_interval_ms (0: a zero timer, so one update
@@ -40,9 +42,8 @@ static struct sales_buf		 cache;		/* last GET /analytics body */
 	"SUM(quantity * ((pm / 1000000) % 1000000)), "			\
 	"SUM(quantity * (pm % 1000000))"
 #define AN_RECENT							\
-	"(SELECT received_at, quantity, COALESCE(price_micros, "	\
-	"CAST(round(price * 1000000.0) AS INTEGER)) AS pm FROM orders "	\
-	"WHERE received_at > ?1)"
+	"(SELECT received_at, quantity, price_micros AS pm "		\
+	"FROM orders_v1 WHERE received_at > ?1)"
 
 static an_money
 value_money(const struct sales_value *v)
@@ -83,7 +84,7 @@ rebuild(void)
 	size_t r, n;
 
 	res = core->store_query_sync("SELECT product_id, orders, quantity, "
-	    "revenue_units, revenue_micros FROM product_totals", NULL, 0);
+	    "revenue_units, revenue_micros FROM product_totals_v1", NULL, 0);
 	if (res == NULL)
 		goto fail;
 	n = core->store_rows(res);

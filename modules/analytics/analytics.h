@@ -5,7 +5,9 @@
  *
  * Money is in micro-units held in signed 128-bit integers: a sum of
  * orders of up to 1e15 micro-units each cannot overflow in practice, and
- * nothing is ever rounded.
+ * nothing is ever rounded.  Every figure leaves as a struct sales_money
+ * (the v2 event, and the JSON through the SDK's buf_money), exact up to
+ * 9.2e18 units and clamped past that, so the two always agree.
  */
 #ifndef ANALYTICS_H
 #define ANALYTICS_H
@@ -36,7 +38,5 @@ int	an_json(struct sales_buf *b, int top, int64_t now);
 void	an_snapshot(struct sales_analytics_v1 *ev, int64_t now);
 /* "analytics.updated.v2" with the top n products; ev comes zeroed. */
 void	an_snapshot_v2(struct sales_analytics_v2 *ev, int top, int64_t now);
-/* Exact decimal of micro-units: 10000, 51, 25.5, -0.25. */
-int	an_append_money(struct sales_buf *b, an_money m);
 
 #endif /* ANALYTICS_H */

@@ -14,7 +14,6 @@
  *
  * Loop thread only.  Knows nothing of HTTP, storage or the bus.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,33 +288,34 @@ an_add_order(const char *pid, size_t len, int64_t quantity,
 	return an_add_window(received_at, 1, rev);
 }
 
-int
-an_append_money(struct sales_buf *b, an_money m)
+static int64_t
+clamp64(an_money m)
 {
-	char buf[64], *p = buf + sizeof(buf);
-	unsigned __int128 u = m < 0 ? -(unsigned __int128)m :
-	    (unsigned __int128)m;
-	unsigned frac = (unsigned)(u % 1000000);
-	int i, n;
+	if (m > INT64_MAX)
+		return INT64_MAX;
+	if (m < INT64_MIN)
+		return INT64_MIN;
+	return (int64_t)m;
+}
 
-	u /= 1000000;
-	*--p = '\0';
-	if (frac) {
-		for (n = 6; frac % 10 == 0; n--)
-			frac /= 10;
-		for (i = 0; i < n; i++) {
-			*--p = (char)('0' + frac % 10);
-			frac /= 10;
-		}
-		*--p = '.';
-	}
-	do {
-		*--p = (char)('0' + (int)(u % 10));
-		u /= 10;
-	} while (u);
-	if (m < 0)
-		*--p = '-';
-	return an_core->buf_append(b, p, strlen(p));
+/* Exact while the units fit an int64_t (9.2e18), clamped past that. */
+static struct sales_money
+money(an_money m)
+{
+	struct sales_money out;
+
+	out.units = clamp64(m / 1000000);
+	out.micros = (int64_t)(m % 1000000);
+	return out;
+}
+
+/* Printed by the SDK, so every figure reads as newOrder's prices do. */
+static int
+put_money(struct sales_buf *b, an_money m)
+{
+	struct sales_money out = money(m);
+
+	return an_core->buf_money(b, &out);
 }
 
 /* Revenue descending, then product id ascending, so ties are stable. */
@@ -350,39 +350,17 @@ pick_top(struct product **best, int top)
 	return n;
 }
 
-static void
-format_time(int64_t ms, char *out, size_t outlen)
-{
-	int64_t days = ms / 86400000, rem = ms % 86400000, z, era, doe, yoe;
-	int64_t doy, mp, y;
-	int m, d;
-
-	z = days + 719468;
-	era = z / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	y = yoe + era * 400 + (m <= 2);
-	snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    (long long)y, m, d, (int)(rem / 3600000),
-	    (int)(rem / 60000 % 60), (int)(rem / 1000 % 60), (int)(rem % 1000));
-}
-
 int
 an_json(struct sales_buf *b, int top, int64_t now)
 {
 	const struct sales_core *core = an_core;
 	struct product *best[SALES_TOP_PRODUCTS_MAX];
-	char ts[40];
 	int n, j, rc = 0;
 
 	advance(now);
 	n = pick_top(best, top);
 	rc |= core->buf_printf(b, "{\"totalRevenue\":");
-	rc |= an_append_money(b, total_revenue);
+	rc |= put_money(b, total_revenue);
 	rc |= core->buf_printf(b, ",\"totalOrders\":%lld,\"totalQuantity\":%lld"
 	    ",\"topProducts\":[", (long long)total_orders,
 	    (long long)total_quantity);
@@ -390,32 +368,24 @@ an_json(struct sales_buf *b, int top, int64_t now)
 		rc |= core->buf_printf(b, "%s{\"product_id\":", j ? "," : "");
 		rc |= core->buf_json_string(b, best[j]->id, best[j]->len);
 		rc |= core->buf_printf(b, ",\"revenue\":");
-		rc |= an_append_money(b, best[j]->revenue);
+		rc |= put_money(b, best[j]->revenue);
 		rc |= core->buf_printf(b, ",\"quantity\":%lld,\"orders\":%lld}",
 		    (long long)best[j]->quantity, (long long)best[j]->orders);
 	}
 	rc |= core->buf_printf(b, "],\"revenueLastMinute\":");
-	rc |= an_append_money(b, last_rev);
+	rc |= put_money(b, last_rev);
 	rc |= core->buf_printf(b, ",\"orderCountLastMinute\":%lld"
 	    ",\"revenuePreviousMinute\":", (long long)last_cnt);
-	rc |= an_append_money(b, prev_rev);
+	rc |= put_money(b, prev_rev);
 	rc |= core->buf_printf(b, ",\"orderCountPreviousMinute\":%lld"
 	    ",\"revenueChangeLastMinute\":", (long long)prev_cnt);
-	rc |= an_append_money(b, last_rev - prev_rev);
-	format_time(clock_ms, ts, sizeof(ts));
-	rc |= core->buf_printf(b, ",\"asOf\":\"%s\"}", ts);
+	rc |= put_money(b, last_rev - prev_rev);
+	rc |= core->buf_printf(b, ",\"asOf\":\"");
+	rc |= core->buf_time(b, clock_ms);
+	rc |= core->buf_printf(b, "\"}");
 	return rc ? -1 : 0;
 }
 
-static int64_t
-clamp64(an_money m)
-{
-	if (m > INT64_MAX)
-		return INT64_MAX;
-	if (m < INT64_MIN)
-		return INT64_MIN;
-	return (int64_t)m;
-}
 
 static an_money
 hour_revenue(int64_t *count)
@@ -449,16 +419,6 @@ an_snapshot(struct sales_analytics_v1 *ev, int64_t now)
 	ev->as_of_ms = clock_ms;
 }
 
-/* Exact while the units fit an int64_t (9.2e18), clamped past that. */
-static struct sales_money
-money(an_money m)
-{
-	struct sales_money out;
-
-	out.units = clamp64(m / 1000000);
-	out.micros = (int64_t)(m % 1000000);
-	return out;
-}
 
 void
 an_snapshot_v2(struct sales_analytics_v2 *ev, int top, int64_t now)

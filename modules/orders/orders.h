@@ -41,9 +41,8 @@ int	orders_parse_order(const struct sales_json *json, int tok,
 	    struct order *o, char *field, size_t fieldlen, const char **code,
 	    char *msg, size_t msglen);
 
-/* Writers: RFC 3339 UTC with milliseconds, and exact money. */
+/* RFC 3339 UTC with milliseconds (money is the SDK's buf_money). */
 void	orders_format_time(int64_t ms, char *out, size_t outlen);
-int	orders_append_money(struct sales_buf *b, int64_t micros);
 /* The stored order as the API shows it, everywhere it is shown. */
 int	orders_append_json(struct sales_buf *b, int64_t id,
 	    const char *product_id, size_t pidlen, int64_t quantity,

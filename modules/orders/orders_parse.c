@@ -489,35 +489,6 @@ put_int(char *p, long long v)
 	return p;
 }
 
-/* micros as a JSON number at p, exactly: 51, 25.5, 0.000001. */
-static char *
-put_money(char *p, int64_t micros)
-{
-	char frac[6];
-	int n;
-
-	if (micros < 0)
-		return put_int(p, (long long)micros / 1000000);	/* never */
-	p = put_int(p, (long long)(micros / 1000000));
-	if (micros % 1000000 == 0)
-		return p;
-	put_digits(frac, micros % 1000000, 6);
-	for (n = 6; frac[n - 1] == '0'; n--)
-		;
-	*p++ = '.';
-	memcpy(p, frac, (size_t)n);
-	return p + n;
-}
-
-int
-orders_append_money(struct sales_buf *b, int64_t micros)
-{
-	char tmp[32];
-
-	return orders_core->buf_append(b, tmp,
-	    (size_t)(put_money(tmp, micros) - tmp));
-}
-
 /* Without printf: this runs for every order stored or listed. */
 int
 orders_append_json(struct sales_buf *b, int64_t id, const char *product_id,
@@ -529,6 +500,8 @@ orders_append_json(struct sales_buf *b, int64_t id, const char *product_id,
 	    k_q[] = ",\"quantity\":", k_price[] = ",\"price\":",
 	    k_date[] = ",\"date\":", k_null[] = "null",
 	    k_ra[] = ",\"received_at\":\"";
+	struct sales_money price = { price_micros / 1000000,
+	    price_micros % 1000000 };
 	char tmp[160], *p;
 	int rc = 0;
 
@@ -540,8 +513,10 @@ orders_append_json(struct sales_buf *b, int64_t id, const char *product_id,
 	p = put_str(tmp, k_q, sizeof(k_q) - 1);
 	p = put_int(p, (long long)quantity);
 	p = put_str(p, k_price, sizeof(k_price) - 1);
-	p = put_money(p, price_micros);
-	p = put_str(p, k_date, sizeof(k_date) - 1);
+	rc |= core->buf_append(b, tmp, (size_t)(p - tmp));
+	/* The SDK's figure, so newOrder and analytics print money alike. */
+	rc |= core->buf_money(b, &price);
+	p = put_str(tmp, k_date, sizeof(k_date) - 1);
 	if (date == NULL)
 		p = put_str(p, k_null, sizeof(k_null) - 1);
 	rc |= core->buf_append(b, tmp, (size_t)(p - tmp));

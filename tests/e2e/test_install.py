@@ -2,9 +2,10 @@
 prefix gives the standard layout; the installed binary, started as an
 unprivileged user from another working directory with a config outside
 the tree, finds its modules and schema and puts its database beside the
-config; pkg-config serves a module author, whose out-of-tree module is
-loaded by path.  Also the command line: --check changes nothing and
-refuses what the server could not write, -p/--host and SALESD_PORT."""
+config; pkg-config serves a module author, whose out-of-tree module
+(examples/hello, built by its own Makefile) is loaded by path.  Also
+the command line: --check changes nothing and refuses what the server
+could not write, -p/--host and SALESD_PORT."""
 import glob
 import json
 import os
@@ -23,31 +24,13 @@ from conftest import BUILD, ROOT, SALESD
 
 ORDER = {"product_id": "101", "quantity": 2, "price": 25.50,
          "date": "2025-04-22T10:00:00Z"}
+# The orders module's migrations, all pending on a new database.
+ORDERS_MIGRATIONS = len(glob.glob(os.path.join(ROOT, "sql", "orders",
+                                               "*.sql")))
 
-# A module written against the installed SDK only: one route.
-HELLO_C = r'''
-#include <string.h>
-#include <sales/module.h>
-
-SALES_MODULE_MAGIC("hello", "0.1");
-
-static const struct sales_core *hello_core;
-
-static void
-hello_get(struct sales_request *req, void *arg)
-{
-	static const char body[] = "{\"hello\":\"installed sdk\"}";
-
-	(void)arg;
-	hello_core->http_respond(req, 200, NULL, body, strlen(body));
-}
-
-SALES_MODULE_INIT(c, m)
-{
-	hello_core = c;
-	return c->http_route(m, "GET", "/hello", hello_get, NULL);
-}
-'''
+# The out-of-tree module of docs/MODULES.md, built here with its own
+# Makefile against the installed SDK.
+HELLO = os.path.join(ROOT, "examples", "hello")
 
 
 def as_user():
@@ -200,26 +183,34 @@ def test_pkg_config_and_out_of_tree_module(prefix, home):
     moddir = p.stdout.decode().strip()
     assert os.path.isfile(os.path.join(moddir, "orders.so")), moddir
 
+    # examples/hello, copied out of the tree, built by its Makefile.
     src = os.path.join(home, "src")
-    os.makedirs(src)
-    with open(os.path.join(src, "hello.c"), "w") as f:
-        f.write(HELLO_C)
+    shutil.copytree(HELLO, src, ignore=shutil.ignore_patterns("*.so", "*.o"))
+    p = subprocess.run(["make", "-C", src], env=env, capture_output=True,
+                       timeout=120)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode == 0, out
+    assert "-Werror" in out and "-Wl,-z,defs" in out, out
     so = os.path.join(src, "hello.so")
-    p = subprocess.run(["cc", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall",
-                        "-Wextra", "-Werror", "-Wl,-z,defs"] + cflags +
-                       ["-o", so, os.path.join(src, "hello.c")],
-                       capture_output=True, timeout=60)
-    assert p.returncode == 0, p.stderr.decode()
     os.chmod(src, 0o755)
     os.chmod(so, 0o755)
     # By path, relative to the config's directory.
     cfg = os.path.join(home, "etc", "sales.ini")
-    write_config(cfg, "orders ../src/hello.so")
+    write_config(cfg, "orders ../src/hello.so",
+                 extra="[hello]\ngreeting = installed sdk\n")
     drop, _, _ = as_user()
     proc, port = start(drop + [os.path.join(prefix, "bin", "salesd"), "-c", cfg],
                        os.path.join(home, "salesd.log"), cwd="/")
     try:
-        assert call(port, "GET", "/hello") == (200, {"hello": "installed sdk"})
+        assert call(port, "GET", "/hello") == (200, {
+            "greeting": "installed sdk", "orders": 0, "quantity": 0})
+        assert call(port, "POST", "/orders", ORDER)[0] == 201
+        want = (200, {"greeting": "installed sdk", "orders": 1,
+                      "quantity": 2})
+        deadline = time.time() + 10
+        while call(port, "GET", "/hello") != want and time.time() < deadline:
+            time.sleep(0.05)
+        assert call(port, "GET", "/hello") == want
     finally:
         stop(proc)
 
@@ -240,7 +231,8 @@ def test_check_creates_nothing_and_says_what_it_would_do(home):
     assert rc == 0, out
     db = os.path.join(etc, "data", "sales.db")
     assert 'database "%s" does not exist yet: would be created' % db in out
-    assert 'module "orders": 2 migration(s) pending, would be applied' in out
+    assert 'module "orders": %d migration(s) pending, would be applied' \
+        % ORDERS_MIGRATIONS in out, out
     assert 'module "analytics": schema up to date (0 migration(s)' in out
     assert "ok (2 modules)" in out
     assert sorted(os.listdir(etc)) == ["sales.ini"]
@@ -251,7 +243,8 @@ def test_check_creates_nothing_and_says_what_it_would_do(home):
     before = sorted(os.listdir(os.path.join(etc, "data")))
     rc, out = check(cfg)
     assert rc == 0 and \
-        'module "orders": schema up to date (2 migration(s)' in out, out
+        'module "orders": schema up to date (%d migration(s)' \
+        % ORDERS_MIGRATIONS in out, out
     assert sorted(os.listdir(os.path.join(etc, "data"))) == before
 
 

@@ -1,8 +1,14 @@
 """Orders formatted without printf (orders_parse.c): money, dates at the
 edges of four-digit years and of the epoch, leap days, and product ids
 taken from the raw JSON text or through unescaping.  Each value is checked
-in the POST answer and again as stored and listed."""
+in the POST answer and again as stored and listed.  Money is printed by
+the SDK's buf_money everywhere: the same text in an order, in GET
+/analytics and in updateAnalytics."""
+import asyncio
 import json
+from decimal import Decimal
+
+import websockets
 
 MODULES = ["orders", "analytics"]
 
@@ -112,3 +118,45 @@ def test_product_ids_raw_and_escaped(make_server):
     assert st == 201, body
     got = [o["product_id"] for o in json.loads(body)["orders"]]
     assert got == ['q"1', "q2"]
+
+
+def plain(d):
+    """A Decimal as buf_money prints it: no exponent, no trailing zeros."""
+    t = format(d, "f")
+    return t.rstrip("0").rstrip(".") if "." in t else t
+
+
+def test_one_figure_one_way(make_server):
+    srv = make_server(MODULES, config={"analytics": {"top": 100}})
+    total = Decimal(0)
+    for i, (text, want) in enumerate(PRICES):
+        st, body = post_raw(srv, '{"product_id":"f%d","quantity":1,'
+                            '"price":%s}' % (i, text))
+        assert st == 201 and '"price":%s,' % want in body, (text, body)
+        total += Decimal(want)
+    st, body = post_raw(srv, '{"product_id":"f0","quantity":3,'
+                        '"price":0.25}')
+    assert st == 201, body
+    total += Decimal("0.75")
+    want = ['"totalRevenue":%s,' % plain(total),
+            '{"product_id":"f0","revenue":0.75,']
+    want += ['{"product_id":"f%d","revenue":%s,' % (i, w)
+             for i, (_, w) in enumerate(PRICES) if i > 0]
+
+    c = srv.conn()
+    c.request("GET", "/analytics?top=100")
+    rest = c.getresponse().read().decode()
+    c.close()
+
+    async def ws_update():
+        async with websockets.connect(srv.ws_url) as ws:
+            await ws.send('{"type":"getAnalytics"}')
+            while True:
+                text = await asyncio.wait_for(ws.recv(), 10)
+                if json.loads(text)["type"] == "updateAnalytics":
+                    return text
+
+    frame = asyncio.run(ws_update())
+    for w in want:
+        assert w in rest, (w, rest)
+        assert w in frame, (w, frame)

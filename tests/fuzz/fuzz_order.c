@@ -22,6 +22,15 @@ struct sales_module	*orders_self;
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+/* Micro-units as the SDK prints them (core->buf_money). */
+static int
+append_money(struct sales_buf *b, int64_t micros)
+{
+	struct sales_money m = { micros / 1000000, micros % 1000000 };
+
+	return core_buf_money(b, &m);
+}
+
 static int
 parse_one(const char *text, size_t len, struct order *o)
 {
@@ -51,7 +60,7 @@ round_trip(const struct order *o)
 	    strlen(o->product_id)) == -1 ||
 	    core_buf_printf(&b, ",\"quantity\":%lld,\"price\":",
 	    (long long)o->quantity) == -1 ||
-	    orders_append_money(&b, o->price_micros) == -1 ||
+	    append_money(&b, o->price_micros) == -1 ||
 	    core_buf_printf(&b, ",\"date\":") == -1 ||
 	    (o->has_date ? core_buf_json_string(&b, o->date,
 	    strlen(o->date)) : core_buf_append(&b, "null", 4)) == -1 ||
@@ -87,7 +96,7 @@ raw_parsers(const char *s, size_t len)
 
 	if (orders_parse_price(s, len, &v, &code, msg, sizeof(msg)) == 0) {
 		if (v < 0 || v > ORDERS_MAX_PRICE * 1000000 ||
-		    orders_append_money(&b, v) == -1 ||
+		    append_money(&b, v) == -1 ||
 		    orders_parse_price(b.data, b.len, &w, &code, msg,
 		    sizeof(msg)) == -1 || w != v)
 			abort();
