@@ -254,6 +254,17 @@ req_answered(struct sales_request *req, const char *peer, int status,
 	    bytes, ms, peer);
 }
 
+/* No memory for an answer: the connection ends after what went before. */
+static void
+respond_oom(struct http_conn *c, struct sales_request *req)
+{
+	log_error("response to \"%s\": out of memory, connection closed",
+	    core_http_path(req));
+	c->no_more = 1;
+	req->answered = 1;
+	core_http_conn_schedule(c);
+}
+
 void
 core_http_respond(struct sales_request *req, int status,
     const char *content_type, const char *body, size_t len)
@@ -299,11 +310,7 @@ core_http_respond(struct sales_request *req, int status,
 	if (head)
 		out = bufferevent_get_output(c->bev);
 	else if ((out = req->resp = evbuffer_new()) == NULL) {
-		log_error("response to \"%s\": out of memory, connection "
-		    "closed", core_http_path(req));
-		c->no_more = 1;
-		req->answered = 1;
-		core_http_conn_schedule(c);
+		respond_oom(c, req);
 		return;
 	}
 	close = !req->keep_alive || core_http_shutting_down ||
@@ -312,11 +319,7 @@ core_http_respond(struct sales_request *req, int status,
 	reason = http_status_str((enum http_status)status);
 	need = 280 + strlen(reason) + strlen(content_type) + req->extra.len;
 	if (need > sizeof(small) && (hdr = malloc(need)) == NULL) {
-		log_error("response to \"%s\": out of memory, connection "
-		    "closed", core_http_path(req));
-		c->no_more = 1;
-		req->answered = 1;
-		core_http_conn_schedule(c);
+		respond_oom(c, req);
 		return;
 	}
 	p = PUT_LIT(hdr, "HTTP/1.1 ");
