@@ -123,6 +123,17 @@ const struct sales_kit_reply *sales_kit_request(struct sales_kit *kit,
 const char *sales_kit_reply_header(const struct sales_kit_reply *reply,
 	    const char *name);
 
+/*
+ * The value at path in JSON text (a reply's body, a frame's data):
+ * members by name, array elements by index, joined by '.' -
+ * "totalOrders", "weather.source", "topProducts.0.revenue".  Strings
+ * come unquoted and unescaped, anything else as its source text ("51",
+ * "null", "[...]").  NULL when the text is not JSON or nothing is
+ * there.  Valid until the next call.
+ */
+const char *sales_kit_json(struct sales_kit *kit, const char *text,
+	    const char *path);
+
 /* WebSocket. */
 struct sales_kit_frame {
 	uint64_t	 client;	/* 0 for ws_broadcast */

@@ -707,6 +707,7 @@ sales_kit_free(struct sales_kit *kit)
 		free(kit->log.v[i]);
 	free(kit->log.v);
 	core_buf_free(&kit->ini);
+	core_buf_free(&kit->json);
 	free(kit);
 	kit_cur = NULL;
 }

@@ -76,6 +76,7 @@ struct sales_kit {
 	int			 store_fail;
 	char			 store_err[128];
 	struct kit_vec		 log;		/* char *, one line each */
+	struct sales_buf	 json;		/* sales_kit_json's answer */
 };
 
 extern struct sales_kit		*kit_cur;

@@ -66,55 +66,47 @@ online(const char *more_key, const char *more_value)
 	assert_int_equal(sales_kit_load(kit, MODULE), 0);
 }
 
-/*
- * Member key of object obj of the reply's JSON, as its source text
- * (strings without their quotes).
- */
+/* The value at path in the reply's JSON, which must be there. */
 static const char *
-raw(const struct sales_kit_reply *r, const char *obj, const char *key)
+at(const struct sales_kit_reply *r, const char *path)
 {
-	const struct sales_core *core = sales_kit_core(kit);
-	static char text[256];
-	struct sales_json *j;
-	const char *s;
-	size_t len;
-	int tok = 0;
+	const char *v = sales_kit_json(kit, r->body, path);
 
-	assert_non_null(j = core->json_parse(r->body, r->len));
-	if (obj != NULL)
-		tok = core->json_get(j, 0, obj);
-	tok = core->json_get(j, tok, key);
-	assert_true(tok >= 0);
-	s = core->json_raw(j, tok, &len);
-	assert_true(len < sizeof(text));
-	memcpy(text, s, len);
-	text[len] = '\0';
-	core->json_free(j);
-	return text;
+	assert_non_null(v);
+	return v;
 }
 
 /* The categories of GET /promotions' answer, comma separated. */
 static const char *
 categories(const struct sales_kit_reply *r)
 {
-	const struct sales_core *core = sales_kit_core(kit);
 	static char text[256];
-	struct sales_json *j;
-	struct sales_buf b = {0};
-	int arr, i;
+	const char *c;
+	char path[64];
+	size_t n = 0;
+	int i;
 
-	assert_non_null(j = core->json_parse(r->body, r->len));
-	arr = core->json_get(j, 0, "promotions");
-	for (i = 0; i < core->json_len(j, arr); i++) {
-		if (i > 0)
-			core->buf_append(&b, ",", 1);
-		core->json_string(j, core->json_get(j, core->json_at(j, arr,
-		    i), "category"), &b);
+	text[0] = '\0';
+	for (i = 0; i < 64; i++) {
+		snprintf(path, sizeof(path), "promotions.%d.category", i);
+		if ((c = sales_kit_json(kit, r->body, path)) == NULL)
+			break;
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s",
+		    i ? "," : "", c);
+		assert_true(n < sizeof(text));
 	}
-	snprintf(text, sizeof(text), "%s", b.data ? b.data : "");
-	core->buf_free(&b);
-	core->json_free(j);
 	return text;
+}
+
+/* Promotion i of a "weather.updated.v2" payload. */
+static void
+assert_promotion(const struct sales_weather_v2 *w, int i, int percent,
+    const char *category, const char *message)
+{
+	assert_true((uint32_t)i < w->npromotions);
+	assert_int_equal(w->promotions[i].discount_percent, percent);
+	assert_string_equal(w->promotions[i].category, category);
+	assert_string_equal(w->promotions[i].message, message);
 }
 
 static const struct sales_kit_reply *
@@ -145,11 +137,11 @@ test_no_api_key_is_offline(void **state)
 	assert_int_equal(sales_kit_logged(kit, "offline (no api key)"), 1);
 	r = get_promotions();
 	assert_int_equal(r->status, 200);
-	assert_string_equal(raw(r, "weather", "source"), "no api key");
-	assert_string_equal(raw(r, "weather", "city"), "London");
-	assert_string_equal(raw(r, "weather", "temperatureC"), "null");
-	assert_string_equal(raw(r, "weather", "condition"), "unknown");
-	assert_string_equal(raw(r, "weather", "fetchedAt"), "null");
+	assert_string_equal(at(r, "weather.source"), "no api key");
+	assert_string_equal(at(r, "weather.city"), "London");
+	assert_string_equal(at(r, "weather.temperatureC"), "null");
+	assert_string_equal(at(r, "weather.condition"), "unknown");
+	assert_string_equal(at(r, "weather.fetchedAt"), "null");
 	assert_string_equal(categories(r), "members");
 
 	/* The first loop turn tells the bus and the clients. */
@@ -163,10 +155,7 @@ test_no_api_key_is_offline(void **state)
 	assert_string_equal(w->condition, "unknown");
 	assert_string_equal(w->source, "no api key");
 	assert_int_equal(w->npromotions, 1);
-	assert_int_equal(w->promotions[0].discount_percent, 5);
-	assert_string_equal(w->promotions[0].category, "members");
-	assert_string_equal(w->promotions[0].message,
-	    "Members always save 5%");
+	assert_promotion(w, 0, 5, "members", "Members always save 5%");
 	assert_int_equal(sales_kit_frames(kit, "updatePromotions"), 1);
 	assert_string_equal(sales_kit_frame(kit, "updatePromotions",
 	    -1)->data, get_promotions()->body);
@@ -201,11 +190,11 @@ test_upstream_reading_gives_promotions(void **state)
 	assert_int_equal(sales_kit_calls(kit), 1);
 	assert_int_equal(sales_kit_answer(kit, call, 200, HOT_RAIN), 0);
 	assert_int_equal(waiting->status, 200);
-	assert_string_equal(raw(waiting, "weather", "source"),
+	assert_string_equal(at(waiting, "weather.source"),
 	    "openweather");
-	assert_string_equal(raw(waiting, "weather", "temperatureC"), "30.5");
-	assert_string_equal(raw(waiting, "weather", "condition"), "rain");
-	assert_string_equal(raw(waiting, "weather", "fetchedAt"),
+	assert_string_equal(at(waiting, "weather.temperatureC"), "30.5");
+	assert_string_equal(at(waiting, "weather.condition"), "rain");
+	assert_string_equal(at(waiting, "weather.fetchedAt"),
 	    "2026-01-01T00:00:00.000Z");
 	assert_string_equal(categories(waiting),
 	    "members,cold_drinks,umbrellas");
@@ -218,13 +207,10 @@ test_upstream_reading_gives_promotions(void **state)
 	assert_string_equal(w->condition, "rain");
 	assert_string_equal(w->source, "openweather");
 	assert_int_equal(w->npromotions, 3);
-	assert_int_equal(w->promotions[1].discount_percent, 15);
-	assert_string_equal(w->promotions[1].category, "cold_drinks");
-	assert_string_equal(w->promotions[1].message,
+	assert_promotion(w, 0, 5, "members", "Members always save 5%");
+	assert_promotion(w, 1, 15, "cold_drinks",
 	    "Hot day: 15% off cold drinks");
-	assert_int_equal(w->promotions[2].discount_percent, 10);
-	assert_string_equal(w->promotions[2].category, "umbrellas");
-	assert_string_equal(w->promotions[2].message, "Rainy day");
+	assert_promotion(w, 2, 10, "umbrellas", "Rainy day");
 	assert_string_equal(w->promotions[3].category, "");	/* zeroed */
 
 	/* Fresh: answered at once from the cache. */
@@ -251,9 +237,9 @@ test_upstream_error_falls_back(void **state)
 	assert_int_equal(sales_kit_answer(kit, sales_kit_call(kit, 0), 500,
 	    "oops"), 0);
 	assert_int_equal(r->status, 200);
-	assert_string_equal(raw(r, "weather", "source"),
+	assert_string_equal(at(r, "weather.source"),
 	    "openweather error: HTTP 500 server error");
-	assert_string_equal(raw(r, "weather", "temperatureC"), "null");
+	assert_string_equal(at(r, "weather.temperatureC"), "null");
 	assert_string_equal(categories(r), "members");
 	sales_kit_run(kit);
 	w = last_event();
@@ -279,7 +265,7 @@ test_timeout_retries_with_backoff(void **state)
 	assert_int_equal(r->status, 0);
 	assert_int_equal(sales_kit_advance(kit, 1), 0);	/* timeout_ms */
 	assert_int_equal(r->status, 200);
-	assert_string_equal(raw(r, "weather", "source"),
+	assert_string_equal(at(r, "weather.source"),
 	    "openweather error: timeout");
 	assert_string_equal(categories(r), "members");
 	assert_string_equal(last_event()->source,
@@ -334,8 +320,8 @@ test_cache_expires_with_the_clock(void **state)
 	assert_int_equal(sales_kit_answer(kit, sales_kit_call(kit, 0), 200,
 	    "{\"main\":{\"temp\":-2},\"weather\":[{\"main\":\"Snow\"}]}"), 0);
 	assert_int_equal(r->status, 200);
-	assert_string_equal(raw(r, "weather", "temperatureC"), "-2");
-	assert_string_equal(raw(r, "weather", "fetchedAt"),
+	assert_string_equal(at(r, "weather.temperatureC"), "-2");
+	assert_string_equal(at(r, "weather.fetchedAt"),
 	    "2026-01-01T00:01:00.000Z");
 	assert_string_equal(categories(r), "members");
 	sales_kit_run(kit);
