@@ -140,8 +140,12 @@ kit_bus_publish(const char *topic, const void *payload, size_t len)
 	e->ev.topic = t;
 	e->ev.payload = e->payload;
 	e->ev.len = len;
-	if (kit_push(&kit_cur->events, e) == -1 ||
-	    (d = calloc(1, sizeof(*d))) == NULL) {
+	if (kit_push(&kit_cur->events, e) == -1) {
+		free(t);
+		free(e);
+		e = NULL;
+	}
+	if (e == NULL || (d = calloc(1, sizeof(*d))) == NULL) {
 		core_log("kit", SALES_LOG_ERROR, "out of memory publishing "
 		    "\"%s\"", topic);
 		return;		/* e, if pushed, is freed with the kit */
@@ -257,6 +261,11 @@ kit_frame(uint64_t client, const char *type, const char *data, size_t len)
 {
 	struct sales_kit_frame *f;
 
+	/* The server sends it, but no client can subscribe to it. */
+	if (core_ws_event_known(type) == CORE_WS_EVENT_UNKNOWN)
+		core_log("kit", SALES_LOG_WARN, "module \"%s\" sends \"%s\" "
+		    "without declaring it (ws_event in init): a client that "
+		    "subscribes cannot ask for it", kit_who_name(), type);
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
 	    (f->type = kit_strdup(type)) == NULL ||
 	    (f->data = kit_memdup(data, len)) == NULL ||

@@ -207,6 +207,11 @@ kit_http_respond(struct sales_request *req, int status,
 	req->reply.status = status;
 	req->reply.body = req->answer;
 	req->reply.len = len;
+	/* HEAD: the headers of the GET, no body (the core sends none). */
+	if (strcmp(req->method, "HEAD") == 0) {
+		req->answer[0] = '\0';
+		req->reply.len = 0;
+	}
 }
 
 void

@@ -236,8 +236,20 @@ kit_httpc_expire(void)
 void
 kit_httpc_free(void)
 {
-	while (kit_cur->calls.n > 0)
+	size_t i;
+
+	/* A callback that calls again is answered "shutdown" too, once. */
+	for (i = 0; kit_cur->calls.n > 0; i++) {
+		if (i == 10000) {
+			core_log("kit", SALES_LOG_ERROR, "upstream calls keep "
+			    "coming after \"shutdown\"");
+			while (kit_cur->calls.n > 0)
+				kit_call_free(kit_cur->calls.v[
+				    --kit_cur->calls.n]);
+			break;
+		}
 		kit_call_end(kit_cur->calls.v[0], 0, "", 0, "shutdown");
+	}
 	free(kit_cur->calls.v);
 	memset(&kit_cur->calls, 0, sizeof(kit_cur->calls));
 }

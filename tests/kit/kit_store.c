@@ -483,8 +483,8 @@ sales_kit_migrate(struct sales_kit *kit, const char *dir)
 			while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
 				core_buf_append(&text, chunk, got);
 			fclose(f);
-			if (text.data == NULL || sales_kit_sql(kit,
-			    text.data) == -1) {
+			if (sales_kit_sql(kit, text.data ? text.data :
+			    "") == -1) {
 				core_log("kit", SALES_LOG_ERROR, "migration "
 				    "\"%s\" failed (see above)", path);
 				rc = -1;
