@@ -4,8 +4,9 @@
  *
  * One line per member, in the order of struct sales_core, so a service
  * appended to the SDK is one line here (and its fake, or the core's own
- * code when it stands alone).  A member left out is NULL: a module that
- * calls it crashes at once in the test, which says what is missing.
+ * code when it stands alone, its file added to the kit's sources in
+ * CMakeLists.txt).  A member left out is NULL, and test_testkit fails
+ * naming its offset, before any module test crashes on it.
  */
 #include "buf.h"
 #include "json.h"

@@ -6,7 +6,8 @@
  * WebSocket frames; storage units and queries that run and call back
  * only when the loop runs, a failing unit rolled back alone; upstream
  * calls answered, failed, timed out by the clock, or ended by
- * "shutdown"; timers in due order, repeating, deleted while firing.
+ * "shutdown"; timers in due order, repeating, deleted while firing;
+ * and no member of the table left NULL.
  * The echo test module (tests/modules/echo) plays the module; where no
  * module uses a service, the test calls the kit's table itself.
  */
@@ -350,10 +351,35 @@ test_timers(void **state)
 	assert_int_equal(core->mono_ms(), SALES_KIT_MONO_MS + 1045);
 }
 
+/*
+ * Every service of the table is there: a member appended to struct
+ * sales_core fails this test until tests/kit/kit_api.c fills it (one
+ * line), rather than crashing the first module test that calls it.
+ */
+static void
+test_table_complete(void **state)
+{
+	void (*const *fn)(void);
+	size_t off;
+
+	(void)state;
+	assert_int_equal(core->size, sizeof(struct sales_core));
+	for (off = offsetof(struct sales_core, log); off < core->size;
+	    off += sizeof(*fn)) {
+		fn = (void (*const *)(void))((const char *)core + off);
+		if (*fn == NULL)
+			fail_msg("struct sales_core: the member at offset %zu "
+			    "is NULL in the kit; add it to tests/kit/kit_api.c",
+			    off);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_table_complete, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_loader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bus_and_ws, setup,
