@@ -17,7 +17,8 @@
  *
  * What the fake core does with each service:
  *   config	key/value pairs set by sales_kit_config(), parsed and
- *		checked by the server's own code, with its messages.
+ *		checked by the server's own code, with its messages; a
+ *		key the module did not read is warned about after init.
  *   log	captured (sales_kit_logged()) and echoed to stderr.
  *   http	routes matched by the server's router; sales_kit_request()
  *		calls the handler and the reply records what it answered,
@@ -79,8 +80,8 @@ int	sales_kit_config(struct sales_kit *kit, const char *section,
 /*
  * Loads the module at path (its name is the file's, without ".so") and
  * runs its init.  0; -1 when it cannot be loaded, its magic block does
- * not match, or its init fails (then what it registered is undone, as
- * the loader does).  Why is logged.
+ * not match, it is loaded already, or its init fails (then what it
+ * registered is undone, as the loader does).  Why is logged.
  */
 int	sales_kit_load(struct sales_kit *kit, const char *path);
 

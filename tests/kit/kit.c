@@ -249,24 +249,33 @@ sales_kit_config(struct sales_kit *kit, const char *section, const char *key,
 }
 
 /*
- * The config as the server would read it from a file.  The file lives in
- * a directory of its own for the moment of reading, so that no .env
- * beside it is picked up.
+ * Module name's section, as the server would read it from a file: only
+ * that section, so that a key nothing read can be told apart.  The file
+ * lives in a directory of its own for the moment of reading, so that no
+ * .env beside it is picked up.
  */
 static struct core_config *
-kit_config_load(struct sales_kit *kit)
+kit_config_load(struct sales_kit *kit, const char *name)
 {
 	char dir[] = "/tmp/salesd-kit-XXXXXX", path[64], err[256];
 	struct core_config *cfg = NULL;
+	const char *p, *key, *next;
+	size_t n = strlen(name);
 	FILE *f;
 
 	if (mkdtemp(dir) == NULL) {
 		core_log("kit", SALES_LOG_ERROR, "cannot make a temp dir");
 		return NULL;
 	}
-	snprintf(path, sizeof(path), "%s/kit.ini", dir);
+	snprintf(path, sizeof(path), "%s/sales.ini", dir);
 	if ((f = fopen(path, "w")) != NULL) {
-		fputs(kit->ini.data ? kit->ini.data : "", f);
+		/* sales_kit_config() wrote "[section]\nkey = value\n" each. */
+		for (p = kit->ini.data; p != NULL && *p != '\0'; p = next) {
+			key = strchr(p, '\n') + 1;
+			next = strchr(key, '\n') + 1;
+			if (strncmp(p + 1, name, n) == 0 && p[n + 1] == ']')
+				fprintf(f, "%.*s", (int)(next - p), p);
+		}
 		if (fclose(f) == 0 &&
 		    (cfg = core_config_load(path, err, sizeof(err))) == NULL)
 			core_log("kit", SALES_LOG_ERROR, "%s", err);
@@ -592,7 +601,7 @@ sales_kit_load(struct sales_kit *kit, const char *path)
 	const struct sales_module_magic *mg;
 	int (*init)(const struct sales_core *, struct sales_module *);
 	struct sales_module *m, **pp, *prev;
-	const char *why;
+	const char *why, *used[1];
 	char name[64];
 	int rc;
 
@@ -601,13 +610,20 @@ sales_kit_load(struct sales_kit *kit, const char *path)
 		    "NAME.so, NAME of [a-z0-9_]", path);
 		return -1;
 	}
+	for (m = kit->mods; m != NULL; m = m->next)
+		if (strcmp(m->name, name) == 0) {
+			core_log("kit", SALES_LOG_ERROR, "module \"%s\": "
+			    "loaded twice", name);
+			return -1;
+		}
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return -1;
 	memcpy(m->name, name, sizeof(m->name));
+	used[0] = m->name;
 	for (pp = &kit->mods; *pp != NULL; pp = &(*pp)->next)
 		;
 	*pp = m;		/* freed with the kit, whatever happens next */
-	if ((m->cfg = kit_config_load(kit)) == NULL)
+	if ((m->cfg = kit_config_load(kit, name)) == NULL)
 		return -1;
 	if ((m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		core_log("kit", SALES_LOG_ERROR, "module \"%s\": cannot load "
@@ -643,6 +659,8 @@ sales_kit_load(struct sales_kit *kit, const char *path)
 		return -1;
 	}
 	m->initialised = 1;
+	/* Warned as at the server's start (salesd -t refuses them). */
+	core_config_report_unknown(m->cfg, used, 1);
 	/* As the loader: a module from before ws_event may send any type. */
 	if (mg->core_size < offsetof(struct sales_core, ws_event) +
 	    sizeof(kit_api.ws_event))

@@ -72,7 +72,13 @@ test_loader(void **state)
 	/* Registration outside init is refused, as by the core. */
 	assert_int_equal(sales_kit_config(kit, "echo", "greeting", "hi"), 0);
 	assert_int_equal(sales_kit_config(kit, "echo", "bad\nkey", "x"), -1);
+	assert_int_equal(sales_kit_config(kit, "echo", "greting", "typo"), 0);
 	assert_int_equal(sales_kit_load(kit, ECHO), 0);
+	assert_int_equal(sales_kit_logged(kit, "unknown key \"greting\" in "
+	    "[echo]"), 1);
+	assert_int_equal(sales_kit_logged(kit, "unknown key"), 1);
+	assert_int_equal(sales_kit_load(kit, ECHO), -1);
+	assert_int_equal(sales_kit_logged(kit, "\"echo\": loaded twice"), 1);
 	assert_null(core->store_query_sync("SELECT 1", NULL, 0));
 	assert_int_equal(sales_kit_logged(kit, "store_query_sync outside "
 	    "sales_module_init"), 1);
