@@ -49,8 +49,9 @@
  *
  * One kit at a time per process (the table's services take no handle).
  * Everything the kit returns is owned by the kit and lives until
- * sales_kit_free(), unless said otherwise.  Modules' [modules] requires
- * are not checked: the test loads what it needs.
+ * sales_kit_free(), unless said otherwise.  A module's requirements
+ * (SALES_MODULE_MAGIC_REQUIRES) are not checked, nor its migrations
+ * applied: the test loads and migrates what it needs.
  */
 #ifndef SALES_TESTKIT_H
 #define SALES_TESTKIT_H
@@ -65,7 +66,11 @@ struct sales_kit;
 
 /* NULL when another kit exists or memory runs out. */
 struct sales_kit *sales_kit_new(void);
-/* Calls each module's fini (last loaded first), unloads, frees all. */
+/*
+ * As at the server's shutdown: pending upstream calls end with
+ * "shutdown" and queued storage work runs, then each module's fini (last
+ * loaded first); then the modules are unloaded and everything is freed.
+ */
 void	sales_kit_free(struct sales_kit *kit);
 /* The fake core's table, for the test's own json_* and buf_* calls. */
 const struct sales_core *sales_kit_core(struct sales_kit *kit);
