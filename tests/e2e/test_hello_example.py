@@ -2,10 +2,12 @@
 the SDK installed by `cmake --install` into a temporary prefix, the
 module built from a copy of examples/hello by its own Makefile through
 that prefix's pkg-config, then loaded by path and by name into the
-installed salesd and driven over HTTP.  The commands, config and
+installed salesd and driven over HTTP; its unit test (test_hello.c)
+built against the installed test kit and run.  The commands, config and
 answers are the ones examples/hello/README.md shows, and the README's
 and docs' copies of hello.c and of those blocks are checked to be the
 real ones, so that none of them can rot."""
+import glob
 import http.client
 import json
 import os
@@ -50,6 +52,13 @@ def pc_env(prefix):
     return dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib",
                                                          "pkgconfig"),
                 PKG_CONFIG_LIBDIR="/nonexistent")
+
+
+def kit_env(prefix):
+    """The prefix's SDK first, and the system's pkg-config files after it:
+    the kit needs sqlite3 and inih, as the author's machine gives them."""
+    return dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib",
+                                                         "pkgconfig"))
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +258,45 @@ def test_build_without_the_sdk_says_so(tmp_path):
     assert not os.path.exists(tmp_path / "hello" / "hello.so")
 
 
+def test_unit_test_on_the_kit(built):
+    """The README's `make check`: test_hello.c, built against the
+    installed test kit through pkg-config salesd-testkit, loads hello.so
+    on the kit's fake core and passes."""
+    prefix, tree = built
+    libs = subprocess.run(["pkg-config", "--libs", "salesd-testkit"],
+                          env=kit_env(prefix), capture_output=True, timeout=10)
+    assert libs.returncode == 0, libs.stderr
+    assert "-lsales_testkit" in libs.stdout.decode(), libs.stdout
+    assert glob.glob(os.path.join(prefix, "lib", "**", "libsales_testkit.a"),
+                     recursive=True)
+    assert os.path.isfile(os.path.join(prefix, "include", "sales",
+                                       "testkit.h"))
+    p = subprocess.run(["bash", "-euc", example("hello-check")], cwd=tree,
+                       capture_output=True, env=kit_env(prefix), timeout=300)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode == 0, out
+    assert "test_hello: ok" in out, out
+    for bad in ("ERROR: AddressSanitizer", "runtime error:",
+                "ERROR: LeakSanitizer"):
+        assert bad not in out, out
+
+
+def test_unit_test_catches_a_broken_module(built, tmp_path):
+    """The same test fails, saying what, on a hello that stops counting."""
+    prefix, _ = built
+    copy = tmp_path / "hello"
+    shutil.copytree(EXAMPLE, str(copy),
+                    ignore=shutil.ignore_patterns("*.so", "*.o", "test_hello"))
+    src = (copy / "hello.c").read_text()
+    assert "\torders++;\n" in src
+    (copy / "hello.c").write_text(src.replace("\torders++;\n", "\n"))
+    p = subprocess.run(["make", "-C", str(copy), "check"], env=kit_env(prefix),
+                       capture_output=True, timeout=300)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert p.returncode != 0, out
+    assert "FAILED: one order of 2 counted" in out, out
+
+
 def test_docs_show_the_real_code():
     """Every `<!-- file: PATH -->` block is that file, and every
     `<!-- example: NAME -->` block is the same wherever it appears."""
@@ -262,6 +310,8 @@ def test_docs_show_the_real_code():
             else:
                 examples.setdefault(name, set()).add(text)
     assert DOCS[0] in files.get("examples/hello/hello.c", []), files
+    assert DOCS[2] in files.get("examples/hello/test_hello.c", []), files
     for name, texts in examples.items():
         assert len(texts) == 1, "%s differs between the docs" % name
-    assert {"hello-build", "hello-config", "hello-try"} <= examples.keys()
+    assert {"hello-build", "hello-config", "hello-try",
+            "hello-check"} <= examples.keys()
