@@ -12,6 +12,15 @@
 #include "json.h"
 #include "kit.h"
 #include "metrics.h"
+#include "upstream.h"
+
+/* The core's own upstream service, on the kit's httpc and clocks. */
+static struct sales_upstream *
+kit_upstream_new(struct sales_module *self,
+    const struct sales_upstream_opts *opts)
+{
+	return core_upstream_new(&kit_api, self, opts);
+}
 
 const struct sales_core kit_api = {
 	.size = sizeof(struct sales_core),
@@ -76,4 +85,12 @@ const struct sales_core kit_api = {
 	.ws_event = kit_ws_event,
 	.httpc_call = kit_httpc_call,
 	.http_route_open = kit_http_route_open,
+	.upstream_new = kit_upstream_new,
+	.upstream_configure = core_upstream_configure,
+	.upstream_get = core_upstream_get,
+	.upstream_refresh = core_upstream_refresh,
+	.upstream_invalidate = core_upstream_invalidate,
+	.upstream_peek = core_upstream_peek,
+	.upstream_free = core_upstream_free,
+	.buf_money = core_buf_money,
 };
