@@ -74,9 +74,13 @@ static const char		*guard_host;
 #define SALES_REL_MODULEDIR	"../lib/salesd/modules"
 #define SALES_REL_SQLDIR	"../share/salesd/sql"
 #endif
+#ifndef SALES_REL_DRIVERDIR
+#define SALES_REL_DRIVERDIR	"../lib/salesd/drivers"
+#endif
 
 static char	default_moddir[PATH_MAX + 64];
 static char	default_sqldir[PATH_MAX + 64];
+static char	default_drvdir[PATH_MAX + 64];	/* storage drivers */
 
 static void
 usage(FILE *f)
@@ -108,6 +112,8 @@ default_dirs(void)
 		    "/usr/local/lib/salesd/modules");
 		snprintf(default_sqldir, sizeof(default_sqldir),
 		    "/usr/local/share/salesd/sql");
+		snprintf(default_drvdir, sizeof(default_drvdir),
+		    "/usr/local/lib/salesd/drivers");
 		return;
 	}
 	exe[n] = '\0';
@@ -120,17 +126,23 @@ default_dirs(void)
 		    exe);
 		snprintf(default_sqldir, sizeof(default_sqldir), "%s/sql",
 		    SALES_SOURCE_DIR);
+		snprintf(default_drvdir, sizeof(default_drvdir), "%s/drivers",
+		    exe);
 		return;
 	}
 	snprintf(default_moddir, sizeof(default_moddir), "%s/%s", exe,
 	    SALES_REL_MODULEDIR);
 	snprintf(default_sqldir, sizeof(default_sqldir), "%s/%s", exe,
 	    SALES_REL_SQLDIR);
+	snprintf(default_drvdir, sizeof(default_drvdir), "%s/%s", exe,
+	    SALES_REL_DRIVERDIR);
 	/* Without the "bin/..", for the messages that name them. */
 	if (realpath(default_moddir, build) != NULL)
 		snprintf(default_moddir, sizeof(default_moddir), "%s", build);
 	if (realpath(default_sqldir, build) != NULL)
 		snprintf(default_sqldir, sizeof(default_sqldir), "%s", build);
+	if (realpath(default_drvdir, build) != NULL)
+		snprintf(default_drvdir, sizeof(default_drvdir), "%s", build);
 }
 
 /*
@@ -261,23 +273,31 @@ read_log_config(struct core_config *cfg, const char **level, int *json)
 static int
 read_storage_config(struct core_config *cfg, struct core_store_config *st)
 {
+	char err[1024];
 	long long group;
 
 	memset(st, 0, sizeof(*st));
-	st->driver = core_config_str(cfg, "storage", "driver", "sqlite");
+	st->driver = core_config_str(cfg, "storage", "driver",
+	    core_store_default_driver());
+	st->driver_dir = core_config_path(cfg, "storage", "driver_dir",
+	    default_drvdir);
 	st->path = core_config_path(cfg, "storage", "path",
 	    "database/sales.db");
+	st->url = core_config_str(cfg, "storage", "url", NULL);
+	if (st->url != NULL && *st->url == '\0')
+		st->url = NULL;		/* ${DATABASE_URL} unset */
 	st->migrations = core_config_path(cfg, "storage", "migrations",
 	    default_sqldir);
-	if (st->path == NULL || st->migrations == NULL)
+	if (st->path == NULL || st->migrations == NULL ||
+	    st->driver_dir == NULL)
 		return -1;
 	if (core_config_int(cfg, "storage", "max_group", 1024, 1, 100000,
 	    &group))
 		return -1;
 	st->max_group = (int)group;
-	if (strcmp(st->driver, "sqlite") != 0) {
-		log_error("[storage] driver: \"%s\" is not available (this "
-		    "build has: sqlite)", st->driver);
+	/* Loaded here, so that a driver that is not there stops start-up. */
+	if (core_store_driver_load(st, err, sizeof(err)) == NULL) {
+		log_error("[storage] driver: %s", err);
 		return -1;
 	}
 	return 0;
@@ -325,6 +345,7 @@ reload(void)
 		{ "modules", "load" }, { "modules", "dir" },
 		{ "storage", "driver" }, { "storage", "path" },
 		{ "storage", "migrations" }, { "storage", "max_group" },
+		{ "storage", "url" }, { "storage", "driver_dir" },
 		{ "server", "io_threads" }
 	};
 	struct core_http_config http;

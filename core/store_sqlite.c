@@ -618,7 +618,7 @@ fail:
 }
 
 static void *
-sq_open(const struct core_store_config *cfg, int writer, char *err,
+sq_open(const struct sales_store_driver_config *cfg, int writer, char *err,
     size_t errlen)
 {
 	struct sq_conn *c;
@@ -1119,7 +1119,7 @@ sq_parent(const char *path, char *dir, size_t len)
 }
 
 static int
-sq_plan(const struct core_store_config *cfg, char *msg, size_t msglen,
+sq_plan(const struct sales_store_driver_config *cfg, char *msg, size_t msglen,
     char *err, size_t errlen)
 {
 	struct stat sb;
@@ -1152,7 +1152,7 @@ sq_plan(const struct core_store_config *cfg, char *msg, size_t msglen,
 }
 
 static int
-sq_plan_module(const struct core_store_config *cfg, const char *module,
+sq_plan_module(const struct sales_store_driver_config *cfg, const char *module,
     const char *mdir, char *msg, size_t msglen, char *err, size_t errlen)
 {
 	struct sq_migration *list = NULL;
@@ -1185,8 +1185,31 @@ done:
 	return ret;
 }
 
-const struct core_store_driver core_store_sqlite = {
+/*
+ * SQLite maps the -shm into memory and writes the -wal through it: a
+ * write that cannot be backed is a SIGBUS (store.c's handler).
+ */
+static void
+sq_mapped_fault(const struct sales_store_driver_config *cfg, int status,
+    char *msg, size_t msglen)
+{
+	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
+
+	snprintf(msg, msglen, "fatal: storage fault (SIGBUS) in a "
+	    "memory-mapped database file (\"%s-shm\" or \"%s-wal\"): it "
+	    "cannot be written (made immutable or read-only, or the disk "
+	    "failed); salesd stops with status %d; make the files writable "
+	    "again and restart (committed orders are safe)\n", path, path,
+	    status);
+}
+
+/* The embedded default: built in, never loaded. */
+const struct sales_store_driver core_store_embedded = {
+	.size = sizeof(struct sales_store_driver),
+	.abi = SALES_STORE_DRIVER_ABI,
 	.name = "sqlite",
+	.dialect = NULL,		/* the migrations' own dialect */
+	.flags = SALES_STORE_MAPPED,
 	.open = sq_open,
 	.close = sq_close,
 	.migrate = sq_migrate,
@@ -1201,4 +1224,5 @@ const struct core_store_driver core_store_sqlite = {
 	.probe = sq_probe,
 	.plan = sq_plan,
 	.plan_module = sq_plan_module,
+	.mapped_fault = sq_mapped_fault,
 };
