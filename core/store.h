@@ -41,6 +41,15 @@ extern const struct sales_store_host core_store_host;
  */
 const struct sales_store_driver *core_store_driver_load(
 	    const struct core_store_config *cfg, char *err, size_t errlen);
+/* The host's migration services (store_migrate.c). */
+int	core_store_migrations_list(const char *dir,
+	    struct sales_store_migration **list, size_t *n, char *err,
+	    size_t errlen);
+void	core_store_migrations_free(struct sales_store_migration *list,
+	    size_t n);
+char	*core_store_migration_read(const char *path, char *err,
+	    size_t errlen);
+
 /* The embedded default's name: [storage] driver when unset. */
 const char *core_store_default_driver(void);
 

@@ -45,6 +45,9 @@ const struct sales_store_host core_store_host = {
 	.result_free = core_store_result_free,
 	.result_rows = core_store_rows,
 	.result_value = core_store_value,
+	.migrations_list = core_store_migrations_list,
+	.migrations_free = core_store_migrations_free,
+	.migration_read = core_store_migration_read,
 };
 
 const char *

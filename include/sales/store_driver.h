@@ -56,6 +56,12 @@ struct sales_store_driver_config {
 	int		 check;
 };
 
+/* A migration file of a module: NNN_name.sql; name is the file name. */
+struct sales_store_migration {
+	long long	 version;
+	char		*name;
+};
+
 /* The core's services for drivers.  Thread-safe; append-only. */
 struct sales_store_host {
 	size_t		 size;
@@ -73,6 +79,20 @@ struct sales_store_host {
 	const struct sales_value *(*result_value)(
 		    const struct sales_store_result *res, size_t row,
 		    size_t col);
+	/*
+	 * Migrations: the NNN_name.sql files of dir, sorted by number
+	 * (none, and 0, when dir does not exist; -1 with err for a badly
+	 * named file or two of one number); freed with migrations_free.
+	 * migration_read: a file's text, NUL-terminated, to free();
+	 * NULL with err.
+	 */
+	int	(*migrations_list)(const char *dir,
+		    struct sales_store_migration **list, size_t *n,
+		    char *err, size_t errlen);
+	void	(*migrations_free)(struct sales_store_migration *list,
+		    size_t n);
+	char	*(*migration_read)(const char *path, char *err,
+		    size_t errlen);
 };
 
 /* flags */
