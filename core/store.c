@@ -822,6 +822,33 @@ has_sql(const char *dir)
 	return found;
 }
 
+/* --check: what loading module would apply to the real database. */
+static int
+store_plan_module(const char *module, const char *dir)
+{
+	struct sales_store_migration *list = NULL;
+	char err[STORE_ERRLEN];
+	size_t n = 0, applied = 0;
+
+	err[0] = '\0';
+	if (core_store_migrations_list(dir, &list, &n, err,
+	    sizeof(err)) == -1 || st.drv->plan_module(&st.dcfg, module, list,
+	    n, &applied, err, sizeof(err)) == -1) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
+		core_store_migrations_free(list, n);
+		return -1;
+	}
+	core_store_migrations_free(list, n);
+	if (applied >= n)
+		core_log("store", SALES_LOG_INFO, "module \"%s\": schema up to "
+		    "date (%zu migration(s) in \"%s\")", module, n, dir);
+	else
+		core_log("store", SALES_LOG_INFO, "module \"%s\": %zu "
+		    "migration(s) pending, would be applied (from \"%s\")",
+		    module, n - applied, dir);
+	return 0;
+}
+
 /*
  * A connection of its own, so that the writer thread keeps its one: the
  * loop is not running yet, and a group queued by an earlier module's
@@ -830,7 +857,7 @@ has_sql(const char *dir)
 int
 core_store_migrate(const char *module, const char *dir)
 {
-	char path[4096], dpath[4096], msg[STORE_ERRLEN], err[STORE_ERRLEN];
+	char path[4096], dpath[4096], err[STORE_ERRLEN];
 	struct stat sb;
 	void *conn;
 	int rc;
@@ -866,15 +893,9 @@ core_store_migrate(const char *module, const char *dir)
 		}
 		dir = dpath;
 	}
-	msg[0] = err[0] = '\0';
-	if (st.cfg.check) {
-		if (st.drv->plan_module(&st.dcfg, module, dir, msg, sizeof(msg),
-		    err, sizeof(err)) == -1) {
-			core_log("store", SALES_LOG_ERROR, "%s", err);
-			return -1;
-		}
-		core_log("store", SALES_LOG_INFO, "%s", msg);
-	}
+	err[0] = '\0';
+	if (st.cfg.check && store_plan_module(module, dir) == -1)
+		return -1;
 	if ((conn = st.drv->open(&st.dcfg, 1, err, sizeof(err))) == NULL) {
 		core_log("store", SALES_LOG_ERROR, "%s", err);
 		return -1;

@@ -17,7 +17,7 @@ struct core_store_config {
 	/* Where loadable drivers are: <driver_dir>/<driver>.so */
 	const char	*driver_dir;
 	const char	*path;		/* a file driver's database */
-	const char	*url;		/* a server driver's connection string */
+	const char	*url;		/* a server driver's connection */
 	/* Root of the shipped modules' migrations: <root>/<module>/NNN_*.sql */
 	const char	*migrations;
 	int		 max_group;	/* units per transaction */

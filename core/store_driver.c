@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core.h"
 #include "log.h"
 #include "store.h"
 
@@ -48,6 +49,7 @@ const struct sales_store_host core_store_host = {
 	.migrations_list = core_store_migrations_list,
 	.migrations_free = core_store_migrations_free,
 	.migration_read = core_store_migration_read,
+	.mono_ms = core_mono_ms,
 };
 
 const char *
@@ -63,8 +65,8 @@ driver_name_ok(const char *name)
 	const char *p;
 
 	for (p = name; *p != '\0'; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
-		    *p != '_')
+		if (!islower((unsigned char)*p) &&
+		    !isdigit((unsigned char)*p) && *p != '_')
 			return 0;
 	return p != name && p - name < 64;
 }

@@ -86,8 +86,8 @@ core_store_migrations_free(struct sales_store_migration *list, size_t n)
 
 /* The NNN_*.sql files of dir, in order; -1 with err. */
 int
-core_store_migrations_list(const char *dir, struct sales_store_migration **out, size_t *nout,
-    char *err, size_t errlen)
+core_store_migrations_list(const char *dir, struct sales_store_migration **out,
+    size_t *nout, char *err, size_t errlen)
 {
 	struct sales_store_migration *list = NULL, *nl;
 	struct dirent *de;

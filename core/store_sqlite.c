@@ -803,7 +803,8 @@ fail:
 /* Runs a statement with (module, version, name); *rows: rows or changes. */
 static int
 sq_mvn(struct sq_conn *c, const char *sql, const char *module,
-    const struct sales_store_migration *m, size_t *rows, char *err, size_t errlen)
+    const struct sales_store_migration *m, size_t *rows, char *err,
+    size_t errlen)
 {
 	struct sales_store_result *res = NULL;
 	struct sales_value v[3];
@@ -926,8 +927,8 @@ sq_ro_found(sqlite3 *db, const char *sql, const char *module,
  */
 static int
 sq_applied(const char *path, int logs, const char *module,
-    const struct sales_store_migration *list, size_t n, size_t *applied, char *err,
-    size_t errlen)
+    const struct sales_store_migration *list, size_t n, size_t *applied,
+    char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
 	char *uri;
@@ -1016,36 +1017,21 @@ sq_plan(const struct sales_store_driver_config *cfg, char *msg, size_t msglen,
 
 static int
 sq_plan_module(const struct sales_store_driver_config *cfg, const char *module,
-    const char *mdir, char *msg, size_t msglen, char *err, size_t errlen)
+    const struct sales_store_migration *list, size_t n, size_t *applied,
+    char *err, size_t errlen)
 {
-	struct sales_store_migration *list = NULL;
 	struct stat sb;
 	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
 	char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
-	size_t n = 0, applied = 0;
-	int logs, ret = -1;
+	int logs;
 
-	if (core_store_migrations_list(mdir, &list, &n, err, errlen) == -1)
-		return -1;
+	*applied = 0;
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	snprintf(shm, sizeof(shm), "%s-shm", path);
-	if (n > 0 && stat(path, &sb) == 0) {
-		logs = access(wal, F_OK) == 0 || access(shm, F_OK) == 0;
-		if (sq_applied(path, logs, module, list, n, &applied, err,
-		    errlen) == -1)
-			goto done;
-	}
-	if (applied == n)
-		snprintf(msg, msglen, "module \"%s\": schema up to date (%zu "
-		    "migration(s) in \"%s\")", module, n, mdir);
-	else
-		snprintf(msg, msglen, "module \"%s\": %zu migration(s) "
-		    "pending, would be applied (from \"%s\")", module,
-		    n - applied, mdir);
-	ret = 0;
-done:
-	core_store_migrations_free(list, n);
-	return ret;
+	if (n == 0 || stat(path, &sb) == -1)
+		return 0;	/* nothing yet: every file is pending */
+	logs = access(wal, F_OK) == 0 || access(shm, F_OK) == 0;
+	return sq_applied(path, logs, module, list, n, applied, err, errlen);
 }
 
 /*

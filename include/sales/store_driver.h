@@ -93,6 +93,8 @@ struct sales_store_host {
 		    size_t n);
 	char	*(*migration_read)(const char *path, char *err,
 		    size_t errlen);
+	/* Monotonic clock in ms (never jumps). */
+	int64_t	(*mono_ms)(void);
 };
 
 /* flags */
@@ -168,14 +170,16 @@ struct sales_store_driver {
 	/*
 	 * --check, before open: what opening cfg would do, changing
 	 * nothing ("would be created"), into msg; -1 with err when it
-	 * could not work.  plan_module: the same for one module's
-	 * migrations in dir ("2 migration(s) pending").
+	 * could not work.  plan_module: how many of a module's migrations
+	 * (list, n: its files in the driver's dialect) the real database
+	 * has recorded, into *applied, read-only; the core says the rest.
 	 */
 	int	 (*plan)(const struct sales_store_driver_config *cfg,
 		    char *msg, size_t msglen, char *err, size_t errlen);
 	int	 (*plan_module)(const struct sales_store_driver_config *cfg,
-		    const char *module, const char *dir, char *msg,
-		    size_t msglen, char *err, size_t errlen);
+		    const char *module,
+		    const struct sales_store_migration *list, size_t n,
+		    size_t *applied, char *err, size_t errlen);
 	/*
 	 * SALES_STORE_MAPPED only: the one line (with its newline) a
 	 * SIGBUS prints before the process exits with status; called at

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -45,15 +44,6 @@
 
 const struct sales_store_host *pg_host;
 static int		 check_refs;	/* --check connections open */
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 pg_hash(const char *s, size_t len)
@@ -610,7 +600,7 @@ pg_check(void *conn, char *err, size_t errlen)
 
 	if (PQstatus(c->pg) == CONNECTION_OK)
 		return 0;
-	now = mono_ms();
+	now = pg_host->mono_ms();
 	if (c->last_reset == 0 || now - c->last_reset >= PG_RESET_MS) {
 		c->last_reset = now;
 		PQreset(c->pg);

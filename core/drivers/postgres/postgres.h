@@ -61,7 +61,7 @@ int	pg_migrate(void *conn, const char *module, const char *dir,
 int	pg_plan(const struct sales_store_driver_config *cfg, char *msg,
 	    size_t msglen, char *err, size_t errlen);
 int	pg_plan_module(const struct sales_store_driver_config *cfg,
-	    const char *module, const char *dir, char *msg, size_t msglen,
-	    char *err, size_t errlen);
+	    const char *module, const struct sales_store_migration *list,
+	    size_t n, size_t *applied, char *err, size_t errlen);
 
 #endif /* PG_DRIVER_H */

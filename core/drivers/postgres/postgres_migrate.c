@@ -16,7 +16,8 @@
 #include "postgres.h"
 
 /* pg_advisory_xact_lock key: "salesmig" */
-#define PG_MIGRATE_LOCK	"SELECT pg_advisory_xact_lock(8314892176479267175)"
+#define PG_MIGRATE_LOCK	\
+	"SELECT pg_advisory_xact_lock(8314892176479267175)"
 #define PG_BOOKKEEPING	"CREATE TABLE IF NOT EXISTS schema_modules ("	\
 	"module TEXT NOT NULL, version BIGINT NOT NULL, "		\
 	"name TEXT NOT NULL, applied_at TEXT NOT NULL, "		\
@@ -140,47 +141,36 @@ pg_plan(const struct sales_store_driver_config *cfg, char *msg,
 	return 0;
 }
 
-/* --check: how many of the module's migrations the database lacks. */
+/* --check: how many of the module's migrations the database has. */
 int
 pg_plan_module(const struct sales_store_driver_config *cfg,
-    const char *module, const char *dir, char *msg, size_t msglen,
-    char *err, size_t errlen)
+    const char *module, const struct sales_store_migration *list, size_t n,
+    size_t *applied, char *err, size_t errlen)
 {
-	struct sales_store_migration *list = NULL;
 	struct pg_conn c;
 	PGresult *r;
-	size_t n = 0, i, applied = 0;
+	size_t i;
 	int rows, known, ret = -1;
 
-	if (pg_host->migrations_list(dir, &list, &n, err, errlen) == -1)
-		return -1;
+	*applied = 0;
+	if (n == 0)
+		return 0;
 	memset(&c, 0, sizeof(c));
-	if (n > 0 && (c.pg = pg_connect(cfg, err, errlen)) == NULL)
-		goto done;
-	if (c.pg != NULL) {
-		snprintf(c.where, sizeof(c.where), "%s", PQdb(c.pg));
-		r = PQexec(c.pg, "SELECT to_regclass('schema_modules') IS NOT "
-		    "NULL");
-		known = PQresultStatus(r) == PGRES_TUPLES_OK &&
-		    PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-		PQclear(r);
-		for (i = 0; known && i < n; i++) {
-			if (pg_mv(&c, PG_DONE, module, &list[i], &rows, err,
-			    errlen) == -1)
-				goto done;
-			applied += rows > 0;
-		}
+	if ((c.pg = pg_connect(cfg, err, errlen)) == NULL)
+		return -1;
+	snprintf(c.where, sizeof(c.where), "%s", PQdb(c.pg));
+	r = PQexec(c.pg, "SELECT to_regclass('schema_modules') IS NOT NULL");
+	known = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	for (i = 0; known && i < n; i++) {
+		if (pg_mv(&c, PG_DONE, module, &list[i], &rows, err,
+		    errlen) == -1)
+			goto done;
+		*applied += rows > 0;
 	}
-	if (applied == n)
-		snprintf(msg, msglen, "module \"%s\": schema up to date (%zu "
-		    "migration(s) in \"%s\")", module, n, dir);
-	else
-		snprintf(msg, msglen, "module \"%s\": %zu migration(s) "
-		    "pending, would be applied (from \"%s\")", module,
-		    n - applied, dir);
 	ret = 0;
 done:
 	PQfinish(c.pg);
-	pg_host->migrations_free(list, n);
 	return ret;
 }
