@@ -58,16 +58,26 @@ pg_hash(const char *s, size_t len)
 	return h;
 }
 
-/* libpq's message without its final newline. */
+/* libpq's message on one line: its newlines and tabs folded. */
 static void
 pg_msg(const char *m, char *out, size_t outlen)
 {
-	size_t n;
+	size_t n = 0;
+	int blank = 0;
 
-	snprintf(out, outlen, "%s", m != NULL && *m ? m : "unknown error");
-	n = strlen(out);
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-		out[--n] = '\0';
+	if (m == NULL || *m == '\0')
+		m = "unknown error";
+	for (; *m != '\0' && n + 1 < outlen; m++) {
+		if (*m == '\n' || *m == '\t' || *m == ' ') {
+			blank = n > 0;
+			continue;
+		}
+		if (blank && n + 2 < outlen)
+			out[n++] = ' ';
+		blank = 0;
+		out[n++] = *m;
+	}
+	out[n] = '\0';
 }
 
 /*
