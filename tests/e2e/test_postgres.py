@@ -160,10 +160,12 @@ def pgdb(cluster):
     return name, cluster.createdb(name)
 
 
-def pg_server(make_server, url, modules=("orders", "analytics"), **kw):
+def pg_server(make_server, url, modules=("orders", "analytics"), env=None,
+              **kw):
     # The url through ${DATABASE_URL}, as a deployer would give it.
     return make_server(list(modules), config={
-        "storage": {"driver": "postgres", "url": "${DATABASE_URL}"}}, env={"DATABASE_URL": url}, **kw)
+        "storage": {"driver": "postgres", "url": "${DATABASE_URL}"}},
+        env=dict(env or {}, DATABASE_URL=url), **kw)
 
 
 def ids(body):
@@ -384,3 +386,18 @@ def test_database_restart_is_a_fault_that_heals(make_server, cluster, pgdb):
     assert st == 201, b
     assert cluster.psql(name, "SELECT count(*) FROM orders") == "2"
     s.wait_log(r"connected again")
+
+
+def test_every_shipped_module_runs_on_postgres(make_server, cluster, pgdb):
+    name, url = pgdb
+    s = pg_server(make_server, url, modules=(
+        "orders", "analytics", "weather", "ai_recommend", "dashboard"),
+        env={"WEATHER_API_KEY": "", "OPENAI_API_KEY": ""})
+    st, _, b = s.post("/orders", {"product_id": "tea", "quantity": 3,
+                                  "price": 2.5})
+    assert st == 201, b
+    st, _, r = s.get("/recommendations")
+    assert st == 200 and r["source"] == "fallback", r
+    assert s.get("/promotions")[0] == 200
+    st, _, h = s.get("/health")
+    assert st == 200 and len(h["modules"]) == 5, h
