@@ -302,6 +302,8 @@ def test_check_changes_nothing(tmp_path, cluster, pgdb):
     ({"driver": "oracle"}, r'storage driver "oracle": cannot load .*'
      r'oracle\.so'),
     ({"driver": "Bad-Name"}, r"a name is \[a-z0-9_\]\+"),
+    ({"driver": os.path.join(BUILD, "modules", "orders.so")},
+     r"is not a storage driver \(no sales_store_driver_init\)"),
 ])
 def test_unusable_configs_stop_startup(tmp_path, storage, message):
     env = {"DATABASE_URL": ""}
