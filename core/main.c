@@ -87,6 +87,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: salesd [-t] [-c FILE] [-H HOST] [-p PORT] [-v] [-h]\n"
+	    "       salesd [-c FILE] migrate-data SQLITE_FILE\n"
 	    "  -c, --config FILE  configuration (default sales.ini)\n"
 	    "  -t, --check        validate the configuration, the modules and "
 	    "the schema,\n"
@@ -96,7 +97,10 @@ usage(FILE *f)
 	    "  -p, --port PORT    listen port (overrides SALESD_PORT and "
 	    "[server] port)\n"
 	    "  -v, -V, --version  print the version and exit\n"
-	    "  -h, --help         print this help and exit\n");
+	    "  -h, --help         print this help and exit\n"
+	    "  migrate-data F     copy the database file F into the one "
+	    "[storage] names\n"
+	    "                     (an empty one), verify it, and exit\n");
 }
 
 /* The modules and migrations that came with this binary (see above). */
@@ -303,6 +307,28 @@ read_storage_config(struct core_config *cfg, struct core_store_config *st)
 	return 0;
 }
 
+/*
+ * salesd migrate-data FILE: the database file of the embedded driver
+ * into the one [storage] names, with the schema of the plainly named
+ * modules of [modules] load.
+ */
+static int
+migrate_data(struct core_config *cfg, const struct core_store_config *st,
+    const char *from)
+{
+	const char *mods[64];
+	char list[2048], *p, *save = NULL;
+	size_t n = 0;
+
+	snprintf(list, sizeof(list), "%s", core_config_str(cfg, "modules",
+	    "load", ""));
+	for (p = strtok_r(list, " \t,", &save); p != NULL && n < 64;
+	    p = strtok_r(NULL, " \t,", &save))
+		if (strchr(p, '/') == NULL)	/* a path: its own sql/ */
+			mods[n++] = p;
+	return core_store_copy(st, from, mods, n);
+}
+
 /* Warns about keys of sections that nothing read. */
 static int
 report_unknown(struct core_config *cfg)
@@ -502,6 +528,7 @@ main(int argc, char **argv)
 	const char *path = "sales.ini", *moddir, *level;
 	const char *host = NULL, *port = NULL, *portfrom = "--port";
 	char err[512];
+	const char *copy_from = NULL;
 	int ch, check = 0, rc = 1, store_open = 0, unknown, json, iot;
 	size_t i, outmem;
 
@@ -533,7 +560,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (argc - optind == 2 && strcmp(argv[optind], "migrate-data") == 0)
+		copy_from = argv[optind + 1];
+	else if (optind != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -552,6 +581,10 @@ main(int argc, char **argv)
 	if (read_server_config(cfg, &http, &ws, &outmem, &iot) == -1 ||
 	    read_storage_config(cfg, &st) == -1)
 		goto out;
+	if (copy_from != NULL) {
+		rc = migrate_data(cfg, &st, copy_from) == 0 ? 0 : 1;
+		goto out;
+	}
 	core_outmem_configure(outmem);
 	/* Command line, then environment, then sales.ini. */
 	if (host == NULL)

@@ -855,44 +855,56 @@ store_plan_module(const char *module, const char *dir)
  * init waits on the driver's locks at worst.
  */
 int
+core_store_module_dir(const struct sales_store_driver *drv, const char *root,
+    const char *module, const char *dir, char *out, size_t outlen)
+{
+	char path[4096];
+	struct stat sb;
+
+	if (dir == NULL) {
+		if (root == NULL)
+			return 0;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", root,
+		    module) >= sizeof(path))
+			goto toolong;
+		dir = path;
+	}
+	/* Another dialect's files are in a subdirectory of its name. */
+	if (drv->dialect == NULL) {
+		if ((size_t)snprintf(out, outlen, "%s", dir) >= outlen)
+			goto toolong;
+		return 1;
+	}
+	if ((size_t)snprintf(out, outlen, "%s/%s", dir, drv->dialect) >=
+	    outlen)
+		goto toolong;
+	if (stat(out, &sb) == -1 && has_sql(dir)) {
+		core_log("store", SALES_LOG_ERROR, "module \"%s\" has "
+		    "migrations in \"%s\" but none for storage driver \"%s\" "
+		    "(\"%s\" is missing); the module must ship its schema in "
+		    "that dialect", module, dir, drv->name, out);
+		return -1;
+	}
+	return 1;
+toolong:
+	core_log("store", SALES_LOG_ERROR, "module \"%s\": migrations path "
+	    "too long", module);
+	return -1;
+}
+
+int
 core_store_migrate(const char *module, const char *dir)
 {
-	char path[4096], dpath[4096], err[STORE_ERRLEN];
-	struct stat sb;
+	char path[4096], err[STORE_ERRLEN];
 	void *conn;
 	int rc;
 
 	if (!st.open)
 		return 0;	/* no storage in this process: unit tests */
-	if (dir == NULL) {
-		if (st.cfg.migrations == NULL)
-			return 0;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s",
-		    st.cfg.migrations, module) >= sizeof(path)) {
-			core_log("store", SALES_LOG_ERROR, "module \"%s\": "
-			    "migrations path too long", module);
-			return -1;
-		}
-		dir = path;
-	}
-	/* Another dialect's files are in a subdirectory of its name. */
-	if (st.drv->dialect != NULL) {
-		if ((size_t)snprintf(dpath, sizeof(dpath), "%s/%s", dir,
-		    st.drv->dialect) >= sizeof(dpath)) {
-			core_log("store", SALES_LOG_ERROR, "module \"%s\": "
-			    "migrations path too long", module);
-			return -1;
-		}
-		if (stat(dpath, &sb) == -1 && has_sql(dir)) {
-			core_log("store", SALES_LOG_ERROR, "module \"%s\" "
-			    "has migrations in \"%s\" but none for storage "
-			    "driver \"%s\" (\"%s\" is missing); the module "
-			    "must ship its schema in that dialect", module,
-			    dir, st.drv->name, dpath);
-			return -1;
-		}
-		dir = dpath;
-	}
+	if ((rc = core_store_module_dir(st.drv, st.cfg.migrations, module,
+	    dir, path, sizeof(path))) <= 0)
+		return rc;
+	dir = path;
 	err[0] = '\0';
 	if (st.cfg.check && store_plan_module(module, dir) == -1)
 		return -1;

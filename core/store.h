@@ -63,6 +63,22 @@ int	core_store_plan(const struct core_store_config *cfg);
  * (logged).
  */
 int	core_store_migrate(const char *module, const char *dir);
+/*
+ * The folder of module's migrations for drv: dir, or <root>/<module>
+ * when dir is NULL, and its <dialect>/ subfolder for a driver of another
+ * dialect, into out.  1, 0 when there is none (no root), -1 (logged).
+ */
+int	core_store_module_dir(const struct sales_store_driver *drv,
+	    const char *root, const char *module, const char *dir, char *out,
+	    size_t outlen);
+/*
+ * salesd migrate-data: copies every table of the embedded driver's
+ * database at from into the (empty) tables of the database cfg names,
+ * after applying the migrations of modules (names; n of them) there,
+ * and verifies counts and sums before it commits.  0 or -1 (logged).
+ */
+int	core_store_copy(const struct core_store_config *cfg, const char *from,
+	    const char *const *modules, size_t n);
 /* Stops taking work, commits what is queued, joins the threads. */
 void	core_store_close(void);
 /* 0 from a storage fault (a failed commit, the file gone) to recovery. */

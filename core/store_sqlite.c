@@ -1052,6 +1052,21 @@ sq_mapped_fault(const struct sales_store_driver_config *cfg, int status,
 	    status);
 }
 
+/* migrate-data's source: the tables (and columns) of the modules. */
+static int
+sq_tables(void *conn, struct sales_store_result **res, char *err,
+    size_t errlen)
+{
+	struct sales_store_stmt s = { "SELECT m.name, p.name FROM "
+	    "sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = "
+	    "'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND "
+	    "m.name NOT IN ('schema_modules', 'schema_migrations') "
+	    "ORDER BY m.name, p.cid", NULL, 0 };
+	int constraint;
+
+	return sq_exec(conn, &s, res, &constraint, err, errlen);
+}
+
 /* The embedded default: built in, never loaded. */
 const struct sales_store_driver core_store_embedded = {
 	.size = sizeof(struct sales_store_driver),
@@ -1074,4 +1089,6 @@ const struct sales_store_driver core_store_embedded = {
 	.plan = sq_plan,
 	.plan_module = sq_plan_module,
 	.mapped_fault = sq_mapped_fault,
+	.tables = sq_tables,
+	.bulk = NULL,		/* its triggers cannot be put aside */
 };

@@ -187,6 +187,19 @@ struct sales_store_driver {
 	 */
 	void	 (*mapped_fault)(const struct sales_store_driver_config *cfg,
 		    int status, char *msg, size_t msglen);
+	/*
+	 * salesd migrate-data.  tables: every table of the database but
+	 * the driver's bookkeeping, as rows (table, column), tables in
+	 * name order and each one's columns in their order.  bulk: inside
+	 * the open transaction, a copy into table starts (on 1) or ends
+	 * (0); rows arrive with their derived data, so the table's own
+	 * triggers must not run meanwhile.  NULL: the driver cannot be a
+	 * source (tables) or a target (bulk) of a copy.
+	 */
+	int	 (*tables)(void *conn, struct sales_store_result **res,
+		    char *err, size_t errlen);
+	int	 (*bulk)(void *conn, const char *table, int on, char *err,
+		    size_t errlen);
 };
 
 typedef const struct sales_store_driver *(*sales_store_driver_init_fn)(

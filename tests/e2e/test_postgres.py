@@ -403,3 +403,56 @@ def test_every_shipped_module_runs_on_postgres(make_server, cluster, pgdb):
     assert s.get("/promotions")[0] == 200
     st, _, h = s.get("/health")
     assert st == 200 and len(h["modules"]) == 5, h
+
+
+def test_migrate_data_keeps_history(make_server, cluster, pgdb, tmp_path):
+    """salesd migrate-data: an SQLite database into an empty PostgreSQL
+    one, verified; the server on PostgreSQL then answers as before."""
+    name, url = pgdb
+    lite = make_server(["orders", "analytics"], subdir="lite")
+    key = {"Idempotency-Key": "m-1"}
+    first = lite.post("/orders", {"product_id": "m", "quantity": 3,
+                                  "price": 0.1}, headers=key)[2]
+    for i in range(25):
+        st, _, b = lite.post("/orders", [
+            {"product_id": "p%d" % (i % 4), "quantity": i + 1,
+             "price": 19.99, "date": "2025-04-22T10:00:00Z"},
+            {"product_id": "é%d" % i, "quantity": 1, "price": 1000000000}])
+        assert st == 201, b
+    orders = lite.get("/orders?limit=1000")[2]
+    figures = lite.get("/analytics?top=100")[2]
+    assert lite.stop() == 0
+
+    s = pg_server(make_server, url, start=False, subdir="pg")
+
+    def migrate(path):
+        p = subprocess.run([SALESD, "-c", s.config, "migrate-data", path],
+                           capture_output=True, timeout=120, cwd=s.tmpdir,
+                           env=s.env)
+        return p.returncode, (p.stdout + p.stderr).decode()
+
+    rc, out = migrate(lite.db)
+    assert rc == 0, out
+    assert re.search(r'table "orders": 51 rows copied; counts and sums '
+                     r'match', out), out
+    assert 'table "idempotency": 1 rows' in out
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "51"
+
+    s.start()
+    assert s.get("/orders?limit=1000")[2] == orders
+    got = s.get("/analytics?top=100")[2]
+    for k in ("totalRevenue", "totalOrders", "totalQuantity", "topProducts"):
+        assert got[k] == figures[k], (k, got[k], figures[k])
+    assert s.post("/orders", {"product_id": "m", "quantity": 3,
+                              "price": 0.1}, headers=key)[2] == first
+    st, _, nxt = s.post("/orders", {"product_id": "n", "quantity": 1,
+                                    "price": 1})
+    assert st == 201 and nxt["id"] == orders["orders"][0]["id"] + 1
+    assert s.stop() == 0
+
+    # Into a database that has rows: refused, nothing changes.
+    rc, out = migrate(lite.db)
+    assert rc == 1 and "is not empty" in out, out
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "52"
+    rc, out = migrate(str(tmp_path / "nosuch.db"))
+    assert rc == 1 and "nosuch.db" in out, out

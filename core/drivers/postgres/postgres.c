@@ -648,6 +648,44 @@ pg_probe(void *conn, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+pg_tables(void *conn, struct sales_store_result **res, char *err,
+    size_t errlen)
+{
+	struct sales_store_stmt s = { "SELECT c.table_name, c.column_name "
+	    "FROM information_schema.columns c JOIN information_schema.tables "
+	    "t USING (table_schema, table_name) WHERE t.table_type = "
+	    "'BASE TABLE' AND c.table_schema = current_schema() AND "
+	    "c.table_name <> 'schema_modules' ORDER BY c.table_name, "
+	    "c.ordinal_position", NULL, 0 };
+	int constraint;
+
+	return pg_exec(conn, &s, res, &constraint, err, errlen);
+}
+
+/*
+ * migrate-data's target: the copied rows carry their derived data (the
+ * totals an insert trigger keeps), so the table's own triggers are off
+ * while it fills, inside the copy's transaction.
+ */
+static int
+pg_bulk(void *conn, const char *table, int on, char *err, size_t errlen)
+{
+	struct pg_conn *c = conn;
+	char *name, sql[512];
+	int rc;
+
+	if ((name = PQescapeIdentifier(c->pg, table, strlen(table))) == NULL) {
+		pg_result_error(c, NULL, err, errlen);
+		return -1;
+	}
+	snprintf(sql, sizeof(sql), "ALTER TABLE %s %s TRIGGER USER", name,
+	    on ? "DISABLE" : "ENABLE");
+	PQfreemem(name);
+	rc = pg_simple(c, sql, err, errlen);
+	return rc;
+}
+
 static const struct sales_store_driver pg_driver = {
 	.size = sizeof(struct sales_store_driver),
 	.abi = SALES_STORE_DRIVER_ABI,
@@ -668,6 +706,8 @@ static const struct sales_store_driver pg_driver = {
 	.probe = pg_probe,
 	.plan = pg_plan,
 	.plan_module = pg_plan_module,
+	.tables = pg_tables,
+	.bulk = pg_bulk,
 };
 
 SALES_STORE_DRIVER(host)
