@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, SALESD, Server
+from conftest import BUILD, ROOT, SALESD, Server
 
 DRIVER = os.path.join(BUILD, "drivers", "postgres.so")
 
@@ -456,3 +456,15 @@ def test_migrate_data_keeps_history(make_server, cluster, pgdb, tmp_path):
     assert cluster.psql(name, "SELECT count(*) FROM orders") == "52"
     rc, out = migrate(str(tmp_path / "nosuch.db"))
     assert rc == 1 and "nosuch.db" in out, out
+
+
+def test_readme_command_line_is_the_help():
+    """README's "The command line" block is what --help prints."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    block = re.search(r"### The command line\n\n```\n(.*?)```", text,
+                      re.S).group(1)
+    out = subprocess.run([SALESD, "--help"], capture_output=True,
+                         timeout=10).stdout.decode()
+    for line in block.strip().splitlines():
+        assert re.sub(r"^\s*(usage: )?", "", line) in out, (line, out)
