@@ -94,7 +94,10 @@ class Cluster:
             [os.path.join(self.bindir, "postgres"), "-D", self.data,
              "-p", str(self.port), "-k", self.dir,
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
-             "-c", "synchronous_commit=on"],
+             "-c", "synchronous_commit=on",
+             # Every parse and execute, by database: what tests count.
+             "-c", "log_min_duration_statement=0",
+             "-c", "log_line_prefix=db=%d "],
             stdout=self.log, stderr=self.log, cwd=self.dir,
             preexec_fn=self.as_postgres)
         deadline = time.time() + timeout
@@ -326,6 +329,13 @@ def test_concurrent_posts_share_commits(make_server, cluster, pgdb):
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         answers = list(ex.map(post, range(200)))
     assert all(st == 201 for st, _, _ in answers), answers[:3]
+    # Prepared once on the writer's connection, executed for each order.
+    log = [line for line in cluster.server_log().splitlines()
+           if line.startswith("db=%s " % name)]
+    insert = r"(parse|execute) (s\d+): INSERT INTO orders\("
+    found = [m.groups() for m in map(re.compile(insert).search, log) if m]
+    assert [g for g in found if g[0] == "parse"] == [("parse", found[0][1])]
+    assert len(found) == 201, found[:3]
     got = {b["id"] for _, _, b in answers}
     assert len(got) == 200
     assert cluster.psql(name, "SELECT count(*) FROM orders") == "200"
