@@ -478,3 +478,21 @@ def test_readme_command_line_is_the_help():
                          timeout=10).stdout.decode()
     for line in block.strip().splitlines():
         assert re.sub(r"^\s*(usage: )?", "", line) in out, (line, out)
+
+
+def test_idle_server_reconnects_before_the_next_order(make_server, cluster,
+                                                       pgdb):
+    """A database restart while salesd is idle: the writer's idle look
+    finds the lost session and reconnects, so no client sees a 503."""
+    name, url = pgdb
+    s = pg_server(make_server, url)
+    assert s.post("/orders", {"product_id": "i", "quantity": 1,
+                              "price": 1})[0] == 201
+    cluster.stop()
+    cluster.start()
+    s.wait_log(r"store: database .* connected again", timeout=60)
+    st, _, b = s.post("/orders", {"product_id": "i", "quantity": 1,
+                                  "price": 1})
+    assert st == 201, b
+    assert s.get("/orders?limit=5")[0] == 200
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "2"

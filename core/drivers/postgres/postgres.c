@@ -29,6 +29,7 @@
 
 #define PG_CACHE_MAX	1024	/* statements kept per connection */
 #define PG_RESET_MS	1000	/* reconnect attempts, at most */
+#define PG_IDLE_MS	1000	/* an idle connection is pinged by check */
 #define PG_PARAMS_SMALL	16
 
 /* Type oids (pg_type.h, stable across versions). */
@@ -114,6 +115,7 @@ pg_simple(struct pg_conn *c, const char *sql, char *err, size_t errlen)
 	PGresult *r;
 	ExecStatusType s;
 
+	c->last_used = pg_host->mono_ms();
 	r = PQexec(c->pg, sql);
 	s = PQresultStatus(r);
 	/* A migration of comments only is an empty query. */
@@ -490,6 +492,7 @@ pg_exec(void *conn, const struct sales_store_stmt *stmt,
 			goto done;
 		}
 	}
+	c->last_used = pg_host->mono_ms();
 	r = PQexecPrepared(c->pg, p->name, (int)n, vals, lens, fmts, 0);
 	s = PQresultStatus(r);
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
@@ -599,18 +602,23 @@ pg_rollback_to(void *conn)
 /*
  * Cheap: a connection that libpq knows is broken is reset, at most once
  * a second (a reset waits for the connect timeout); its statements are
- * prepared again on the new session.
+ * prepared again on the new session.  libpq learns that the server
+ * went away (a restart, a failover) only from a round trip: one that
+ * has been idle for a second is pinged first, so that the writer's idle
+ * look finds a lost server before a client's order does.
  */
 static int
 pg_check(void *conn, char *err, size_t errlen)
 {
 	struct pg_conn *c = conn;
-	int64_t now;
+	int64_t now = pg_host->mono_ms();
 	char m[768];
 
+	if (PQstatus(c->pg) == CONNECTION_OK && now - c->last_used >=
+	    PG_IDLE_MS && PQtransactionStatus(c->pg) == PQTRANS_IDLE)
+		(void)pg_simple(c, "SELECT 1", NULL, 0);
 	if (PQstatus(c->pg) == CONNECTION_OK)
 		return 0;
-	now = pg_host->mono_ms();
 	if (c->last_reset == 0 || now - c->last_reset >= PG_RESET_MS) {
 		c->last_reset = now;
 		PQreset(c->pg);

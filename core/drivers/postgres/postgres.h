@@ -31,6 +31,7 @@ struct pg_conn {
 	size_t		 nprep;
 	struct pg_prep	*bucket[PG_BUCKETS];
 	int64_t		 last_reset;	/* ms, monotonic */
+	int64_t		 last_used;	/* ms, monotonic: a round trip */
 	char		 where[256];	/* host:port/db, for messages */
 };
 
