@@ -87,7 +87,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: salesd [-t] [-c FILE] [-H HOST] [-p PORT] [-v] [-h]\n"
-	    "       salesd [-c FILE] migrate-data SQLITE_FILE\n"
+	    "       salesd [-c FILE] migrate-data DBFILE\n"
 	    "  -c, --config FILE  configuration (default sales.ini)\n"
 	    "  -t, --check        validate the configuration, the modules and "
 	    "the schema,\n"
@@ -98,9 +98,10 @@ usage(FILE *f)
 	    "[server] port)\n"
 	    "  -v, -V, --version  print the version and exit\n"
 	    "  -h, --help         print this help and exit\n"
-	    "  migrate-data F     copy the database file F into the one "
-	    "[storage] names\n"
-	    "                     (an empty one), verify it, and exit\n");
+	    "  migrate-data DBFILE\n"
+	    "                     copy the database file DBFILE into the "
+	    "(empty) one\n"
+	    "                     [storage] names, verify it, and exit\n");
 }
 
 /* The modules and migrations that came with this binary (see above). */
@@ -308,7 +309,7 @@ read_storage_config(struct core_config *cfg, struct core_store_config *st)
 }
 
 /*
- * salesd migrate-data FILE: the database file of the embedded driver
+ * salesd migrate-data DBFILE: the database file of the embedded driver
  * into the one [storage] names, with the schema of the plainly named
  * modules of [modules] load.
  */
