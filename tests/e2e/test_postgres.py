@@ -365,6 +365,16 @@ def test_kill9_keeps_every_acknowledged_order(make_server, cluster, pgdb):
     assert a["totalOrders"] == 40 and a["totalRevenue"] == 50.0, a
 
 
+def wait_health(s, status, timeout):
+    """Polls /health until it answers status (bounded): (status, body)."""
+    deadline = time.time() + timeout
+    while True:
+        st, _, health = s.get("/health")
+        if st == status or time.time() > deadline:
+            return st, health
+        time.sleep(0.1)
+
+
 def test_database_restart_is_a_fault_that_heals(make_server, cluster, pgdb):
     name, url = pgdb
     s = pg_server(make_server, url)
@@ -375,23 +385,13 @@ def test_database_restart_is_a_fault_that_heals(make_server, cluster, pgdb):
         st, h, body = s.post("/orders", {"product_id": "r", "quantity": 1,
                                          "price": 1}, timeout=60)
         assert st == 503, body
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            st, _, health = s.get("/health")
-            if st == 503:
-                break
-            time.sleep(0.1)
+        st, health = wait_health(s, 503, 30)
         assert st == 503 and health["status"] == "degraded", health
         # Reads served from memory keep working.
         assert s.get("/analytics")[0] == 200
     finally:
         cluster.start()
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        st, _, health = s.get("/health")
-        if st == 200:
-            break
-        time.sleep(0.1)
+    st, health = wait_health(s, 200, 60)
     assert st == 200, health
     st, _, b = s.post("/orders", {"product_id": "r", "quantity": 1,
                                   "price": 1})
