@@ -9,13 +9,14 @@ PREFIX     ?= /usr/local
 CONFIG     ?= sales.ini
 PYTHON     ?= /usr/bin/python3
 
-PACKAGES = build-essential cmake pkg-config libevent-dev libsqlite3-dev \
+PACKAGES = build-essential cmake pkg-config libevent-dev libsqlite3-dev libpq-dev \
 	libcurl4-openssl-dev libssl-dev libjsmn-dev libwslay-dev libinih-dev \
 	libhttp-parser-dev libcmocka-dev sqlite3 python3 python3-pytest \
 	python3-websockets python3-jsonschema python3-yaml systemd adduser
 
 BENCH_PACKAGES = wrk nginx-light
-TEST_PACKAGES  = chromium fonts-dejavu-core nginx-light openssl iproute2
+TEST_PACKAGES  = chromium fonts-dejavu-core nginx-light openssl iproute2 \
+	postgresql
 
 # libFuzzer harnesses (docs/FUZZING.md): clang and its fuzzer runtime.
 FUZZ_BUILD    ?= build-fuzz

@@ -74,15 +74,20 @@ static const char		*guard_host;
 #define SALES_REL_MODULEDIR	"../lib/salesd/modules"
 #define SALES_REL_SQLDIR	"../share/salesd/sql"
 #endif
+#ifndef SALES_REL_DRIVERDIR
+#define SALES_REL_DRIVERDIR	"../lib/salesd/drivers"
+#endif
 
 static char	default_moddir[PATH_MAX + 64];
 static char	default_sqldir[PATH_MAX + 64];
+static char	default_drvdir[PATH_MAX + 64];	/* storage drivers */
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: salesd [-t] [-c FILE] [-H HOST] [-p PORT] [-v] [-h]\n"
+	    "       salesd [-c FILE] migrate-data DBFILE\n"
 	    "  -c, --config FILE  configuration (default sales.ini)\n"
 	    "  -t, --check        validate the configuration, the modules and "
 	    "the schema,\n"
@@ -92,7 +97,11 @@ usage(FILE *f)
 	    "  -p, --port PORT    listen port (overrides SALESD_PORT and "
 	    "[server] port)\n"
 	    "  -v, -V, --version  print the version and exit\n"
-	    "  -h, --help         print this help and exit\n");
+	    "  -h, --help         print this help and exit\n"
+	    "  migrate-data DBFILE\n"
+	    "                     copy the database file DBFILE into the "
+	    "(empty) one\n"
+	    "                     [storage] names, verify it, and exit\n");
 }
 
 /* The modules and migrations that came with this binary (see above). */
@@ -108,6 +117,8 @@ default_dirs(void)
 		    "/usr/local/lib/salesd/modules");
 		snprintf(default_sqldir, sizeof(default_sqldir),
 		    "/usr/local/share/salesd/sql");
+		snprintf(default_drvdir, sizeof(default_drvdir),
+		    "/usr/local/lib/salesd/drivers");
 		return;
 	}
 	exe[n] = '\0';
@@ -120,17 +131,23 @@ default_dirs(void)
 		    exe);
 		snprintf(default_sqldir, sizeof(default_sqldir), "%s/sql",
 		    SALES_SOURCE_DIR);
+		snprintf(default_drvdir, sizeof(default_drvdir), "%s/drivers",
+		    exe);
 		return;
 	}
 	snprintf(default_moddir, sizeof(default_moddir), "%s/%s", exe,
 	    SALES_REL_MODULEDIR);
 	snprintf(default_sqldir, sizeof(default_sqldir), "%s/%s", exe,
 	    SALES_REL_SQLDIR);
+	snprintf(default_drvdir, sizeof(default_drvdir), "%s/%s", exe,
+	    SALES_REL_DRIVERDIR);
 	/* Without the "bin/..", for the messages that name them. */
 	if (realpath(default_moddir, build) != NULL)
 		snprintf(default_moddir, sizeof(default_moddir), "%s", build);
 	if (realpath(default_sqldir, build) != NULL)
 		snprintf(default_sqldir, sizeof(default_sqldir), "%s", build);
+	if (realpath(default_drvdir, build) != NULL)
+		snprintf(default_drvdir, sizeof(default_drvdir), "%s", build);
 }
 
 /*
@@ -261,26 +278,56 @@ read_log_config(struct core_config *cfg, const char **level, int *json)
 static int
 read_storage_config(struct core_config *cfg, struct core_store_config *st)
 {
+	char err[1024];
 	long long group;
 
 	memset(st, 0, sizeof(*st));
-	st->driver = core_config_str(cfg, "storage", "driver", "sqlite");
+	st->driver = core_config_str(cfg, "storage", "driver",
+	    core_store_default_driver());
+	st->driver_dir = core_config_path(cfg, "storage", "driver_dir",
+	    default_drvdir);
 	st->path = core_config_path(cfg, "storage", "path",
 	    "database/sales.db");
+	st->url = core_config_str(cfg, "storage", "url", NULL);
+	if (st->url != NULL && *st->url == '\0')
+		st->url = NULL;		/* ${DATABASE_URL} unset */
 	st->migrations = core_config_path(cfg, "storage", "migrations",
 	    default_sqldir);
-	if (st->path == NULL || st->migrations == NULL)
+	if (st->path == NULL || st->migrations == NULL ||
+	    st->driver_dir == NULL)
 		return -1;
 	if (core_config_int(cfg, "storage", "max_group", 1024, 1, 100000,
 	    &group))
 		return -1;
 	st->max_group = (int)group;
-	if (strcmp(st->driver, "sqlite") != 0) {
-		log_error("[storage] driver: \"%s\" is not available (this "
-		    "build has: sqlite)", st->driver);
+	/* Loaded here, so that a driver that is not there stops start-up. */
+	if (core_store_driver_load(st, err, sizeof(err)) == NULL) {
+		log_error("[storage] driver: %s", err);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * salesd migrate-data DBFILE: the database file of the embedded driver
+ * into the one [storage] names, with the schema of the plainly named
+ * modules of [modules] load.
+ */
+static int
+migrate_data(struct core_config *cfg, const struct core_store_config *st,
+    const char *from)
+{
+	const char *mods[64];
+	char list[2048], *p, *save = NULL;
+	size_t n = 0;
+
+	snprintf(list, sizeof(list), "%s", core_config_str(cfg, "modules",
+	    "load", ""));
+	for (p = strtok_r(list, " \t,", &save); p != NULL && n < 64;
+	    p = strtok_r(NULL, " \t,", &save))
+		if (strchr(p, '/') == NULL)	/* a path: its own sql/ */
+			mods[n++] = p;
+	return core_store_copy(st, from, mods, n);
 }
 
 /* Warns about keys of sections that nothing read. */
@@ -325,6 +372,7 @@ reload(void)
 		{ "modules", "load" }, { "modules", "dir" },
 		{ "storage", "driver" }, { "storage", "path" },
 		{ "storage", "migrations" }, { "storage", "max_group" },
+		{ "storage", "url" }, { "storage", "driver_dir" },
 		{ "server", "io_threads" }
 	};
 	struct core_http_config http;
@@ -481,6 +529,7 @@ main(int argc, char **argv)
 	const char *path = "sales.ini", *moddir, *level;
 	const char *host = NULL, *port = NULL, *portfrom = "--port";
 	char err[512];
+	const char *copy_from = NULL;
 	int ch, check = 0, rc = 1, store_open = 0, unknown, json, iot;
 	size_t i, outmem;
 
@@ -512,7 +561,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (argc - optind == 2 && strcmp(argv[optind], "migrate-data") == 0)
+		copy_from = argv[optind + 1];
+	else if (optind != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -531,6 +582,10 @@ main(int argc, char **argv)
 	if (read_server_config(cfg, &http, &ws, &outmem, &iot) == -1 ||
 	    read_storage_config(cfg, &st) == -1)
 		goto out;
+	if (copy_from != NULL) {
+		rc = migrate_data(cfg, &st, copy_from) == 0 ? 0 : 1;
+		goto out;
+	}
 	core_outmem_configure(outmem);
 	/* Command line, then environment, then sales.ini. */
 	if (host == NULL)

@@ -12,15 +12,15 @@
  * every unit of the group fails.
  *
  * Storage faults: a failed commit, or the driver's check before every
- * group finding the database deleted or replaced underneath, makes the
- * store unwritable (/health degraded) with the fault described in one
- * log line per episode.  While unwritable, the idle writer probes
- * storage every second with a real commit and the store heals by itself
- * when one succeeds; while healthy, it runs the cheap check as often,
- * so a deleted file shows in /health before anyone writes.  A SIGBUS
- * (SQLite writing through its mapping of a -shm that cannot be written)
- * cannot be turned into an error: it ends the process with one line
- * saying so.
+ * group finding the database gone (deleted, replaced, unreachable),
+ * makes the store unwritable (/health degraded) with the fault
+ * described in one log line per episode.  While unwritable, the idle
+ * writer probes storage every second with a real commit and the store
+ * heals by itself when one succeeds; while healthy, it runs the cheap
+ * check as often, so a lost database shows in /health before anyone
+ * writes.  A SIGBUS (a driver writing through a memory mapping of a file
+ * that cannot be written, SALES_STORE_MAPPED) cannot be turned into an
+ * error: it ends the process with the driver's one line saying so.
  *
  * Threads: the writer and the reader each own one driver connection and
  * never touch loop state; they hand finished jobs to a mutex-protected
@@ -28,11 +28,13 @@
  * libevent's pthread locking before creating the base).  Callbacks run
  * on the loop only.
  *
- * It does not know any SQL dialect or table: that is the driver's and
- * the modules' business.
+ * It does not know any SQL dialect, table or database: that is the
+ * driver's (<sales/store_driver.h>) and the modules' business.
  */
+#include <sys/stat.h>
 #include <sys/types.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -113,7 +115,8 @@ struct sales_store_result {
 static struct {
 	int				 open;
 	struct core_store_config	 cfg;		/* caller's strings */
-	const struct core_store_driver	*drv;
+	struct sales_store_driver_config dcfg;		/* the driver's view */
+	const struct sales_store_driver	*drv;
 	void				*wconn;
 	void				*rconn;
 	size_t				 max_group;
@@ -405,7 +408,7 @@ group_fail(struct job *j, size_t n, const char *what, const char *err)
 static int
 run_group_fast(struct job *first, size_t n)
 {
-	const struct core_store_driver *drv = st.drv;
+	const struct sales_store_driver *drv = st.drv;
 	void *c = st.wconn;
 	struct job *j;
 	char err[STORE_ERRLEN];
@@ -440,7 +443,7 @@ run_group_fast(struct job *first, size_t n)
 static void
 run_group(struct job *first, size_t n)
 {
-	const struct core_store_driver *drv = st.drv;
+	const struct sales_store_driver *drv = st.drv;
 	void *c = st.wconn;
 	struct job *j;
 	char err[STORE_ERRLEN];
@@ -628,15 +631,6 @@ store_reader(void *arg)
 	return NULL;
 }
 
-static const struct core_store_driver *
-driver_find(const char *name)
-{
-	if (name == NULL || *name == '\0' ||
-	    strcmp(name, core_store_sqlite.name) == 0)
-		return &core_store_sqlite;
-	return NULL;
-}
-
 /*
  * Helper threads take no signals: those are the loop's.  Except the
  * synchronous ones: the kernel kills a thread that faults with them
@@ -660,10 +654,11 @@ thread_start(pthread_t *t, void *(*fn)(void *))
 }
 
 /*
- * SQLite maps the -shm into memory; when a write through the mapping
- * cannot be backed (the file made immutable, a read-only remount, a
- * failed disk) the kernel answers with SIGBUS, which no error code can
- * replace.  Say so in one line and stop with a status of its own.
+ * A driver that maps its files into memory (SALES_STORE_MAPPED): when a
+ * write through the mapping cannot be backed (the file made immutable,
+ * a read-only remount, a failed disk) the kernel answers with SIGBUS,
+ * which no error code can replace.  Say so in the driver's one line and
+ * stop with a status of its own.
  */
 static void
 store_sigbus(int sig)
@@ -674,25 +669,34 @@ store_sigbus(int sig)
 }
 
 static void
-store_signals(const char *path)
+store_signals(void)
 {
 	struct sigaction sa;
-	int n;
 
-	n = snprintf(bus_msg, sizeof(bus_msg), "fatal: storage fault "
-	    "(SIGBUS) in a memory-mapped database file (\"%s-shm\" or "
-	    "\"%s-wal\"): it cannot be written (made immutable or "
-	    "read-only, or the disk failed); salesd stops with status %d; "
-	    "make the files writable again and restart (committed orders "
-	    "are safe)\n", path, path, STORE_EXIT_SIGBUS);
-	bus_len = n < 0 ? 0 : (size_t)n < sizeof(bus_msg) ? (size_t)n :
-	    sizeof(bus_msg) - 1;
+	/* Past a file size limit a write must fail with EFBIG, not kill. */
+	signal(SIGXFSZ, SIG_IGN);
+	if (!(st.drv->flags & SALES_STORE_MAPPED) ||
+	    st.drv->mapped_fault == NULL)
+		return;
+	bus_msg[0] = '\0';
+	st.drv->mapped_fault(&st.dcfg, STORE_EXIT_SIGBUS, bus_msg,
+	    sizeof(bus_msg));
+	bus_len = strnlen(bus_msg, sizeof(bus_msg) - 1);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = store_sigbus;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
-	/* Past a file size limit a write must fail with EFBIG, not kill. */
-	signal(SIGXFSZ, SIG_IGN);
+}
+
+static void
+driver_config(const struct core_store_config *cfg,
+    struct sales_store_driver_config *dcfg)
+{
+	memset(dcfg, 0, sizeof(*dcfg));
+	dcfg->size = sizeof(*dcfg);
+	dcfg->path = cfg->path;
+	dcfg->url = cfg->url;
+	dcfg->check = cfg->check;
 }
 
 int
@@ -706,10 +710,9 @@ core_store_open(const struct core_store_config *cfg)
 		return -1;
 	}
 	memset(&st, 0, sizeof(st));
-	if ((st.drv = driver_find(cfg->driver)) == NULL) {
-		core_log("store", SALES_LOG_ERROR,
-		    "storage driver \"%s\" is not available (use \"%s\")",
-		    cfg->driver, core_store_sqlite.name);
+	err[0] = '\0';
+	if ((st.drv = core_store_driver_load(cfg, err, sizeof(err))) == NULL) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
 		return -1;
 	}
 	if (core_base == NULL) {
@@ -718,14 +721,15 @@ core_store_open(const struct core_store_config *cfg)
 		return -1;
 	}
 	st.cfg = *cfg;
+	driver_config(cfg, &st.dcfg);
 	st.max_group = cfg->max_group > 0 ? (size_t)cfg->max_group :
 	    STORE_MAX_GROUP;
 	err[0] = '\0';
-	if ((st.wconn = st.drv->open(cfg, 1, err, sizeof(err))) == NULL) {
+	if ((st.wconn = st.drv->open(&st.dcfg, 1, err, sizeof(err))) == NULL) {
 		core_log("store", SALES_LOG_ERROR, "%s", err);
 		goto fail;
 	}
-	if ((st.rconn = st.drv->open(cfg, 0, err, sizeof(err))) == NULL) {
+	if ((st.rconn = st.drv->open(&st.dcfg, 0, err, sizeof(err))) == NULL) {
 		core_log("store", SALES_LOG_ERROR, "%s", err);
 		goto fail;
 	}
@@ -734,7 +738,7 @@ core_store_open(const struct core_store_config *cfg)
 		core_log("store", SALES_LOG_ERROR, "cannot create event");
 		goto fail;
 	}
-	store_signals(cfg->path != NULL ? cfg->path : "database/sales.db");
+	store_signals();
 	pthread_mutex_init(&st.wlock, NULL);
 	/* The writer's probe timer must not jump with the wall clock. */
 	pthread_condattr_init(&ca);
@@ -778,17 +782,17 @@ fail:
 int
 core_store_plan(const struct core_store_config *cfg)
 {
-	const struct core_store_driver *drv;
+	const struct sales_store_driver *drv;
+	struct sales_store_driver_config dcfg;
 	char msg[STORE_ERRLEN], err[STORE_ERRLEN];
 
-	if ((drv = driver_find(cfg->driver)) == NULL) {
-		core_log("store", SALES_LOG_ERROR,
-		    "storage driver \"%s\" is not available (use \"%s\")",
-		    cfg->driver, core_store_sqlite.name);
+	msg[0] = err[0] = '\0';
+	if ((drv = core_store_driver_load(cfg, err, sizeof(err))) == NULL) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
 		return -1;
 	}
-	msg[0] = err[0] = '\0';
-	if (drv->plan(cfg, msg, sizeof(msg), err, sizeof(err)) == -1) {
+	driver_config(cfg, &dcfg);
+	if (drv->plan(&dcfg, msg, sizeof(msg), err, sizeof(err)) == -1) {
 		core_log("store", SALES_LOG_ERROR, "%s", err);
 		return -1;
 	}
@@ -797,40 +801,114 @@ core_store_plan(const struct core_store_config *cfg)
 }
 
 /*
+ * Does dir hold a migration file (*.sql)?  For the message when a
+ * module ships migrations but none in the driver's dialect.
+ */
+static int
+has_sql(const char *dir)
+{
+	struct dirent *de;
+	DIR *d;
+	size_t len;
+	int found = 0;
+
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		found = len > 4 && strcmp(de->d_name + len - 4, ".sql") == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+/* --check: what loading module would apply to the real database. */
+static int
+store_plan_module(const char *module, const char *dir)
+{
+	struct sales_store_migration *list = NULL;
+	char err[STORE_ERRLEN];
+	size_t n = 0, applied = 0;
+
+	err[0] = '\0';
+	if (core_store_migrations_list(dir, &list, &n, err,
+	    sizeof(err)) == -1 || st.drv->plan_module(&st.dcfg, module, list,
+	    n, &applied, err, sizeof(err)) == -1) {
+		core_log("store", SALES_LOG_ERROR, "%s", err);
+		core_store_migrations_free(list, n);
+		return -1;
+	}
+	core_store_migrations_free(list, n);
+	if (applied >= n)
+		core_log("store", SALES_LOG_INFO, "module \"%s\": schema up to "
+		    "date (%zu migration(s) in \"%s\")", module, n, dir);
+	else
+		core_log("store", SALES_LOG_INFO, "module \"%s\": %zu "
+		    "migration(s) pending, would be applied (from \"%s\")",
+		    module, n - applied, dir);
+	return 0;
+}
+
+/*
  * A connection of its own, so that the writer thread keeps its one: the
  * loop is not running yet, and a group queued by an earlier module's
- * init waits on SQLite's busy timeout at worst.
+ * init waits on the driver's locks at worst.
  */
+int
+core_store_module_dir(const struct sales_store_driver *drv, const char *root,
+    const char *module, const char *dir, char *out, size_t outlen)
+{
+	char path[4096];
+	struct stat sb;
+
+	if (dir == NULL) {
+		if (root == NULL)
+			return 0;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", root,
+		    module) >= sizeof(path))
+			goto toolong;
+		dir = path;
+	}
+	/* Another dialect's files are in a subdirectory of its name. */
+	if (drv->dialect == NULL) {
+		if ((size_t)snprintf(out, outlen, "%s", dir) >= outlen)
+			goto toolong;
+		return 1;
+	}
+	if ((size_t)snprintf(out, outlen, "%s/%s", dir, drv->dialect) >=
+	    outlen)
+		goto toolong;
+	if (stat(out, &sb) == -1 && has_sql(dir)) {
+		core_log("store", SALES_LOG_ERROR, "module \"%s\" has "
+		    "migrations in \"%s\" but none for storage driver \"%s\" "
+		    "(\"%s\" is missing); the module must ship its schema in "
+		    "that dialect", module, dir, drv->name, out);
+		return -1;
+	}
+	return 1;
+toolong:
+	core_log("store", SALES_LOG_ERROR, "module \"%s\": migrations path "
+	    "too long", module);
+	return -1;
+}
+
 int
 core_store_migrate(const char *module, const char *dir)
 {
-	char path[4096], msg[STORE_ERRLEN], err[STORE_ERRLEN];
+	char path[4096], err[STORE_ERRLEN];
 	void *conn;
 	int rc;
 
 	if (!st.open)
 		return 0;	/* no storage in this process: unit tests */
-	if (dir == NULL) {
-		if (st.cfg.migrations == NULL)
-			return 0;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s",
-		    st.cfg.migrations, module) >= sizeof(path)) {
-			core_log("store", SALES_LOG_ERROR, "module \"%s\": "
-			    "migrations path too long", module);
-			return -1;
-		}
-		dir = path;
-	}
-	msg[0] = err[0] = '\0';
-	if (st.cfg.check) {
-		if (st.drv->plan_module(&st.cfg, module, dir, msg, sizeof(msg),
-		    err, sizeof(err)) == -1) {
-			core_log("store", SALES_LOG_ERROR, "%s", err);
-			return -1;
-		}
-		core_log("store", SALES_LOG_INFO, "%s", msg);
-	}
-	if ((conn = st.drv->open(&st.cfg, 1, err, sizeof(err))) == NULL) {
+	if ((rc = core_store_module_dir(st.drv, st.cfg.migrations, module,
+	    dir, path, sizeof(path))) <= 0)
+		return rc;
+	dir = path;
+	err[0] = '\0';
+	if (st.cfg.check && store_plan_module(module, dir) == -1)
+		return -1;
+	if ((conn = st.drv->open(&st.dcfg, 1, err, sizeof(err))) == NULL) {
 		core_log("store", SALES_LOG_ERROR, "%s", err);
 		return -1;
 	}
@@ -918,7 +996,7 @@ core_store_pending(void)
 const char *
 core_store_driver_name(void)
 {
-	return st.drv != NULL ? st.drv->name : core_store_sqlite.name;
+	return st.drv != NULL ? st.drv->name : core_store_default_driver();
 }
 
 void

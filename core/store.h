@@ -1,77 +1,57 @@
 /*
- * store.h - the storage interface: a driver table plus the group-commit
- * machinery around it.  store.c owns the writer and reader threads and
- * the hand-off to and from the loop; a driver (store_sqlite.c) only runs
- * statements on its own connections, on those threads.
+ * store.h - the storage interface: a driver (<sales/store_driver.h>)
+ * plus the group-commit machinery around it.  store.c owns the writer
+ * and reader threads and the hand-off to and from the loop;
+ * store_driver.c finds the driver; a driver only runs statements on its
+ * own connections, on those threads.
  */
 #ifndef CORE_STORE_H
 #define CORE_STORE_H
 
 #include <sales/store.h>
+#include <sales/store_driver.h>
 
 struct core_store_config {
-	const char	*driver;	/* "sqlite" */
-	const char	*path;		/* database file; parent dir is created */
+	/* [storage] driver; NULL or "": the embedded default */
+	const char	*driver;
+	/* Where loadable drivers are: <driver_dir>/<driver>.so */
+	const char	*driver_dir;
+	const char	*path;		/* a file driver's database */
+	const char	*url;		/* a server driver's connection */
 	/* Root of the shipped modules' migrations: <root>/<module>/NNN_*.sql */
 	const char	*migrations;
 	int		 max_group;	/* units per transaction */
 	/*
-	 * --check: open a private in-memory database with the migrations
-	 * applied instead of the file, so that modules initialise on an
-	 * empty schema and nothing on disk is created or changed.
+	 * --check: the driver opens a private, empty database with the
+	 * migrations applied instead of the real one, so that modules
+	 * initialise on an empty schema and nothing is created or changed.
 	 */
 	int		 check;
 };
 
-/*
- * A driver.  Every call but open/close runs on the one thread that owns
- * the connection; errors are written to err (NUL-terminated).
- */
-struct core_store_driver {
-	const char *name;
-	void	*(*open)(const struct core_store_config *cfg, int writer,
-		    char *err, size_t errlen);
-	void	 (*close)(void *conn);
-	/*
-	 * Applies module's NNN_*.sql files of dir (none when dir does not
-	 * exist) in order, recording each as (module, version, name).
-	 */
-	int	 (*migrate)(void *conn, const char *module, const char *dir,
-		    char *err, size_t errlen);
-	int	 (*begin)(void *conn, char *err, size_t errlen);
-	int	 (*commit)(void *conn, char *err, size_t errlen);
-	int	 (*rollback)(void *conn);
-	int	 (*savepoint)(void *conn, char *err, size_t errlen);
-	int	 (*release)(void *conn, char *err, size_t errlen);
-	int	 (*rollback_to)(void *conn);
-	/* *constraint set to 1 on a constraint violation. */
-	int	 (*exec)(void *conn, const struct sales_store_stmt *stmt,
-		    struct sales_store_result **res, int *constraint,
-		    char *err, size_t errlen);
-	/*
-	 * check: cheap, before every group and query: is the storage still
-	 * the one the writer opened (not deleted or replaced), and can it
-	 * be used without risking a SIGBUS?  probe (writer only, while
-	 * unwritable): would a commit succeed now?  Both describe a fault
-	 * in err with the path and the fix.
-	 */
-	int	 (*check)(void *conn, char *err, size_t errlen);
-	int	 (*probe)(void *conn, char *err, size_t errlen);
-	/*
-	 * --check, before open: what opening cfg would do, read-only and
-	 * creating nothing ("would be created"), in msg; -1 with err when
-	 * it could not be done (a directory or file this user cannot
-	 * write).  plan_module: the same for one module's migrations
-	 * ("2 migration(s) pending"), against the file, read-only.
-	 */
-	int	 (*plan)(const struct core_store_config *cfg, char *msg,
-		    size_t msglen, char *err, size_t errlen);
-	int	 (*plan_module)(const struct core_store_config *cfg,
-		    const char *module, const char *dir, char *msg,
-		    size_t msglen, char *err, size_t errlen);
-};
+/* The embedded default driver (built in, never loaded). */
+extern const struct sales_store_driver core_store_embedded;
+/* The core's services for drivers, in store_driver.c. */
+extern const struct sales_store_host core_store_host;
 
-extern const struct core_store_driver core_store_sqlite;
+/*
+ * The driver that cfg names: the embedded one, or a shared object
+ * loaded (once per process) from driver_dir or from the path given.
+ * NULL with err when it cannot be had.
+ */
+const struct sales_store_driver *core_store_driver_load(
+	    const struct core_store_config *cfg, char *err, size_t errlen);
+/* The host's migration services (store_migrate.c). */
+int	core_store_migrations_list(const char *dir,
+	    struct sales_store_migration **list, size_t *n, char *err,
+	    size_t errlen);
+void	core_store_migrations_free(struct sales_store_migration *list,
+	    size_t n);
+char	*core_store_migration_read(const char *path, char *err,
+	    size_t errlen);
+
+/* The embedded default's name: [storage] driver when unset. */
+const char *core_store_default_driver(void);
 
 int	core_store_open(const struct core_store_config *cfg);
 /* --check: the driver's plan, logged; 0 or -1. */
@@ -83,6 +63,22 @@ int	core_store_plan(const struct core_store_config *cfg);
  * (logged).
  */
 int	core_store_migrate(const char *module, const char *dir);
+/*
+ * The folder of module's migrations for drv: dir, or <root>/<module>
+ * when dir is NULL, and its <dialect>/ subfolder for a driver of another
+ * dialect, into out.  1, 0 when there is none (no root), -1 (logged).
+ */
+int	core_store_module_dir(const struct sales_store_driver *drv,
+	    const char *root, const char *module, const char *dir, char *out,
+	    size_t outlen);
+/*
+ * salesd migrate-data: copies every table of the embedded driver's
+ * database at from into the (empty) tables of the database cfg names,
+ * after applying the migrations of modules (names; n of them) there,
+ * and verifies counts and sums before it commits.  0 or -1 (logged).
+ */
+int	core_store_copy(const struct core_store_config *cfg, const char *from,
+	    const char *const *modules, size_t n);
 /* Stops taking work, commits what is queued, joins the threads. */
 void	core_store_close(void);
 /* 0 from a storage fault (a failed commit, the file gone) to recovery. */

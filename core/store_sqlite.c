@@ -35,7 +35,6 @@
 
 #define SQ_BUCKETS	256
 #define SQ_CACHE_MAX	1024		/* statements kept per connection */
-#define SQ_MIGRATION_MAX (16 << 20)	/* bytes of one migration file */
 #define SQ_BUSY_MS	5000
 #define SQ_CHECK_URI	"file:salesd-check?mode=memory&cache=shared"
 
@@ -618,7 +617,7 @@ fail:
 }
 
 static void *
-sq_open(const struct core_store_config *cfg, int writer, char *err,
+sq_open(const struct sales_store_driver_config *cfg, int writer, char *err,
     size_t errlen)
 {
 	struct sq_conn *c;
@@ -727,73 +726,10 @@ sq_rollback_to(void *conn)
 	return sq_simple(c, "ROLLBACK TO unit", NULL, 0);
 }
 
-struct sq_migration {
-	long long	 version;
-	char		*name;
-};
-
-static int
-sq_migration_cmp(const void *a, const void *b)
-{
-	const struct sq_migration *x = a, *y = b;
-
-	return (x->version > y->version) - (x->version < y->version);
-}
-
-/* NNN_name.sql: digits, '_', a name, ".sql". */
-static int
-sq_migration_name(const char *name, long long *version)
-{
-	const char *p = name;
-	size_t len = strlen(name);
-	char *end;
-
-	if (!isdigit((unsigned char)*p))
-		return -1;
-	errno = 0;
-	*version = strtoll(p, &end, 10);
-	if (errno != 0 || *end != '_' || len < 5 ||
-	    strcmp(name + len - 4, ".sql") != 0 || end + 1 >= name + len - 4)
-		return -1;
-	return 0;
-}
-
-static char *
-sq_read_file(const char *path, char *err, size_t errlen)
-{
-	FILE *f;
-	char *text = NULL;
-	long size;
-
-	if ((f = fopen(path, "r")) == NULL)
-		goto fail;
-	if (fseek(f, 0, SEEK_END) == -1 || (size = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) == -1)
-		goto fail;
-	if (size > SQ_MIGRATION_MAX) {
-		errno = EFBIG;
-		goto fail;
-	}
-	if ((text = malloc((size_t)size + 1)) == NULL)
-		goto fail;
-	if (fread(text, 1, (size_t)size, f) != (size_t)size)
-		goto fail;
-	text[size] = '\0';
-	fclose(f);
-	return text;
-fail:
-	snprintf(err, errlen, "migration \"%s\": %s", path,
-	    errno ? strerror(errno) : "read error");
-	free(text);
-	if (f != NULL)
-		fclose(f);
-	return NULL;
-}
-
 /* Applies one migration file and records it, in one transaction. */
 static int
 sq_apply(struct sq_conn *c, const char *module, const char *dir,
-    const struct sq_migration *m, char *err, size_t errlen)
+    const struct sales_store_migration *m, char *err, size_t errlen)
 {
 	struct sales_value v[3];
 	struct sales_store_stmt rec;
@@ -801,7 +737,7 @@ sq_apply(struct sq_conn *c, const char *module, const char *dir,
 	int constraint;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, m->name);
-	if ((text = sq_read_file(path, err, errlen)) == NULL)
+	if ((text = core_store_migration_read(path, err, errlen)) == NULL)
 		return -1;
 	if (sq_simple(c, "BEGIN IMMEDIATE", sub, sizeof(sub)) == -1) {
 		snprintf(err, errlen, "migration \"%s\": %s", path, sub);
@@ -844,79 +780,6 @@ fail:
 	return -1;
 }
 
-static void
-sq_migrations_free(struct sq_migration *list, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(list[i].name);
-	free(list);
-}
-
-/* The NNN_*.sql files of dir, in order; -1 with err. */
-static int
-sq_migrations_list(const char *dir, struct sq_migration **out, size_t *nout,
-    char *err, size_t errlen)
-{
-	struct sq_migration *list = NULL, *nl;
-	struct dirent *de;
-	DIR *d;
-	size_t n = 0, cap = 0, i;
-	long long version;
-
-	*out = NULL;
-	*nout = 0;
-	if ((d = opendir(dir)) == NULL) {
-		/* A module without tables ships no directory. */
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "migrations directory \"%s\": %s", dir,
-		    strerror(errno));
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-
-		if (de->d_name[0] == '.' || len < 4 ||
-		    strcmp(de->d_name + len - 4, ".sql") != 0)
-			continue;
-		if (sq_migration_name(de->d_name, &version) == -1) {
-			snprintf(err, errlen, "migration \"%s/%s\": name must "
-			    "be NNN_name.sql", dir, de->d_name);
-			goto fail;
-		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((nl = realloc(list, cap * sizeof(*nl))) == NULL)
-				goto oom;
-			list = nl;
-		}
-		list[n].version = version;
-		if ((list[n].name = strdup(de->d_name)) == NULL)
-			goto oom;
-		n++;
-	}
-	qsort(list, n, sizeof(*list), sq_migration_cmp);
-	for (i = 1; i < n; i++)
-		if (list[i].version == list[i - 1].version) {
-			snprintf(err, errlen, "migrations \"%s\" and \"%s\" in "
-			    "\"%s\" have the same number", list[i - 1].name,
-			    list[i].name, dir);
-			goto fail;
-		}
-	closedir(d);
-	*out = list;
-	*nout = n;
-	return 0;
-oom:
-	snprintf(err, errlen, "out of memory");
-fail:
-	closedir(d);
-	sq_migrations_free(list, n);
-	return -1;
-}
-
 /*
  * The bookkeeping: one row per applied migration, per module.  Before
  * migrations belonged to modules, one folder's files were recorded in
@@ -940,7 +803,8 @@ fail:
 /* Runs a statement with (module, version, name); *rows: rows or changes. */
 static int
 sq_mvn(struct sq_conn *c, const char *sql, const char *module,
-    const struct sq_migration *m, size_t *rows, char *err, size_t errlen)
+    const struct sales_store_migration *m, size_t *rows, char *err,
+    size_t errlen)
 {
 	struct sales_store_result *res = NULL;
 	struct sales_value v[3];
@@ -972,14 +836,14 @@ sq_migrate(void *conn, const char *module, const char *dir, char *err,
     size_t errlen)
 {
 	struct sq_conn *c = conn;
-	struct sq_migration *list = NULL;
+	struct sales_store_migration *list = NULL;
 	struct sales_store_result *res = NULL;
 	struct sales_store_stmt q = { SQ_LEGACY, NULL, 0 };
 	size_t n = 0, i, rows;
 	int constraint, legacy, ret = -1;
 	char sub[256];
 
-	if (sq_migrations_list(dir, &list, &n, err, errlen) == -1)
+	if (core_store_migrations_list(dir, &list, &n, err, errlen) == -1)
 		return -1;
 	if (n == 0)
 		return 0;
@@ -1017,7 +881,7 @@ sq_migrate(void *conn, const char *module, const char *dir, char *err,
 fail:
 	snprintf(err, errlen, "schema_modules: %s", sub);
 done:
-	sq_migrations_free(list, n);
+	core_store_migrations_free(list, n);
 	return ret;
 }
 
@@ -1037,7 +901,7 @@ sq_writable(const char *what, const char *path, int enoent_ok, char *err,
 /* Does sql (with ?1 module, ?2 version, ?3 name) find a row? */
 static int
 sq_ro_found(sqlite3 *db, const char *sql, const char *module,
-    const struct sq_migration *m)
+    const struct sales_store_migration *m)
 {
 	sqlite3_stmt *s = NULL;
 	int found = 0;
@@ -1063,8 +927,8 @@ sq_ro_found(sqlite3 *db, const char *sql, const char *module,
  */
 static int
 sq_applied(const char *path, int logs, const char *module,
-    const struct sq_migration *list, size_t n, size_t *applied, char *err,
-    size_t errlen)
+    const struct sales_store_migration *list, size_t n, size_t *applied,
+    char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
 	char *uri;
@@ -1119,7 +983,7 @@ sq_parent(const char *path, char *dir, size_t len)
 }
 
 static int
-sq_plan(const struct core_store_config *cfg, char *msg, size_t msglen,
+sq_plan(const struct sales_store_driver_config *cfg, char *msg, size_t msglen,
     char *err, size_t errlen)
 {
 	struct stat sb;
@@ -1152,41 +1016,64 @@ sq_plan(const struct core_store_config *cfg, char *msg, size_t msglen,
 }
 
 static int
-sq_plan_module(const struct core_store_config *cfg, const char *module,
-    const char *mdir, char *msg, size_t msglen, char *err, size_t errlen)
+sq_plan_module(const struct sales_store_driver_config *cfg, const char *module,
+    const struct sales_store_migration *list, size_t n, size_t *applied,
+    char *err, size_t errlen)
 {
-	struct sq_migration *list = NULL;
 	struct stat sb;
 	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
 	char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
-	size_t n = 0, applied = 0;
-	int logs, ret = -1;
+	int logs;
 
-	if (sq_migrations_list(mdir, &list, &n, err, errlen) == -1)
-		return -1;
+	*applied = 0;
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	snprintf(shm, sizeof(shm), "%s-shm", path);
-	if (n > 0 && stat(path, &sb) == 0) {
-		logs = access(wal, F_OK) == 0 || access(shm, F_OK) == 0;
-		if (sq_applied(path, logs, module, list, n, &applied, err,
-		    errlen) == -1)
-			goto done;
-	}
-	if (applied == n)
-		snprintf(msg, msglen, "module \"%s\": schema up to date (%zu "
-		    "migration(s) in \"%s\")", module, n, mdir);
-	else
-		snprintf(msg, msglen, "module \"%s\": %zu migration(s) "
-		    "pending, would be applied (from \"%s\")", module,
-		    n - applied, mdir);
-	ret = 0;
-done:
-	sq_migrations_free(list, n);
-	return ret;
+	if (n == 0 || stat(path, &sb) == -1)
+		return 0;	/* nothing yet: every file is pending */
+	logs = access(wal, F_OK) == 0 || access(shm, F_OK) == 0;
+	return sq_applied(path, logs, module, list, n, applied, err, errlen);
 }
 
-const struct core_store_driver core_store_sqlite = {
+/*
+ * SQLite maps the -shm into memory and writes the -wal through it: a
+ * write that cannot be backed is a SIGBUS (store.c's handler).
+ */
+static void
+sq_mapped_fault(const struct sales_store_driver_config *cfg, int status,
+    char *msg, size_t msglen)
+{
+	const char *path = cfg->path != NULL ? cfg->path : "database/sales.db";
+
+	snprintf(msg, msglen, "fatal: storage fault (SIGBUS) in a "
+	    "memory-mapped database file (\"%s-shm\" or \"%s-wal\"): it "
+	    "cannot be written (made immutable or read-only, or the disk "
+	    "failed); salesd stops with status %d; make the files writable "
+	    "again and restart (committed orders are safe)\n", path, path,
+	    status);
+}
+
+/* migrate-data's source: the tables (and columns) of the modules. */
+static int
+sq_tables(void *conn, struct sales_store_result **res, char *err,
+    size_t errlen)
+{
+	struct sales_store_stmt s = { "SELECT m.name, p.name FROM "
+	    "sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = "
+	    "'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND "
+	    "m.name NOT IN ('schema_modules', 'schema_migrations') "
+	    "ORDER BY m.name, p.cid", NULL, 0 };
+	int constraint;
+
+	return sq_exec(conn, &s, res, &constraint, err, errlen);
+}
+
+/* The embedded default: built in, never loaded. */
+const struct sales_store_driver core_store_embedded = {
+	.size = sizeof(struct sales_store_driver),
+	.abi = SALES_STORE_DRIVER_ABI,
 	.name = "sqlite",
+	.dialect = NULL,		/* the migrations' own dialect */
+	.flags = SALES_STORE_MAPPED,
 	.open = sq_open,
 	.close = sq_close,
 	.migrate = sq_migrate,
@@ -1201,4 +1088,7 @@ const struct core_store_driver core_store_sqlite = {
 	.probe = sq_probe,
 	.plan = sq_plan,
 	.plan_module = sq_plan_module,
+	.mapped_fault = sq_mapped_fault,
+	.tables = sq_tables,
+	.bulk = NULL,		/* its triggers cannot be put aside */
 };

@@ -119,7 +119,7 @@ static int
 open_store(void)
 {
 	struct core_store_config cfg = {
-		.driver = "sqlite",
+		.driver = NULL,		/* the embedded default */
 		.path = dbpath,
 		.migrations = sqlroot,
 		.max_group = 0,
@@ -675,7 +675,7 @@ test_migrations_once(void **state)
 static void
 test_migration_broken(void **state)
 {
-	struct core_store_config cfg = { "sqlite", dbpath, migdir, 0, 0 };
+	struct sales_store_driver_config cfg = { sizeof(cfg), dbpath, NULL, 0 };
 	char err[512];
 	void *conn;
 
@@ -684,14 +684,14 @@ test_migration_broken(void **state)
 	    "CREATE TABLE half (a INTEGER);\nCREATE TABLE oops (;\n");
 	assert_int_equal(open_store(), -1);
 	assert_int_equal(core_store_writable(), 0);
-	conn = core_store_sqlite.open(&cfg, 1, err, sizeof(err));
+	conn = core_store_embedded.open(&cfg, 1, err, sizeof(err));
 	assert_non_null(conn);
 	err[0] = '\0';
-	assert_int_equal(core_store_sqlite.migrate(conn, "t", migdir, err,
+	assert_int_equal(core_store_embedded.migrate(conn, "t", migdir, err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "003_broken.sql"));
 	assert_non_null(strstr(err, "syntax error"));
-	core_store_sqlite.close(conn);
+	core_store_embedded.close(conn);
 	/* 001 and 002 went in; 003 left nothing behind. */
 	assert_int_equal(migrations_applied(), 2);
 	assert_int_equal(count_rows("SELECT count(*) FROM sqlite_master "
@@ -701,15 +701,15 @@ test_migration_broken(void **state)
 	rm_rf(migdir);
 	assert_int_equal(mkdir(migdir, 0755), 0);
 	write_file(migdir, "first.sql", "SELECT 1;");
-	conn = core_store_sqlite.open(&cfg, 1, err, sizeof(err));
+	conn = core_store_embedded.open(&cfg, 1, err, sizeof(err));
 	assert_non_null(conn);
-	assert_int_equal(core_store_sqlite.migrate(conn, "t", migdir, err,
+	assert_int_equal(core_store_embedded.migrate(conn, "t", migdir, err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "first.sql"));
 	/* A module without tables has no directory: nothing to apply. */
-	assert_int_equal(core_store_sqlite.migrate(conn, "t",
+	assert_int_equal(core_store_embedded.migrate(conn, "t",
 	    "/nonexistent/sql", err, sizeof(err)), 0);
-	core_store_sqlite.close(conn);
+	core_store_embedded.close(conn);
 	rm_rf(migdir);
 	assert_int_equal(open_store(), 0);
 }
@@ -717,7 +717,8 @@ test_migration_broken(void **state)
 static void
 test_bad_driver(void **state)
 {
-	struct core_store_config cfg = { "oracle", dbpath, migdir, 0, 0 };
+	struct core_store_config cfg = { .driver = "oracle", .path = dbpath,
+	    .migrations = migdir };
 
 	(void)state;
 	assert_int_equal(core_store_open(&cfg), -1);
@@ -819,7 +820,7 @@ test_file_moved(void **state)
 static void
 test_wal_without_database(void **state)
 {
-	struct core_store_config cfg = { "sqlite", dbpath, NULL, 0, 0 };
+	struct sales_store_driver_config cfg = { sizeof(cfg), dbpath, NULL, 0 };
 	char err[1024], dir[300];
 	void *conn;
 
@@ -829,7 +830,7 @@ test_wal_without_database(void **state)
 	assert_int_equal(mkdir(dir, 0755), 0);
 	write_file(dir, "lost.db-wal", "frames of a database long gone");
 	err[0] = '\0';
-	assert_null(conn = core_store_sqlite.open(&cfg, 1, err, sizeof(err)));
+	assert_null(conn = core_store_embedded.open(&cfg, 1, err, sizeof(err)));
 	assert_non_null(strstr(err, "lost.db\" is missing"));
 	assert_non_null(strstr(err, "lost.db-wal"));
 	assert_int_equal(open_store(), -1);
@@ -842,7 +843,7 @@ test_wal_without_database(void **state)
 static void
 test_not_a_database(void **state)
 {
-	struct core_store_config cfg = { "sqlite", dbpath, NULL, 0, 0 };
+	struct sales_store_driver_config cfg = { sizeof(cfg), dbpath, NULL, 0 };
 	char err[512], dir[300];
 	void *conn;
 
@@ -854,7 +855,7 @@ test_not_a_database(void **state)
 	    "all, and it is long enough to have a header of sorts\n");
 	assert_int_equal(open_store(), -1);
 	err[0] = '\0';
-	assert_null(conn = core_store_sqlite.open(&cfg, 1, err, sizeof(err)));
+	assert_null(conn = core_store_embedded.open(&cfg, 1, err, sizeof(err)));
 	assert_non_null(strstr(err, "junk.db"));
 	assert_non_null(strstr(err, "not a database"));
 	assert_non_null(strstr(err, "is not a valid SQLite database"));

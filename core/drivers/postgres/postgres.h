@@ -1,0 +1,68 @@
+/*
+ * postgres.h - what the PostgreSQL driver's files share: a connection,
+ * the core's host table, and the dialect translation.
+ */
+#ifndef PG_DRIVER_H
+#define PG_DRIVER_H
+
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include <sales/store_driver.h>
+
+#define PG_BUCKETS	256
+
+/* A statement prepared on one connection, under its own name. */
+struct pg_prep {
+	struct pg_prep	*next;
+	uint64_t	 hash;
+	size_t		 len;
+	int		 nparams;
+	char		 name[24];
+	char		 sql[];		/* as the module wrote it */
+};
+
+struct pg_conn {
+	PGconn		*pg;
+	int		 writer;
+	char		 schema[64];	/* --check's private schema, or "" */
+	unsigned long	 seq;		/* statement names */
+	size_t		 nprep;
+	struct pg_prep	*bucket[PG_BUCKETS];
+	int64_t		 last_reset;	/* ms, monotonic */
+	int64_t		 last_used;	/* ms, monotonic: a round trip */
+	char		 where[256];	/* host:port/db, for messages */
+};
+
+extern const struct sales_store_host *pg_host;
+
+/* postgres.c */
+int	pg_simple(struct pg_conn *c, const char *sql, char *err,
+	    size_t errlen);
+int	pg_exec(void *conn, const struct sales_store_stmt *stmt,
+	    struct sales_store_result **res, int *constraint, char *err,
+	    size_t errlen);
+PGconn	*pg_connect(const struct sales_store_driver_config *cfg, char *err,
+	    size_t errlen);
+void	pg_result_error(struct pg_conn *c, PGresult *r, char *err,
+	    size_t errlen);
+
+/*
+ * postgres_sql.c: the modules' SQL (SQLite's flavour: ?N parameters,
+ * INSERT OR REPLACE / OR IGNORE, INTEGER as 64 bits) in PostgreSQL's.
+ * Returns a malloc'd statement or NULL with err.
+ */
+char	*pg_translate(struct pg_conn *c, const char *sql, char *err,
+	    size_t errlen);
+
+/* postgres_migrate.c */
+int	pg_migrate(void *conn, const char *module, const char *dir,
+	    char *err, size_t errlen);
+int	pg_plan(const struct sales_store_driver_config *cfg, char *msg,
+	    size_t msglen, char *err, size_t errlen);
+int	pg_plan_module(const struct sales_store_driver_config *cfg,
+	    const char *module, const struct sales_store_migration *list,
+	    size_t n, size_t *applied, char *err, size_t errlen);
+
+#endif /* PG_DRIVER_H */

@@ -1,0 +1,498 @@
+"""[storage] driver = postgres against a real, throwaway PostgreSQL.
+
+The cluster is Debian's postgresql: initdb into a temporary directory as
+the unprivileged postgres user (PostgreSQL refuses root), on a free
+loopback port, fsync on, stopped and removed afterwards.  When the
+server binaries are missing they are installed with apt-get (as root);
+only when that is impossible are these tests skipped, saying why.
+"""
+import glob
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import BUILD, ROOT, SALESD, Server
+
+DRIVER = os.path.join(BUILD, "drivers", "postgres.so")
+
+
+def pg_bindir():
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                  key=lambda p: int(p.split("/")[4]))
+    return os.path.dirname(dirs[-1]) if dirs else None
+
+
+def ensure_postgres():
+    if pg_bindir() is None and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-qq",
+                        "--no-install-recommends", "postgresql"],
+                       env=env, capture_output=True, timeout=600)
+    if pg_bindir() is None:
+        pytest.skip("postgresql cannot be installed here (no "
+                    "/usr/lib/postgresql/*/bin/initdb; apt-get install "
+                    "postgresql needs root and a reachable archive)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """One PostgreSQL server in a temporary directory."""
+
+    def __init__(self):
+        ensure_postgres()
+        self.bindir = pg_bindir()
+        self.dir = tempfile.mkdtemp(prefix="salesd-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.proc = None
+        self.user = None
+        if os.geteuid() == 0:
+            self.user = pwd.getpwnam("postgres")
+            os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
+        os.chmod(self.dir, 0o755)
+        self.run("initdb", "-D", self.data, "-U", "salesd", "-A", "trust",
+                 "-E", "UTF8", "--no-locale")
+        self.start()
+
+    def cmd(self, prog, *args):
+        c = [os.path.join(self.bindir, prog)] + list(args)
+        if self.user is not None:
+            c = ["runuser", "-u", "postgres", "--"] + c
+        return c
+
+    def run(self, prog, *args):
+        p = subprocess.run(self.cmd(prog, *args), capture_output=True,
+                           timeout=120, cwd=self.dir)
+        assert p.returncode == 0, (p.stdout + p.stderr).decode()
+        return p.stdout.decode()
+
+    def as_postgres(self):
+        """In the child: become postgres, so that the pid we signal is
+        the postmaster's own (runuser would not pass SIGINT on)."""
+        if self.user is not None:
+            os.setgroups([])
+            os.setgid(self.user.pw_gid)
+            os.setuid(self.user.pw_uid)
+
+    def start(self, timeout=60):
+        self.log = open(os.path.join(self.dir, "postgres.log"), "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(self.bindir, "postgres"), "-D", self.data,
+             "-p", str(self.port), "-k", self.dir,
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
+             "-c", "synchronous_commit=on",
+             # Every parse and execute, by database: what tests count.
+             "-c", "log_min_duration_statement=0",
+             "-c", "log_line_prefix=db=%d "],
+            stdout=self.log, stderr=self.log, cwd=self.dir,
+            preexec_fn=self.as_postgres)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            p = subprocess.run([os.path.join(self.bindir, "pg_isready"),
+                                "-h", "127.0.0.1", "-p", str(self.port)],
+                               capture_output=True)
+            if p.returncode == 0:
+                return
+            assert self.proc.poll() is None, self.server_log()
+            time.sleep(0.05)
+        raise AssertionError("postgres did not start:\n" + self.server_log())
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)    # fast shutdown
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        self.log.close()
+
+    def server_log(self):
+        with open(os.path.join(self.dir, "postgres.log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def createdb(self, name):
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port),
+                 "-U", "salesd", name)
+        return self.url(name)
+
+    def url(self, name):
+        return "postgresql://salesd@127.0.0.1:%d/%s" % (self.port, name)
+
+    def psql(self, db, sql):
+        return self.run("psql", "-h", "127.0.0.1", "-p", str(self.port),
+                        "-U", "salesd", "-d", db, "-At", "-c", sql).strip()
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not os.path.exists(DRIVER):
+        pytest.fail("%s is not built (libpq-dev missing?)" % DRIVER)
+    c = Cluster()
+    yield c
+    c.destroy()
+
+
+_dbs = [0]
+
+
+@pytest.fixture
+def pgdb(cluster):
+    """A fresh database: (name, url)."""
+    _dbs[0] += 1
+    name = "t%d_%d" % (os.getpid(), _dbs[0])
+    return name, cluster.createdb(name)
+
+
+def pg_server(make_server, url, modules=("orders", "analytics"), env=None,
+              **kw):
+    # The url through ${DATABASE_URL}, as a deployer would give it.
+    return make_server(list(modules), config={
+        "storage": {"driver": "postgres", "url": "${DATABASE_URL}"}},
+        env=dict(env or {}, DATABASE_URL=url), **kw)
+
+
+def ids(body):
+    return [o["id"] for o in body["orders"]]
+
+
+def test_orders_analytics_idempotency_restart(make_server, cluster, pgdb):
+    name, url = pgdb
+    s = pg_server(make_server, url)
+    st, h, body = s.get("/health")
+    assert st == 200 and body["storage"]["driver"] == "postgres", body
+
+    st, h, one = s.post("/orders", {"product_id": "101", "quantity": 2,
+                                    "price": 25.5,
+                                    "date": "2025-04-22T10:00:00Z"})
+    assert st == 201, one
+    assert h["location"] == "/orders/%d" % one["id"]
+    assert one["product_id"] == "101" and one["price"] == 25.5
+    batch = [{"product_id": "p%d" % (i % 3), "quantity": 1, "price": 0.1}
+             for i in range(30)]
+    st, _, many = s.post("/orders", batch)
+    assert st == 201, many
+    assert len(many["orders"]) == 30
+
+    # Idempotency: the retry gets the first answer, nothing new stored.
+    key = {"Idempotency-Key": "k-1"}
+    st1, h1, b1 = s.post("/orders", {"product_id": "9", "quantity": 1,
+                                     "price": 1}, headers=key)
+    st2, h2, b2 = s.post("/orders", {"product_id": "9", "quantity": 1,
+                                     "price": 1}, headers=key)
+    assert st1 == 201 and st2 == 201 and b1 == b2, (b1, b2)
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "32"
+    assert cluster.psql(name, "SELECT count(*) FROM idempotency") == "1"
+
+    st, _, page = s.get("/orders?limit=5")
+    assert st == 200 and len(page["orders"]) == 5
+    assert ids(page) == sorted(ids(page), reverse=True)
+    assert page["orders"][0]["id"] == b1["id"]
+    st, _, got = s.get("/orders/%d" % one["id"])
+    assert st == 200 and got == one
+    st, _, p0 = s.get("/orders?product_id=p0&limit=100")
+    assert st == 200 and len(p0["orders"]) == 10
+    assert s.get("/orders/999999")[0] == 404
+
+    def figures():
+        st, _, a = s.get("/analytics?top=10")
+        assert st == 200, a
+        return a
+
+    a = figures()
+    # 51 + 30 x 0.1 + 1, exactly.
+    assert a["totalRevenue"] == 55.0 and a["totalOrders"] == 32, a
+    assert a["totalQuantity"] == 33
+    tops = {p["product_id"]: p for p in a["topProducts"]}
+    assert tops["101"]["revenue"] == 51.0 and tops["p0"]["revenue"] == 1.0
+    assert cluster.psql(name, "SELECT revenue_units, revenue_micros FROM "
+                        "product_totals WHERE product_id = 'p1'") == "1|0"
+
+    # A restart keeps everything and rebuilds the same figures.
+    before = s.get("/orders?limit=1000")[2]
+    assert s.stop() == 0
+    s.start()
+    assert s.get("/orders?limit=1000")[2] == before
+    b = figures()
+    for k in ("totalRevenue", "totalOrders", "totalQuantity", "topProducts"):
+        assert b[k] == a[k], (k, a, b)
+    st, _, r = s.post("/orders", {"product_id": "9", "quantity": 1,
+                                  "price": 1}, headers=key)
+    assert r == b1
+    st, _, nxt = s.post("/orders", {"product_id": "x", "quantity": 1,
+                                    "price": 2})
+    assert st == 201 and nxt["id"] > b1["id"]
+    # Migrations ran once, recorded like the embedded driver's.
+    assert cluster.psql(name, "SELECT string_agg(module || ':' || "
+                        "version, ',' ORDER BY version) FROM "
+                        "schema_modules") == "orders:1,orders:2"
+
+
+def test_bad_orders_change_nothing(make_server, cluster, pgdb):
+    name, url = pgdb
+    s = pg_server(make_server, url)
+    for bad in ({"product_id": "", "quantity": 1, "price": 1},
+                [{"product_id": "a", "quantity": 1, "price": 1},
+                 {"product_id": "b", "quantity": 0, "price": 1}]):
+        st, _, body = s.post("/orders", bad)
+        assert st == 400, body
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "0"
+
+
+def test_embedded_default_loads_no_client_library(make_server):
+    s = make_server(["orders"])
+    with open("/proc/%d/maps" % s.proc.pid) as f:
+        maps = f.read()
+    assert "/libpq.so" not in maps and "/drivers/postgres.so" not in maps
+
+
+def test_postgres_loads_libpq(make_server, cluster, pgdb):
+    s = pg_server(make_server, pgdb[1], modules=("orders",))
+    with open("/proc/%d/maps" % s.proc.pid) as f:
+        maps = f.read()
+    assert "/libpq.so" in maps and "/drivers/postgres.so" in maps
+
+
+def run_salesd(tmp_path, sub, storage, env=None, args=()):
+    """Runs salesd on a config to its end: (exit code, output)."""
+    d = tmp_path / sub
+    d.mkdir()
+    s = Server(d, ["orders", "analytics"], {"storage": storage}, env)
+    p = subprocess.run([SALESD, "-c", s.config] + list(args),
+                       capture_output=True, timeout=60, cwd=s.tmpdir,
+                       env=s.env)
+    return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+
+
+def test_check_changes_nothing(tmp_path, cluster, pgdb):
+    name, url = pgdb
+    rc, out = run_salesd(tmp_path, "check", {"driver": "postgres",
+                                             "url": url}, args=["--check"])
+    assert rc == 0, out
+    assert "reachable" in out and "2 migration(s) pending" in out, out
+    assert cluster.psql(name, "SELECT count(*) FROM pg_tables WHERE "
+                        "schemaname NOT IN ('pg_catalog', "
+                        "'information_schema')") == "0"
+    assert cluster.psql(name, "SELECT count(*) FROM pg_namespace WHERE "
+                        "nspname LIKE 'salesd_check%'") == "0"
+
+
+@pytest.mark.parametrize("storage,message", [
+    ({"driver": "postgres"}, r"\[storage\] url is not set"),
+    ({"driver": "postgres", "url": "${DATABASE_URL}"},
+     r"\[storage\] url is not set"),
+    ({"driver": "postgres", "url": "postgresql://salesd@127.0.0.1:1/x"},
+     r"cannot connect to PostgreSQL \(\[storage\] url\)"),
+    ({"driver": "oracle"}, r'storage driver "oracle": cannot load .*'
+     r'oracle\.so'),
+    ({"driver": "Bad-Name"}, r"a name is \[a-z0-9_\]\+"),
+    ({"driver": os.path.join(BUILD, "modules", "orders.so")},
+     r"is not a storage driver \(no sales_store_driver_init\)"),
+])
+def test_unusable_configs_stop_startup(tmp_path, storage, message):
+    env = {"DATABASE_URL": ""}
+    rc, out = run_salesd(tmp_path, "bad", storage, env)
+    assert rc == 1 and re.search(message, out), out
+    assert "listening" not in out
+
+
+def test_concurrent_posts_share_commits(make_server, cluster, pgdb):
+    """Group commit on PostgreSQL: many clients at once, every 201 stored,
+    money exact."""
+    import concurrent.futures
+    name, url = pgdb
+    s = pg_server(make_server, url)
+
+    def post(i):
+        return s.post("/orders", {"product_id": "c%d" % (i % 7),
+                                  "quantity": 1, "price": 0.1}, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        answers = list(ex.map(post, range(200)))
+    assert all(st == 201 for st, _, _ in answers), answers[:3]
+    # Prepared once on the writer's connection, executed for each order.
+    log = [line for line in cluster.server_log().splitlines()
+           if line.startswith("db=%s " % name)]
+    insert = r"(parse|execute) (s\d+): INSERT INTO orders\("
+    found = [m.groups() for m in map(re.compile(insert).search, log) if m]
+    assert [g for g in found if g[0] == "parse"] == [("parse", found[0][1])]
+    assert len(found) == 201, found[:3]
+    got = {b["id"] for _, _, b in answers}
+    assert len(got) == 200
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "200"
+    st, _, a = s.get("/analytics")
+    assert a["totalOrders"] == 200 and a["totalRevenue"] == 20.0, a
+    st, _, m = s.get("/metrics")
+    units = re.search(rb"^salesd_storage_units_total (\S+)$", m, re.M)
+    commits = re.search(rb"^salesd_storage_commits_total (\S+)$", m, re.M)
+    assert float(units.group(1)) >= 200
+    assert 1 <= float(commits.group(1)) <= float(units.group(1))
+
+
+def test_kill9_keeps_every_acknowledged_order(make_server, cluster, pgdb):
+    name, url = pgdb
+    s = pg_server(make_server, url)
+    acked = []
+    for i in range(40):
+        st, _, b = s.post("/orders", {"product_id": "k", "quantity": 1,
+                                      "price": 1.25})
+        assert st == 201
+        acked.append(b["id"])
+    assert s.kill9() == -9
+    s.start()
+    st, _, page = s.get("/orders?limit=1000")
+    assert set(acked) <= set(ids(page))
+    st, _, a = s.get("/analytics")
+    assert a["totalOrders"] == 40 and a["totalRevenue"] == 50.0, a
+
+
+def wait_health(s, status, timeout):
+    """Polls /health until it answers status (bounded): (status, body)."""
+    deadline = time.time() + timeout
+    while True:
+        st, _, health = s.get("/health")
+        if st == status or time.time() > deadline:
+            return st, health
+        time.sleep(0.1)
+
+
+def test_database_restart_is_a_fault_that_heals(make_server, cluster, pgdb):
+    name, url = pgdb
+    s = pg_server(make_server, url)
+    assert s.post("/orders", {"product_id": "r", "quantity": 1,
+                              "price": 1})[0] == 201
+    cluster.stop()
+    try:
+        st, h, body = s.post("/orders", {"product_id": "r", "quantity": 1,
+                                         "price": 1}, timeout=60)
+        assert st == 503, body
+        st, health = wait_health(s, 503, 30)
+        assert st == 503 and health["status"] == "degraded", health
+        # Reads served from memory keep working.
+        assert s.get("/analytics")[0] == 200
+    finally:
+        cluster.start()
+    st, health = wait_health(s, 200, 60)
+    assert st == 200, health
+    st, _, b = s.post("/orders", {"product_id": "r", "quantity": 1,
+                                  "price": 1})
+    assert st == 201, b
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "2"
+    s.wait_log(r"connected again")
+
+
+def test_every_shipped_module_runs_on_postgres(make_server, cluster, pgdb):
+    name, url = pgdb
+    s = pg_server(make_server, url, modules=(
+        "orders", "analytics", "weather", "ai_recommend", "dashboard"),
+        env={"WEATHER_API_KEY": "", "OPENAI_API_KEY": ""})
+    st, _, b = s.post("/orders", {"product_id": "tea", "quantity": 3,
+                                  "price": 2.5})
+    assert st == 201, b
+    st, _, r = s.get("/recommendations")
+    assert st == 200 and r["source"] == "fallback", r
+    assert s.get("/promotions")[0] == 200
+    st, _, h = s.get("/health")
+    assert st == 200 and len(h["modules"]) == 5, h
+
+
+def test_migrate_data_keeps_history(make_server, cluster, pgdb, tmp_path):
+    """salesd migrate-data: an SQLite database into an empty PostgreSQL
+    one, verified; the server on PostgreSQL then answers as before."""
+    name, url = pgdb
+    lite = make_server(["orders", "analytics"], subdir="lite")
+    key = {"Idempotency-Key": "m-1"}
+    first = lite.post("/orders", {"product_id": "m", "quantity": 3,
+                                  "price": 0.1}, headers=key)[2]
+    for i in range(25):
+        st, _, b = lite.post("/orders", [
+            {"product_id": "p%d" % (i % 4), "quantity": i + 1,
+             "price": 19.99, "date": "2025-04-22T10:00:00Z"},
+            {"product_id": "é%d" % i, "quantity": 1, "price": 1000000000}])
+        assert st == 201, b
+    orders = lite.get("/orders?limit=1000")[2]
+    figures = lite.get("/analytics?top=100")[2]
+    assert lite.stop() == 0
+
+    s = pg_server(make_server, url, start=False, subdir="pg")
+
+    def migrate(path):
+        p = subprocess.run([SALESD, "-c", s.config, "migrate-data", path],
+                           capture_output=True, timeout=120, cwd=s.tmpdir,
+                           env=s.env)
+        return p.returncode, (p.stdout + p.stderr).decode()
+
+    rc, out = migrate(lite.db)
+    assert rc == 0, out
+    assert re.search(r'table "orders": 51 rows copied; counts and sums '
+                     r'match', out), out
+    assert 'table "idempotency": 1 rows' in out
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "51"
+
+    s.start()
+    assert s.get("/orders?limit=1000")[2] == orders
+    got = s.get("/analytics?top=100")[2]
+    for k in ("totalRevenue", "totalOrders", "totalQuantity", "topProducts"):
+        assert got[k] == figures[k], (k, got[k], figures[k])
+    assert s.post("/orders", {"product_id": "m", "quantity": 3,
+                              "price": 0.1}, headers=key)[2] == first
+    st, _, nxt = s.post("/orders", {"product_id": "n", "quantity": 1,
+                                    "price": 1})
+    assert st == 201 and nxt["id"] == orders["orders"][0]["id"] + 1
+    assert s.stop() == 0
+
+    # Into a database that has rows: refused, nothing changes.
+    rc, out = migrate(lite.db)
+    assert rc == 1 and "is not empty" in out, out
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "52"
+    rc, out = migrate(str(tmp_path / "nosuch.db"))
+    assert rc == 1 and "nosuch.db" in out, out
+
+
+def test_readme_command_line_is_the_help():
+    """README's "The command line" block is what --help prints."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    block = re.search(r"### The command line\n\n```\n(.*?)```", text,
+                      re.S).group(1)
+    out = subprocess.run([SALESD, "--help"], capture_output=True,
+                         timeout=10).stdout.decode()
+    for line in block.strip().splitlines():
+        assert re.sub(r"^\s*(usage: )?", "", line) in out, (line, out)
+
+
+def test_idle_server_reconnects_before_the_next_order(make_server, cluster,
+                                                       pgdb):
+    """A database restart while salesd is idle: the writer's idle look
+    finds the lost session and reconnects, so no client sees a 503."""
+    name, url = pgdb
+    s = pg_server(make_server, url)
+    assert s.post("/orders", {"product_id": "i", "quantity": 1,
+                              "price": 1})[0] == 201
+    cluster.stop()
+    cluster.start()
+    s.wait_log(r"store: database .* connected again", timeout=60)
+    st, _, b = s.post("/orders", {"product_id": "i", "quantity": 1,
+                                  "price": 1})
+    assert st == 201, b
+    assert s.get("/orders?limit=5")[0] == 200
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "2"
