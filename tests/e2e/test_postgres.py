@@ -22,6 +22,9 @@ import pytest
 
 from conftest import BUILD, ROOT, SALESD, Server
 
+PG_ORDERS_MIGRATIONS = glob.glob(os.path.join(ROOT, "sql", "orders",
+                                              "postgres", "[0-9]*.sql"))
+
 DRIVER = os.path.join(BUILD, "drivers", "postgres.so")
 
 
@@ -244,7 +247,8 @@ def test_orders_analytics_idempotency_restart(make_server, cluster, pgdb):
     # Migrations ran once, recorded like the embedded driver's.
     assert cluster.psql(name, "SELECT string_agg(module || ':' || "
                         "version, ',' ORDER BY version) FROM "
-                        "schema_modules") == "orders:1,orders:2"
+                        "schema_modules") == ",".join(
+        "orders:%d" % (i + 1) for i in range(len(PG_ORDERS_MIGRATIONS)))
 
 
 def test_bad_orders_change_nothing(make_server, cluster, pgdb):
@@ -288,7 +292,8 @@ def test_check_changes_nothing(tmp_path, cluster, pgdb):
     rc, out = run_salesd(tmp_path, "check", {"driver": "postgres",
                                              "url": url}, args=["--check"])
     assert rc == 0, out
-    assert "reachable" in out and "2 migration(s) pending" in out, out
+    assert "reachable" in out and "%d migration(s) pending" % len(
+        PG_ORDERS_MIGRATIONS) in out, out
     assert cluster.psql(name, "SELECT count(*) FROM pg_tables WHERE "
                         "schemaname NOT IN ('pg_catalog', "
                         "'information_schema')") == "0"
