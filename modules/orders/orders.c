@@ -13,6 +13,11 @@
  * 409; a stored key answers its stored response if the request is the
  * same (hash of method, path and body), 422 if not.  Keys are kept for
  * [orders] idempotency_ttl_s (default 24 h), then deleted by a timer.
+ * The key row is a plain INSERT (an expired row of the key deleted
+ * first, in the same unit), so when another process sharing the
+ * database - another instance of a cluster - stored the key first, or
+ * races with us for it, the UNIQUE constraint rolls our unit back whole,
+ * orders included, and we answer as a retry: the first answer, or 422.
  *
  * The read routes are in orders_query.c, validation in orders_parse.c.
  * This module never sees analytics: it only publishes.
@@ -43,6 +48,7 @@ struct post {
 	struct sales_buf	 body;		/* the 201 body */
 	size_t			*span;		/* offset, length of each order */
 	char			 location[48];
+	int			 conflict;	/* key taken: looked up again */
 	struct post		*next;		/* in-flight chain */
 	/* A single order (the usual POST) needs no allocations of its own. */
 	struct order		 order1;
@@ -61,12 +67,16 @@ static unsigned long		 unwarned;	/* failures since, not logged */
 static const char sql_insert[] =
     "INSERT INTO orders(id, product_id, quantity, price, date, "
     "price_micros, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char sql_idem_expire[] =
+    "DELETE FROM idempotency WHERE key = ?1 AND created_at < ?2";
 static const char sql_idem_insert[] =
-    "INSERT OR REPLACE INTO idempotency(key, request_hash, status, "
+    "INSERT INTO idempotency(key, request_hash, status, "
     "response, location, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 static const char sql_idem_lookup[] =
     "SELECT request_hash, status, response, location FROM idempotency "
     "WHERE key = ?1 AND created_at >= ?2";
+
+static int	key_lookup(struct post *);
 
 static unsigned
 key_bucket(const char *key)
@@ -162,40 +172,58 @@ resync_cb(const struct sales_store_result *res, const char *err, void *arg)
 		next_id = v->i + 1;
 }
 
+/* The unit was rolled back: 503, and nothing was stored. */
+static void
+store_failed(struct post *p, int constraint, const char *err)
+{
+	const struct sales_core *core = orders_core;
+	int64_t now;
+
+	/*
+	 * While storage is down every POST fails, and the store logs the
+	 * fault once: a line per request would bury it.
+	 */
+	now = core->now_ms();
+	if (warned_ms != 0 && now - warned_ms < ORDERS_WARN_MS)
+		unwarned++;
+	else {
+		core->log(orders_self, SALES_LOG_WARN,
+		    "cannot store %d order(s): %s (%lu more failed since the "
+		    "last such line)", p->n, err ? err : "?", unwarned);
+		warned_ms = now;
+		unwarned = 0;
+	}
+	if (constraint) {
+		/* Someone else wrote ids: move past them. */
+		core->store_query("SELECT MAX(id) FROM orders", NULL, 0,
+		    resync_cb, NULL);
+	}
+	core->http_error(p->req, 503, "storage_error",
+	    "the orders could not be stored; nothing was stored, "
+	    "retry later", NULL);
+}
+
 static void
 write_cb(int status, int constraint, const char *err, void *arg)
 {
 	const struct sales_core *core = orders_core;
 	struct post *p = arg;
 	struct sales_order_v1 ev;
-	int64_t now;
 	size_t len;
 	int i;
 
-	if (status != 0) {
+	if (status != 0 && constraint && p->key != NULL && !p->conflict) {
 		/*
-		 * While storage is down every POST fails, and the store
-		 * logs the fault once: a line per request would bury it.
+		 * The key, perhaps: another instance stored it since our
+		 * look-up, or won a race for it.  Look again and answer
+		 * as a retry (lookup_cb); no row: the 503 below, later.
 		 */
-		now = core->now_ms();
-		if (warned_ms != 0 && now - warned_ms < ORDERS_WARN_MS)
-			unwarned++;
-		else {
-			core->log(orders_self, SALES_LOG_WARN,
-			    "cannot store %d order(s): %s (%lu more failed "
-			    "since the last such line)", p->n, err ? err : "?",
-			    unwarned);
-			warned_ms = now;
-			unwarned = 0;
-		}
-		if (constraint) {
-			/* Someone else wrote ids: move past them. */
-			core->store_query("SELECT MAX(id) FROM orders", NULL, 0,
-			    resync_cb, NULL);
-		}
-		core->http_error(p->req, 503, "storage_error",
-		    "the orders could not be stored; nothing was stored, "
-		    "retry later", NULL);
+		p->conflict = 1;
+		if (key_lookup(p) == 0)
+			return;
+	}
+	if (status != 0) {
+		store_failed(p, constraint, err);
 		goto done;
 	}
 	core->http_add_header(p->req, "Location", p->location);
@@ -242,8 +270,8 @@ static void
 submit(struct post *p)
 {
 	const struct sales_core *core = orders_core;
-	struct sales_store_stmt *stmts = NULL, stmts1[2];
-	struct sales_value *vals = NULL, *v, vals1[7 + 6];
+	struct sales_store_stmt *stmts = NULL, stmts1[3];
+	struct sales_value *vals = NULL, *v, vals1[7 + 8];
 	struct order *o;
 	int64_t now;
 	size_t start;
@@ -253,7 +281,7 @@ submit(struct post *p)
 	if (now < last_received)
 		now = last_received;	/* receive times never go back */
 	last_received = now;
-	nstmt = p->n + (p->key != NULL);
+	nstmt = p->n + 2 * (p->key != NULL);
 	if (p->n == 1) {
 		/* store_write copies what it needs: the stack will do. */
 		memset(stmts1, 0, sizeof(stmts1));
@@ -263,7 +291,7 @@ submit(struct post *p)
 		p->span = p->span1;
 	} else {
 		stmts = calloc((size_t)nstmt, sizeof(*stmts));
-		vals = calloc((size_t)p->n * 7 + 6, sizeof(*vals));
+		vals = calloc((size_t)p->n * 7 + 8, sizeof(*vals));
 		p->span = calloc((size_t)p->n * 2, sizeof(*p->span));
 		if (stmts == NULL || vals == NULL || p->span == NULL)
 			goto nomem;
@@ -331,9 +359,16 @@ submit(struct post *p)
 		v[4].len = strlen(p->location);
 		v[5].type = SALES_VALUE_INT;
 		v[5].i = now;
-		stmts[p->n].sql = sql_idem_insert;
-		stmts[p->n].params = v;
-		stmts[p->n].nparams = 6;
+		/* An expired row of the key gives way; a live one fails us. */
+		v[6] = v[0];
+		v[7].type = SALES_VALUE_INT;
+		v[7].i = now - ttl_s * 1000;
+		stmts[p->n].sql = sql_idem_expire;
+		stmts[p->n].params = &v[6];
+		stmts[p->n].nparams = 2;
+		stmts[p->n + 1].sql = sql_idem_insert;
+		stmts[p->n + 1].params = v;
+		stmts[p->n + 1].nparams = 6;
 	}
 	if (core->store_write(stmts, (size_t)nstmt, write_cb, p) == -1) {
 		core->http_error(p->req, 503, "shutting_down",
@@ -370,7 +405,13 @@ lookup_cb(const struct sales_store_result *res, const char *err, void *arg)
 		return;
 	}
 	if (core->store_rows(res) == 0) {
-		submit(p);
+		if (p->conflict) {
+			/* Not the key: the orders' own constraint. */
+			store_failed(p, 1, "a constraint failed, not the "
+			    "Idempotency-Key's");
+			post_free(p);
+		} else
+			submit(p);
 		return;
 	}
 	hash = core->store_value(res, 0, 0);
@@ -395,6 +436,22 @@ lookup_cb(const struct sales_store_result *res, const char *err, void *arg)
 		    resp->s ? resp->s : "", resp->len);
 	}
 	post_free(p);
+}
+
+/* The stored answer of p's key, if still kept: to lookup_cb. */
+static int
+key_lookup(struct post *p)
+{
+	struct sales_value params[2];
+
+	memset(params, 0, sizeof(params));
+	params[0].type = SALES_VALUE_TEXT;
+	params[0].s = p->key;
+	params[0].len = strlen(p->key);
+	params[1].type = SALES_VALUE_INT;
+	params[1].i = orders_core->now_ms() - ttl_s * 1000;
+	return orders_core->store_query(sql_idem_lookup, params, 2, lookup_cb,
+	    p);
 }
 
 static int
@@ -424,7 +481,6 @@ orders_post(struct sales_request *req, void *arg)
 	const struct sales_core *core = orders_core;
 	struct sales_json *json = NULL;
 	struct post *p = NULL;
-	struct sales_value params[2];
 	const char *body, *key, *code;
 	char field[128], sub[80], msg[200];
 	size_t len;
@@ -503,13 +559,7 @@ orders_post(struct sales_request *req, void *arg)
 	request_hash(body, len, p->hash, sizeof(p->hash));
 	p->next = inflight[key_bucket(key)];
 	inflight[key_bucket(key)] = p;
-	memset(params, 0, sizeof(params));
-	params[0].type = SALES_VALUE_TEXT;
-	params[0].s = p->key;
-	params[0].len = strlen(p->key);
-	params[1].type = SALES_VALUE_INT;
-	params[1].i = core->now_ms() - ttl_s * 1000;
-	if (core->store_query(sql_idem_lookup, params, 2, lookup_cb, p) == -1) {
+	if (key_lookup(p) == -1) {
 		core->http_error(req, 503, "shutting_down",
 		    "the server is shutting down; nothing was stored", NULL);
 		post_free(p);
