@@ -114,6 +114,61 @@ def test_one_key_racing_on_two_instances(make_server, cluster, pgdb):
                  "SELECT count(*) FROM idempotency") == rounds
 
 
+def test_key_stored_elsewhere_while_our_write_waits(make_server, cluster,
+                                                    pgdb):
+    """The race, made deterministic: another session (another instance)
+    holds the key uncommitted when our unit inserts it, so our unit waits
+    on it; once that session commits, our unit fails on the key, is
+    rolled back whole, and the answer is the other session's."""
+    name, url = pgdb
+    (a,) = three(make_server, url, n=1)
+    body = order("held", 4.25, 2)
+    st, _, first = a.post("/orders", body, headers={"Idempotency-Key": "k1"})
+    assert st == 201, first
+    # The other instance: the same request under key k2, uncommitted.
+    other = subprocess.Popen(
+        cluster.cmd("psql", "-h", "127.0.0.1", "-p", str(cluster.port),
+                    "-U", "salesd", "-d", name, "-q", "-v",
+                    "ON_ERROR_STOP=1"),
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, cwd=cluster.dir)
+    try:
+        other.stdin.write(b"BEGIN;\nINSERT INTO idempotency SELECT 'k2', "
+                          b"request_hash, status, response, location, "
+                          b"created_at FROM idempotency WHERE key = 'k1';\n")
+        other.stdin.flush()
+        deadline = time.time() + 30
+        while count(cluster, name, "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = '%s' AND state = 'idle in "
+                    "transaction' AND query LIKE 'INSERT INTO "
+                    "idempotency%%'" % name) == 0:
+            assert time.time() < deadline and other.poll() is None, \
+                other.stderr.read()
+            time.sleep(0.05)
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            fut = ex.submit(a.post, "/orders", body,
+                            headers={"Idempotency-Key": "k2"}, timeout=60)
+            deadline = time.time() + 30
+            while count(cluster, name, "SELECT count(*) FROM "
+                        "pg_stat_activity WHERE datname = '%s' AND "
+                        "wait_event_type = 'Lock'" % name) == 0:
+                assert time.time() < deadline, "our write never waited"
+                assert not fut.done(), fut.result()
+                time.sleep(0.05)
+            other.stdin.write(b"COMMIT;\n")
+            other.stdin.close()
+            assert other.wait(30) == 0, other.stderr.read()
+            st, h, got = fut.result()
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+    assert st == 201 and got == first, (st, got)
+    assert h.get("idempotent-replayed") == "true"
+    assert count(cluster, name) == 1
+    assert count(cluster, name, "SELECT count(*) FROM idempotency") == 2
+
+
 def test_database_stopped_then_back(make_server, cluster, pgdb):
     name, url = pgdb
     insts = three(make_server, url)
