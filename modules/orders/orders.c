@@ -13,11 +13,13 @@
  * 409; a stored key answers its stored response if the request is the
  * same (hash of method, path and body), 422 if not.  Keys are kept for
  * [orders] idempotency_ttl_s (default 24 h), then deleted by a timer.
- * The key row is a plain INSERT (an expired row of the key deleted
- * first, in the same unit), so when another process sharing the
+ * The key row is a plain INSERT, first in the unit (an expired row of
+ * the key deleted just before it), so when another process sharing the
  * database - another instance of a cluster - stored the key first, or
  * races with us for it, the UNIQUE constraint rolls our unit back whole,
  * orders included, and we answer as a retry: the first answer, or 422.
+ * A unit with a key that fails on the orders' ids instead is submitted
+ * once more with fresh ids: the key was still free.
  *
  * The read routes are in orders_query.c, validation in orders_parse.c.
  * This module never sees analytics: it only publishes.
@@ -48,7 +50,7 @@ struct post {
 	struct sales_buf	 body;		/* the 201 body */
 	size_t			*span;		/* offset, length of each order */
 	char			 location[48];
-	int			 conflict;	/* key taken: looked up again */
+	int			 conflicts;	/* failed units looked into */
 	struct post		*next;		/* in-flight chain */
 	/* A single order (the usual POST) needs no allocations of its own. */
 	struct order		 order1;
@@ -172,58 +174,52 @@ resync_cb(const struct sales_store_result *res, const char *err, void *arg)
 		next_id = v->i + 1;
 }
 
-/* The unit was rolled back: 503, and nothing was stored. */
-static void
-store_failed(struct post *p, int constraint, const char *err)
-{
-	const struct sales_core *core = orders_core;
-	int64_t now;
-
-	/*
-	 * While storage is down every POST fails, and the store logs the
-	 * fault once: a line per request would bury it.
-	 */
-	now = core->now_ms();
-	if (warned_ms != 0 && now - warned_ms < ORDERS_WARN_MS)
-		unwarned++;
-	else {
-		core->log(orders_self, SALES_LOG_WARN,
-		    "cannot store %d order(s): %s (%lu more failed since the "
-		    "last such line)", p->n, err ? err : "?", unwarned);
-		warned_ms = now;
-		unwarned = 0;
-	}
-	if (constraint) {
-		/* Someone else wrote ids: move past them. */
-		core->store_query("SELECT MAX(id) FROM orders", NULL, 0,
-		    resync_cb, NULL);
-	}
-	core->http_error(p->req, 503, "storage_error",
-	    "the orders could not be stored; nothing was stored, "
-	    "retry later", NULL);
-}
-
 static void
 write_cb(int status, int constraint, const char *err, void *arg)
 {
 	const struct sales_core *core = orders_core;
 	struct post *p = arg;
 	struct sales_order_v1 ev;
+	int64_t now;
 	size_t len;
 	int i;
 
-	if (status != 0 && constraint && p->key != NULL && !p->conflict) {
+	if (status != 0 && constraint && p->key != NULL &&
+	    p->conflicts < 2) {
 		/*
 		 * The key, perhaps: another instance stored it since our
 		 * look-up, or won a race for it.  Look again and answer
-		 * as a retry (lookup_cb); no row: the 503 below, later.
+		 * as a retry (lookup_cb); no row: retry_cb, once, then
+		 * back here, the 503 below.
 		 */
-		p->conflict = 1;
+		p->conflicts++;
 		if (key_lookup(p) == 0)
 			return;
 	}
 	if (status != 0) {
-		store_failed(p, constraint, err);
+		/*
+		 * While storage is down every POST fails, and the store
+		 * logs the fault once: a line per request would bury it.
+		 */
+		now = core->now_ms();
+		if (warned_ms != 0 && now - warned_ms < ORDERS_WARN_MS)
+			unwarned++;
+		else {
+			core->log(orders_self, SALES_LOG_WARN,
+			    "cannot store %d order(s): %s (%lu more failed "
+			    "since the last such line)", p->n, err ? err : "?",
+			    unwarned);
+			warned_ms = now;
+			unwarned = 0;
+		}
+		if (constraint) {
+			/* Someone else wrote ids: move past them. */
+			core->store_query("SELECT MAX(id) FROM orders", NULL, 0,
+			    resync_cb, NULL);
+		}
+		core->http_error(p->req, 503, "storage_error",
+		    "the orders could not be stored; nothing was stored, "
+		    "retry later", NULL);
 		goto done;
 	}
 	core->http_add_header(p->req, "Location", p->location);
@@ -275,13 +271,14 @@ submit(struct post *p)
 	struct order *o;
 	int64_t now;
 	size_t start;
-	int i, rc = 0, nstmt;
+	int i, rc = 0, nstmt, nkey;
 
 	now = core->now_ms();
 	if (now < last_received)
 		now = last_received;	/* receive times never go back */
 	last_received = now;
-	nstmt = p->n + 2 * (p->key != NULL);
+	nkey = 2 * (p->key != NULL);	/* the key's statements */
+	nstmt = p->n + nkey;
 	if (p->n == 1) {
 		/* store_write copies what it needs: the stack will do. */
 		memset(stmts1, 0, sizeof(stmts1));
@@ -332,9 +329,9 @@ submit(struct post *p)
 		v[5].i = o->price_micros;
 		v[6].type = SALES_VALUE_INT;
 		v[6].i = o->received_at;
-		stmts[i].sql = sql_insert;
-		stmts[i].params = v;
-		stmts[i].nparams = 7;
+		stmts[nkey + i].sql = sql_insert;
+		stmts[nkey + i].params = v;
+		stmts[nkey + i].nparams = 7;
 	}
 	if (p->is_array)
 		rc |= core->buf_printf(&p->body, "]}");
@@ -359,16 +356,21 @@ submit(struct post *p)
 		v[4].len = strlen(p->location);
 		v[5].type = SALES_VALUE_INT;
 		v[5].i = now;
-		/* An expired row of the key gives way; a live one fails us. */
+		/*
+		 * The key goes first: it decides a race with another
+		 * instance (PostgreSQL makes us wait for the other's
+		 * commit, then fails us) before any order is written.  An
+		 * expired row of the key gives way; a live one fails us.
+		 */
 		v[6] = v[0];
 		v[7].type = SALES_VALUE_INT;
 		v[7].i = now - ttl_s * 1000;
-		stmts[p->n].sql = sql_idem_expire;
-		stmts[p->n].params = &v[6];
-		stmts[p->n].nparams = 2;
-		stmts[p->n + 1].sql = sql_idem_insert;
-		stmts[p->n + 1].params = v;
-		stmts[p->n + 1].nparams = 6;
+		stmts[0].sql = sql_idem_expire;
+		stmts[0].params = &v[6];
+		stmts[0].nparams = 2;
+		stmts[1].sql = sql_idem_insert;
+		stmts[1].params = v;
+		stmts[1].nparams = 6;
 	}
 	if (core->store_write(stmts, (size_t)nstmt, write_cb, p) == -1) {
 		core->http_error(p->req, 503, "shutting_down",
@@ -389,6 +391,24 @@ nomem:
 	post_free(p);
 }
 
+/*
+ * Our unit lost on the orders' ids, not on the key, which is still free:
+ * move past the ids another instance took and submit once more, as the
+ * client's own retry with the key would.  A second loss answers 503.
+ */
+static void
+retry_cb(const struct sales_store_result *res, const char *err, void *arg)
+{
+	struct post *p = arg;
+
+	resync_cb(res, err, NULL);
+	p->body.len = 0;
+	if (p->span != p->span1)
+		free(p->span);
+	p->span = NULL;
+	submit(p);
+}
+
 static void
 lookup_cb(const struct sales_store_result *res, const char *err, void *arg)
 {
@@ -405,13 +425,12 @@ lookup_cb(const struct sales_store_result *res, const char *err, void *arg)
 		return;
 	}
 	if (core->store_rows(res) == 0) {
-		if (p->conflict) {
-			/* Not the key: the orders' own constraint. */
-			store_failed(p, 1, "a constraint failed, not the "
-			    "Idempotency-Key's");
-			post_free(p);
-		} else
+		if (p->conflicts == 0)
 			submit(p);
+		else if (p->conflicts > 1 || core->store_query("SELECT "
+		    "MAX(id) FROM orders", NULL, 0, retry_cb, p) == -1)
+			write_cb(-1, 1, "a constraint failed, not the "
+			    "Idempotency-Key's", p);
 		return;
 	}
 	hash = core->store_value(res, 0, 0);
