@@ -408,6 +408,17 @@ def need(prog):
         pytest.skip("%s is not installed: make test-tools" % prog)
 
 
+def test_readme_storage_section_is_what_the_tests_run():
+    import configparser
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(readme_example("cluster-ini"))
+    assert {k: dict(v) for k, v in ini.items() if k != "DEFAULT"} == {
+        "storage": {"driver": "postgres", "url": "${DATABASE_URL}"}}
+    # pg_server's settings, given to every instance here.
+    srv = pg_server(lambda modules, config, env, **kw: config, "x")
+    assert srv == {k: dict(v) for k, v in ini.items() if k != "DEFAULT"}
+
+
 def test_readme_nginx_config_is_valid():
     need(NGINX)
     tmp = public_tmp()
