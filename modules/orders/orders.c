@@ -420,7 +420,7 @@ replay_stored(struct post *p, const struct sales_value *status,
 		return 0;
 	/* The retry's body is the same request: same count and shape. */
 	p->is_array = resp->s[1] == 'a';
-	snprintf(p->location, sizeof(p->location), "%s", l);
+	orders_location(p->location, sizeof(p->location), first);
 	memset(params, 0, sizeof(params));
 	params[0].type = SALES_VALUE_INT;
 	params[0].i = first;
