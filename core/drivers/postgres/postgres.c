@@ -600,6 +600,7 @@ pg_rollback(void *conn)
 {
 	struct pg_conn *c = conn;
 
+	c->wrote = 0;
 	switch (PQtransactionStatus(c->pg)) {
 	case PQTRANS_INTRANS:
 	case PQTRANS_INERROR:
