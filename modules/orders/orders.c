@@ -672,4 +672,5 @@ SALES_MODULE_FINI()
 	if (expire_timer != NULL)
 		orders_core->timer_del(expire_timer);
 	expire_timer = NULL;
+	orders_feed_stop();
 }

@@ -57,6 +57,7 @@ int	orders_append_json(struct sales_buf *b, int64_t id,
  * bytes).  watch: the store_watch callback.  poke: read what is new.
  */
 void	orders_feed_start(int64_t max_id);
+void	orders_feed_stop(void);		/* fini */
 int64_t	orders_feed_watermark(void);
 void	orders_feed_committed(const struct order *orders, int n,
 	    const char *body, const size_t *span);

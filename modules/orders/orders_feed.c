@@ -25,10 +25,13 @@
 #include "orders.h"
 
 #define FEED_BATCH	1000	/* rows per catch-up read */
+#define FEED_RETRY_MS	1000	/* a failed read is tried again */
 
 static int64_t	wm;		/* highest id published */
 static int	reading;	/* a catch-up read is in flight */
 static int	again;		/* something may be new since it started */
+static int	failing;	/* reads fail: logged once, retried */
+static struct sales_timer *retry;
 
 static const char sql_feed[] =
     "SELECT id, product_id, quantity, price_micros, date, received_at "
@@ -40,7 +43,37 @@ void
 orders_feed_start(int64_t max_id)
 {
 	wm = max_id;
-	reading = again = 0;
+	reading = again = failing = 0;
+	retry = NULL;
+}
+
+void
+orders_feed_stop(void)
+{
+	if (retry != NULL)
+		orders_core->timer_del(retry);
+	retry = NULL;
+}
+
+static void
+feed_retry(void *arg)
+{
+	(void)arg;
+	retry = NULL;
+	feed_read();
+}
+
+/*
+ * A read that failed (the database restarting, a reader connection
+ * found dead) is tried again by itself: no later commit may come to
+ * start one, and what is above the watermark must still be published.
+ */
+static void
+feed_failed(void)
+{
+	if (retry == NULL)
+		retry = orders_core->timer_add(FEED_RETRY_MS, 0, feed_retry,
+		    NULL);
 }
 
 int64_t
@@ -166,11 +199,18 @@ feed_cb(const struct sales_store_result *res, const char *err, void *arg)
 	(void)arg;
 	reading = 0;
 	if (res == NULL) {
-		/* The next commit or reconnect reads again from wm. */
-		core->log(orders_self, SALES_LOG_WARN, "cannot read new "
-		    "orders above id %lld: %s", (long long)wm, err);
+		if (!failing)
+			core->log(orders_self, SALES_LOG_WARN, "cannot read "
+			    "new orders above id %lld: %s; trying again every "
+			    "%d s", (long long)wm, err, FEED_RETRY_MS / 1000);
+		failing = 1;
+		feed_failed();
 		return;
 	}
+	if (failing)
+		core->log(orders_self, SALES_LOG_INFO, "reading new orders "
+		    "again");
+	failing = 0;
 	rows = core->store_rows(res);
 	for (r = 0; r < rows; r++) {
 		orders_feed_row(res, r, &o);
@@ -208,6 +248,8 @@ feed_read(void)
 	again = 0;
 	if (core->store_query(sql_feed, p, 2, feed_cb, NULL) == 0)
 		reading = 1;
+	else
+		feed_failed();	/* a full queue */
 }
 
 void
