@@ -22,8 +22,8 @@
  * All SQL text and parameter values are copied by the core at call time.
  * A TEXT parameter with s set and len 0 is read as a NUL-terminated C
  * string.  TEXT and BLOB values in results are NUL-terminated.  Queues
- * are bounded (65,536 units or queries): past that, store_write and
- * store_query return -1 at once, and the module answers 503.
+ * are bounded (65,536 units, and as many queries): a module answers 503
+ * to a request whose store_write or store_query was refused.
  */
 #ifndef SALES_STORE_H
 #define SALES_STORE_H

@@ -30,8 +30,7 @@
  * At shutdown a fetch in flight ends without parse: its waiters get
  * result->shutdown set and the value as it was; nothing is cached.
  *
- * Threads: loop thread only, like every service; every callback runs on
- * the loop thread.  Nothing here blocks.
+ * Nothing here blocks.
  */
 #ifndef SALES_UPSTREAM_H
 #define SALES_UPSTREAM_H
