@@ -7,7 +7,7 @@
  *
  *	SALES_MODULE_MAGIC("name", "1.0");
  *	SALES_MODULE_INIT(core, self) { ... register ...; return 0; }
- *	SALES_MODULE_FINI(void) { ... }			(optional)
+ *	SALES_MODULE_FINI() { ... }			(optional)
  *	SALES_MODULE_RELOAD(self, step) { ... }		(optional, ABI 1.3)
  *
  * The loader reads the magic block before any module code runs and
@@ -63,10 +63,7 @@ struct sales_core {
 	size_t		 size;		/* sizeof(struct sales_core) of the core */
 	const char	*version;	/* the server's version; static */
 
-	/*
-	 * One line to the server log, prefixed with the module's name and
-	 * written at once; dropped when level is below [server] log_level.
-	 */
+	/* One line to the server log, prefixed with the module's name. */
 	void	(*log)(struct sales_module *self, enum sales_log_level level,
 		    const char *fmt, ...) SALES_PRINTF(3, 4);
 
@@ -299,8 +296,11 @@ struct sales_core {
 	/* ABI 1.2 */
 	/*
 	 * An http:// or https:// URL (at most 1024 bytes, no spaces or
-	 * control characters), trailing '/' removed, so that modules can
-	 * append "/path".  Same return rules as the other getters.
+	 * control characters), trailing '/' removed from the configured
+	 * value (def is used as given), so that modules can append
+	 * "/path".  Plain http:// to a host other than this machine is
+	 * warned about.  Same return rules as the other getters; *out is
+	 * NULL when the key is absent and def is NULL.
 	 */
 	int	(*config_url)(struct sales_module *self, const char *key,
 		    const char *def, const char **out);
