@@ -237,7 +237,10 @@ struct sales_core {
 	int	(*json_len)(const struct sales_json *json, int tok);
 	/* i-th element of an array, or -1. */
 	int	(*json_at)(const struct sales_json *json, int arr, int i);
-	/* i-th member of an object: returns the key token, sets *value. */
+	/*
+	 * i-th member of an object: returns the key token and sets *value
+	 * (value may be NULL) to the value's, or -1.
+	 */
 	int	(*json_member)(const struct sales_json *json, int obj, int i,
 		    int *value);
 	/*
@@ -268,9 +271,14 @@ struct sales_core {
 		    size_t len);
 	int	(*buf_printf)(struct sales_buf *buf, const char *fmt, ...)
 		    SALES_PRINTF(2, 3);
-	/* Appends s as a quoted, escaped JSON string. */
+	/*
+	 * Appends len bytes of s as a quoted, escaped JSON string.  s must
+	 * be UTF-8: bytes from 0x80 up pass through unchecked.  (Paths,
+	 * query values and json_string's output are.)
+	 */
 	int	(*buf_json_string)(struct sales_buf *buf, const char *s,
 		    size_t len);
+	/* Frees the data; the buffer is empty ({0}) and reusable. */
 	void	(*buf_free)(struct sales_buf *buf);
 
 	/*
