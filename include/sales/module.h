@@ -144,7 +144,7 @@ struct sales_core {
 
 	/*
 	 * WebSocket: see <sales/ws.h>.  ws_on_message is init only: 0, or
-	 * -1 (logged) for an empty or over-long type, "subscribe" or
+	 * -1 (logged) for a type not of 1 to 64 bytes, "subscribe" or
 	 * "error" (the core's), a type another module has, or outside
 	 * init.  ws_send and ws_broadcast take the type and the JSON text
 	 * of "data", both copied (framed and queued at once).  ws_send: 0
@@ -283,9 +283,10 @@ struct sales_core {
 
 	/*
 	 * Metrics for GET /metrics (Prometheus text).  Registration is
-	 * init only; names get the "salesd_" prefix.  The core owns a
-	 * metric until shutdown; NULL (logged) for a bad or taken name or
-	 * outside init, and metric_add/metric_set ignore NULL.
+	 * init only; names are [a-z0-9_] and get the "salesd_" prefix;
+	 * help NULL repeats the name.  The core owns a metric until
+	 * shutdown; NULL (logged) for a bad or taken name or outside init,
+	 * and metric_add/metric_set ignore NULL.
 	 */
 	struct sales_metric *(*metric_counter)(struct sales_module *self,
 		    const char *name, const char *help);
@@ -320,8 +321,8 @@ struct sales_core {
 	 * subscribe to it; a "subscribe" naming a type nobody declared is
 	 * refused.  "*": any type (a relay of types it cannot name).  A
 	 * module built against an older ABI counts as having declared "*".
-	 * 0 (declaring a type twice is harmless), or -1 (logged) for an
-	 * empty or over-long type, outside init, or out of memory.
+	 * 0 (declaring a type twice is harmless), or -1 (logged) for a
+	 * type not of 1 to 64 bytes, outside init, or out of memory.
 	 */
 	int	(*ws_event)(struct sales_module *self, const char *type);
 
