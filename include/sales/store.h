@@ -3,10 +3,12 @@
  *
  * A module owns its tables: its schema is its own numbered migrations
  * (sql/<module>/NNN_*.sql when shipped, <name>.sql/ beside a .so loaded
- * by path), applied by the core before its init and recorded per module.
- * Another module reads them only through what the owner publishes.
- * Modules speak SQL with positional parameters (?1, ?2, ...).
- * The driver behind it (SQLite by default) is hidden.
+ * by path; for a driver of another dialect, the subfolder of its name,
+ * postgres/), applied by the core before its init and recorded per
+ * module.  Another module reads them only through what the owner
+ * publishes.  Modules speak SQLite's SQL with positional parameters
+ * (?1, ?2, ...); the driver behind it (SQLite by default) is hidden and
+ * translates what it must.
  *
  * Writes: core->store_write() takes a unit of one or more statements that
  * succeed or fail together.  Units from many requests are committed in
