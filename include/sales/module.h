@@ -120,9 +120,9 @@ struct sales_core {
 	/*
 	 * Adds a response header before the answer (both strings copied).
 	 * 0; -1, logged, after the answer, for a name that is not an HTTP
-	 * token, a value holding CR or LF, a header the core
-	 * writes itself (Content-Length, Content-Type, Transfer-Encoding,
-	 * Connection, Server, Date, Upgrade), or past 16 KiB in all.
+	 * token, a value holding CR or LF, a header the core writes itself
+	 * (Content-Length, Content-Type, Transfer-Encoding, Connection,
+	 * Server, Date, Upgrade), or past 16 KiB in all.
 	 */
 	int	(*http_add_header)(struct sales_request *req, const char *name,
 		    const char *value);
