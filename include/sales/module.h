@@ -283,10 +283,10 @@ struct sales_core {
 
 	/*
 	 * Metrics for GET /metrics (Prometheus text).  Registration is
-	 * init only; names are [a-z0-9_] and get the "salesd_" prefix;
-	 * help NULL repeats the name.  The core owns a metric until
-	 * shutdown; NULL (logged) for a bad or taken name or outside init,
-	 * and metric_add/metric_set ignore NULL.
+	 * init only; names are 1 to 88 of [a-z0-9_] and get the "salesd_"
+	 * prefix; help NULL repeats the name.  The core owns a metric
+	 * until shutdown; NULL (logged) for a bad or taken name or outside
+	 * init, and metric_add/metric_set ignore NULL.
 	 */
 	struct sales_metric *(*metric_counter)(struct sales_module *self,
 		    const char *name, const char *help);
