@@ -3,10 +3,12 @@
  *
  * A module owns its tables: its schema is its own numbered migrations
  * (sql/<module>/NNN_*.sql when shipped, <name>.sql/ beside a .so loaded
- * by path), applied by the core before its init and recorded per module.
- * Another module reads them only through what the owner publishes.
- * Modules speak SQL with positional parameters (?1, ?2, ...).
- * The driver behind it (SQLite by default) is hidden.
+ * by path; for a driver of another dialect, the subfolder of its name,
+ * postgres/), applied by the core before its init and recorded per
+ * module.  Another module reads them only through what the owner
+ * publishes.  Modules speak SQLite's SQL with positional parameters
+ * (?1, ?2, ...); the driver behind it (SQLite by default) is hidden and
+ * translates what it must.
  *
  * Writes: core->store_write() takes a unit of one or more statements that
  * succeed or fail together.  Units from many requests are committed in
@@ -40,8 +42,8 @@
  * All SQL text and parameter values are copied by the core at call time.
  * A TEXT parameter with s set and len 0 is read as a NUL-terminated C
  * string.  TEXT and BLOB values in results are NUL-terminated.  Queues
- * are bounded (65,536 units or queries): past that, store_write and
- * store_query return -1 at once, and the module answers 503.
+ * are bounded (65,536 units, and as many queries): a module answers 503
+ * to a request whose store_write or store_query was refused.
  */
 #ifndef SALES_STORE_H
 #define SALES_STORE_H
