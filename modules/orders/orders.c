@@ -69,14 +69,14 @@ static const char sql_insert[] =
     "price_micros, received_at) VALUES ((SELECT COALESCE(MAX(id), 0) + 1 "
     "FROM orders), ?1, ?2, ?3, ?4, ?5, ?6) RETURNING id";
 /*
- * After the unit's orders: the first of them is the highest id less
- * ?6 (the count less one).  response (?4): "@o" for one order object,
- * "@a<n>" for an array of n.
+ * First in the unit, before its orders: the first of them will have
+ * the id one above the highest.  response (?4): "@o" for one order
+ * object, "@a<n>" for an array of n.
  */
 static const char sql_idem_insert[] =
     "INSERT OR REPLACE INTO idempotency(key, request_hash, status, "
     "response, location, created_at) VALUES (?1, ?2, ?3, ?4, "
-    "'/orders/' || ((SELECT MAX(id) FROM orders) - ?6), ?5)";
+    "'/orders/' || (SELECT COALESCE(MAX(id), 0) + 1 FROM orders), ?5)";
 static const char sql_replay[] =
     "SELECT id, product_id, quantity, price_micros, date, received_at "
     "FROM orders_v1 WHERE id >= ?1 AND id < ?2 ORDER BY id";
@@ -173,7 +173,7 @@ write_cb(int status, int constraint, const char *err,
 	struct post *p = arg;
 	const struct sales_value *v;
 	int64_t now;
-	int i;
+	int i, nkey = p->key != NULL;	/* the key's statements first */
 
 	(void)constraint;
 	if (status != 0) {
@@ -198,7 +198,8 @@ write_cb(int status, int constraint, const char *err,
 		goto done;
 	}
 	for (i = 0; i < p->n; i++) {
-		v = (size_t)i < nrows ? core->store_value(rows[i], 0, 0) : NULL;
+		v = (size_t)(nkey + i) < nrows ?
+		    core->store_value(rows[nkey + i], 0, 0) : NULL;
 		if (v == NULL || v->type != SALES_VALUE_INT) {
 			core->log(orders_self, SALES_LOG_ERROR, "the database "
 			    "returned no id for a stored order");
@@ -247,16 +248,17 @@ submit(struct post *p)
 {
 	const struct sales_core *core = orders_core;
 	struct sales_store_stmt *stmts = NULL, stmts1[2];
-	struct sales_value *vals = NULL, *v, vals1[6 + 6];
+	struct sales_value *vals = NULL, *v, vals1[6 + 5];
 	struct order *o;
 	int64_t now;
-	int i, nstmt;
+	int i, nstmt, nkey;
 
 	now = core->now_ms();
 	if (now < last_received)
 		now = last_received;	/* receive times never go back */
 	last_received = now;
-	nstmt = p->n + (p->key != NULL);
+	nkey = p->key != NULL;		/* the key's statement */
+	nstmt = p->n + nkey;
 	if (p->n == 1) {
 		/* store_write copies what it needs: the stack will do. */
 		memset(stmts1, 0, sizeof(stmts1));
@@ -266,7 +268,7 @@ submit(struct post *p)
 		p->span = p->span1;
 	} else {
 		stmts = calloc((size_t)nstmt, sizeof(*stmts));
-		vals = calloc((size_t)p->n * 6 + 6, sizeof(*vals));
+		vals = calloc((size_t)p->n * 6 + 5, sizeof(*vals));
 		p->span = calloc((size_t)p->n * 2, sizeof(*p->span));
 		if (stmts == NULL || vals == NULL || p->span == NULL)
 			goto nomem;
@@ -293,9 +295,9 @@ submit(struct post *p)
 		v[4].i = o->price_micros;
 		v[5].type = SALES_VALUE_INT;
 		v[5].i = o->received_at;
-		stmts[i].sql = sql_insert;
-		stmts[i].params = v;
-		stmts[i].nparams = 6;
+		stmts[nkey + i].sql = sql_insert;
+		stmts[nkey + i].params = v;
+		stmts[nkey + i].nparams = 6;
 	}
 	if (p->key != NULL) {
 		if (p->is_array)
@@ -316,11 +318,10 @@ submit(struct post *p)
 		v[3].len = strlen(p->shape);
 		v[4].type = SALES_VALUE_INT;
 		v[4].i = now;
-		v[5].type = SALES_VALUE_INT;
-		v[5].i = p->n - 1;
-		stmts[p->n].sql = sql_idem_insert;
-		stmts[p->n].params = v;
-		stmts[p->n].nparams = 6;
+		/* First: the key decides before any order is written. */
+		stmts[0].sql = sql_idem_insert;
+		stmts[0].params = v;
+		stmts[0].nparams = 5;
 	}
 	if (core->store_write_rows(stmts, (size_t)nstmt, write_cb, p) == -1) {
 		core->http_error(p->req, 503, "shutting_down",
