@@ -52,7 +52,7 @@
 #include <sales/upstream.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		5
+#define SALES_ABI_MINOR		6
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -374,6 +374,22 @@ struct sales_core {
 	 */
 	int	(*buf_money)(struct sales_buf *buf,
 		    const struct sales_money *m);
+
+	/* ABI 1.6 */
+	/*
+	 * store_write whose callback also gets the rows each statement
+	 * returned (<sales/store.h>, sales_store_rows_cb): 0, or -1 at
+	 * once (queue full, shutting down, bad arguments).
+	 */
+	int	(*store_write_rows)(const struct sales_store_stmt *stmts,
+		    size_t n, sales_store_rows_cb cb, void *arg);
+	/*
+	 * Init only: cb(others, arg) on the loop after commits to the
+	 * shared database by this instance or another, once after
+	 * start-up and after every reconnect (<sales/store.h>).  0 or -1.
+	 */
+	int	(*store_watch)(struct sales_module *self,
+		    sales_store_watch_cb cb, void *arg);
 };
 
 /*

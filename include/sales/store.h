@@ -21,6 +21,24 @@
  * the rows back on the loop.  core->store_query_sync() blocks and is for
  * module init only (rebuilding state before the server takes requests).
  *
+ * Rows from writes (ABI 1.6): core->store_write_rows() is store_write
+ * whose callback also gets what each statement returned, so a module
+ * learns what the database chose inside the transaction (INSERT ...
+ * RETURNING id).
+ *
+ * Commits of other instances (ABI 1.6): instances that share one
+ * database form a cluster.  core->store_watch() (init only) asks to be
+ * called, on the loop, after write groups were committed to that
+ * database, by this instance or by any other.  Calls are coalesced
+ * (several commits may give one call) and carry no rows: the module
+ * reads what is new from a watermark of its own (the highest id it has
+ * handled), so it misses nothing and handles nothing twice whatever
+ * the timing.  The watcher is also called once after start-up and once
+ * after every reconnect of the core's listener, since commits may have
+ * gone unseen meanwhile.  On a database that only this process writes
+ * (the embedded SQLite driver) the calls follow this instance's own
+ * commits.
+ *
  * All SQL text and parameter values are copied by the core at call time.
  * A TEXT parameter with s set and len 0 is read as a NUL-terminated C
  * string.  TEXT and BLOB values in results are NUL-terminated.  Queues
@@ -71,5 +89,26 @@ typedef void (*sales_store_write_cb)(int status, int constraint,
  */
 typedef void (*sales_store_query_cb)(const struct sales_store_result *res,
     const char *err, void *arg);
+
+/*
+ * store_write_rows outcome, on the loop (ABI 1.6).  status, constraint
+ * and err as for sales_store_write_cb.  On status 0, rows[i] (n: the
+ * unit's statement count) holds every row statement i returned, or is
+ * NULL for a statement that returns none (store_rows gives 0 for it);
+ * valid for the call only.  On failure rows is NULL.
+ */
+typedef void (*sales_store_rows_cb)(int status, int constraint,
+    const char *err, const struct sales_store_result *const *rows,
+    size_t n, void *arg);
+
+/*
+ * store_watch callback, on the loop (ABI 1.6).  others is 0 when the
+ * core knows that only this instance's own write groups committed since
+ * the last call (their write callbacks run before or after this call);
+ * 1 when another instance committed, or when commits may have gone
+ * unseen (the first call after start-up, a reconnect): read from the
+ * watermark then.
+ */
+typedef void (*sales_store_watch_cb)(int others, void *arg);
 
 #endif /* SALES_STORE_H */
