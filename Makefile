@@ -74,7 +74,7 @@ test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSALES_TSAN=ON >/dev/null
 	cmake --build $(TSAN_BUILD) -j$$(nproc)
 	SALESD_IO_THREADS=2 TSAN_OPTIONS=halt_on_error=1 tests/run $(TSAN_BUILD) \
-		-k '(test_ws or test_storage or test_durability) and not under_4k'
+		-k '(test_ws or test_storage or test_durability or test_feed) and not under_4k'
 
 fuzz-build:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(FUZZ_PACKAGES)"

@@ -200,6 +200,15 @@ api_httpc_call(struct sales_module *self,
 	return core_httpc_call(core_module_name(self), req, cb, arg);
 }
 
+static int
+api_store_watch(struct sales_module *self, sales_store_watch_cb cb,
+    void *arg)
+{
+	if (!api_in_init(self, "store_watch"))
+		return -1;
+	return core_store_watch(core_module_name(self), cb, arg);
+}
+
 /* The upstream service runs on this very table (core/upstream.c). */
 static struct sales_upstream *
 api_upstream_new(struct sales_module *self,
@@ -280,4 +289,7 @@ const struct sales_core core_api = {
 	.upstream_peek = core_upstream_peek,
 	.upstream_free = core_upstream_free,
 	.buf_money = core_buf_money,
+	/* ABI 1.6 */
+	.store_write_rows = core_store_write_rows,
+	.store_watch = api_store_watch,
 };

@@ -426,7 +426,6 @@ core_config_bool(struct core_config *cfg, const char *section, const char *key,
 	return -1;
 }
 
-/* Trailing slashes are cut in the stored value, so *out stays valid. */
 /* True when the authority at s names this machine's loopback. */
 static int
 url_loopback(const char *s)
@@ -473,6 +472,7 @@ core_config_url(struct core_config *cfg, const char *section, const char *key,
 		log_warn("[%s] %s: \"%s\" is plain http to another host: API "
 		    "keys and data cross the network unencrypted; use https://",
 		    section, key, v);
+	/* Cut in the stored value, so *out stays valid; def is the caller's. */
 	if (e != NULL)
 		while (n > 0 && e->value[n - 1] == '/')
 			e->value[--n] = '\0';

@@ -2,12 +2,14 @@
  * http.c - the HTTP/1.1 server: what the core does with a complete
  * request, between reading it and a module answering it.
  *
- * The server is in five files, one concern each (core/http_int.h holds
+ * The server is in six files, one concern each (core/http_int.h holds
  * what they share):
  *
  *	http_conn.c	 the listener and every connection: accept, reading,
  *			 pipelining, bytes held, limits, timeouts, closing,
  *			 the WebSocket hand-over
+ *	http_head.c	 the strict RFC 9112 framing check of a request
+ *			 head, before the parser sees it
  *	http_parse.c	 libhttp-parser's callbacks: the bytes of one request
  *			 made into a request object, refused past a limit
  *	http_request.c	 the request object, reused, and its accessors

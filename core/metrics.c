@@ -49,6 +49,14 @@ core_metric_new(const char *owner, const char *name, const char *help,
 	struct sales_metric *m, **p;
 	size_t i;
 
+	/* "salesd_" + name must fit, whole: a cut name could clash. */
+	if (name == NULL || *name == '\0' ||
+	    strlen(name) >= sizeof(((struct sales_metric *)0)->name) - 7) {
+		core_log(owner, SALES_LOG_ERROR, "metric \"%s\": a name of 1 to "
+		    "%zu characters", name ? name : "(null)",
+		    sizeof(((struct sales_metric *)0)->name) - 8);
+		return NULL;
+	}
 	for (i = 0; name[i]; i++) {
 		if (!((name[i] >= 'a' && name[i] <= 'z') ||
 		    (name[i] >= '0' && name[i] <= '9') || name[i] == '_')) {

@@ -116,6 +116,7 @@ module_forget(struct sales_module *m)
 	core_bus_forget(m->name);
 	core_metrics_forget(m->name);
 	core_timer_forget(m->name);
+	core_store_forget(m->name);
 }
 
 /* Does the rest of [modules] load name module (by name or path)? */

@@ -64,6 +64,7 @@
 #define STORE_PROBE_MS		1000	/* idle writer looks at storage */
 #define STORE_RELOG_MS		60000	/* a changed fault, logged again */
 #define STORE_EXIT_SIGBUS	74	/* EX_IOERR */
+#define STORE_LISTEN_MS		250	/* listener's wait: its stop latency */
 
 enum job_kind {
 	JOB_WRITE,
@@ -79,6 +80,7 @@ struct job {
 	struct job			*next;
 	enum job_kind			 kind;
 	sales_store_write_cb		 wcb;
+	sales_store_rows_cb		 rcb;		/* write_rows */
 	sales_store_query_cb		 qcb;
 	void				*arg;
 	int				 status;
@@ -86,6 +88,7 @@ struct job {
 	char				*err;		/* on failure */
 	int				 err_owned;
 	struct sales_store_result	*res;		/* queries */
+	struct sales_store_result	**rows;		/* write_rows, nstmts */
 	size_t				 nstmts;
 	struct sales_store_stmt		*stmts;
 };
@@ -142,7 +145,26 @@ static struct {
 	char				 fault[STORE_ERRLEN];
 	int64_t				 fault_since;	/* writer only */
 	int64_t				 fault_logged;	/* writer only */
+
+	/* store_watch: the watchers (loop only) and the listener. */
+	struct watcher			*watchers;
+	struct event			*watch_ev;
+	pthread_t			 listener;
+	int				 listener_started;
+	atomic_int			 lstop;
 } st;
+
+struct watcher {
+	struct watcher		*next;
+	char			*module;
+	sales_store_watch_cb	 cb;
+	void			*arg;
+};
+
+/* What the next watch call says: WATCH_OWN and/or WATCH_OTHERS. */
+#define WATCH_OWN	0x1
+#define WATCH_OTHERS	0x2
+static atomic_int		watch_flags;
 
 static atomic_int		store_writable;
 static atomic_size_t		store_pending;
@@ -243,17 +265,33 @@ job_new(enum job_kind kind, const struct sales_store_stmt *stmts, size_t n)
 }
 
 static void
+job_rows_free(struct job *j)
+{
+	size_t k;
+
+	if (j->rows == NULL)
+		return;
+	for (k = 0; k < j->nstmts; k++) {
+		core_store_result_free(j->rows[k]);
+		j->rows[k] = NULL;
+	}
+}
+
+static void
 job_free(struct job *j)
 {
 	if (j->err_owned)
 		free(j->err);
 	core_store_result_free(j->res);
+	job_rows_free(j);
+	free(j->rows);
 	free(j);
 }
 
 static void
 job_fail(struct job *j, int constraint, const char *err)
 {
+	job_rows_free(j);	/* nothing of a failed unit is stored */
 	if (j->status == -1)
 		return;		/* keep the first, most specific reason */
 	j->status = -1;
@@ -319,7 +357,12 @@ store_deliver(evutil_socket_t fd, short what, void *arg)
 		next = j->next;
 		/* Answered as far as pending() is concerned, even in the cb. */
 		atomic_fetch_sub(&store_pending, 1);
-		if (j->kind == JOB_WRITE) {
+		if (j->kind == JOB_WRITE && j->rcb != NULL) {
+			j->rcb(j->status, j->constraint,
+			    j->status == 0 ? NULL : j->err,
+			    j->status == 0 ? (const struct sales_store_result *
+			    const *)j->rows : NULL, j->nstmts, j->arg);
+		} else if (j->kind == JOB_WRITE) {
 			if (j->wcb != NULL)
 				j->wcb(j->status, j->constraint,
 				    j->status == 0 ? NULL : j->err, j->arg);
@@ -397,6 +440,25 @@ group_fail(struct job *j, size_t n, const char *what, const char *err)
 }
 
 /*
+ * Writer thread: statement k of unit j, keeping its rows when the unit
+ * asked for them (a group run again replaces those of the first try).
+ */
+static int
+unit_exec(struct job *j, size_t k, int *constraint, char *err,
+    size_t errlen)
+{
+	struct sales_store_result **res = NULL;
+
+	if (j->rows != NULL) {
+		res = &j->rows[k];
+		core_store_result_free(*res);
+		*res = NULL;
+	}
+	return st.drv->exec(st.wconn, &j->stmts[k], res, constraint, err,
+	    errlen);
+}
+
+/*
  * Writer thread, first try: the group in one transaction without
  * savepoints.  Returns 0 when committed (or failed as a whole, which
  * group_fail recorded), 1 when a unit failed: the transaction is then
@@ -423,7 +485,7 @@ run_group_fast(struct job *first, size_t n)
 	}
 	for (i = 0, j = first; i < n; i++, j = j->next)
 		for (k = 0; k < j->nstmts; k++)
-			if (drv->exec(c, &j->stmts[k], NULL, &constraint, err,
+			if (unit_exec(j, k, &constraint, err,
 			    sizeof(err)) == -1) {
 				drv->rollback(c);
 				return 1;
@@ -462,7 +524,7 @@ run_group(struct job *first, size_t n)
 		for (k = 0; k < j->nstmts; k++) {
 			constraint = 0;
 			err[0] = '\0';
-			if (drv->exec(c, &j->stmts[k], NULL, &constraint, err,
+			if (unit_exec(j, k, &constraint, err,
 			    sizeof(err)) == -1) {
 				job_fail(j, constraint, err);
 				break;
@@ -532,6 +594,44 @@ store_deadline(struct timespec *ts, int ms)
 	}
 }
 
+/* Does the driver have op (an optional member appended later)? */
+#define DRV_HAS(drv, op)						\
+	(offsetof(struct sales_store_driver, op) +			\
+	    sizeof((drv)->op) <= (drv)->size && (drv)->op != NULL)
+
+/* Any thread: the watchers are to be called (flags: WATCH_*). */
+static void
+watch_post(int flags)
+{
+	/* Only the post that finds no call pending wakes the loop. */
+	if (atomic_fetch_or(&watch_flags, flags) == 0 && st.watch_ev != NULL)
+		event_active(st.watch_ev, EV_TIMEOUT, 1);
+}
+
+/* Loop thread: one call to every watcher for all posts since the last. */
+static void
+watch_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct watcher *w;
+	int flags;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if ((flags = atomic_exchange(&watch_flags, 0)) == 0)
+		return;
+	for (w = st.watchers; w != NULL; w = w->next)
+		w->cb((flags & WATCH_OTHERS) != 0, w->arg);
+}
+
+/* Listener thread: sleeps ms, or less when told to stop. */
+static void
+store_nap(int ms)
+{
+	for (; ms > 0 && !atomic_load(&st.lstop); ms -= STORE_LISTEN_MS)
+		usleep(STORE_LISTEN_MS * 1000);
+}
+
 static void *
 store_writer(void *arg)
 {
@@ -539,6 +639,7 @@ store_writer(void *arg)
 	struct timespec ts;
 	char err[STORE_ERRLEN];
 	struct timespec t0, t1;
+	uint64_t units;
 	size_t n;
 
 	(void)arg;
@@ -569,6 +670,7 @@ store_writer(void *arg)
 
 		/* Refused rather than acknowledged and lost at restart. */
 		err[0] = '\0';
+		units = atomic_load(&store_units);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (st.drv->check(st.wconn, err, sizeof(err)) == -1)
 			group_fail(first, n, NULL, err);
@@ -583,7 +685,80 @@ store_writer(void *arg)
 		    sizeof(group_bounds) / sizeof(group_bounds[0]), (double)n);
 		pthread_mutex_unlock(&hist_lock);
 		post_done(first, last, n);
+		/*
+		 * A database no other process writes: this commit is all
+		 * there is to tell the watchers (after its callbacks).  A
+		 * shared one tells them through the listener, own commits
+		 * and others' alike.
+		 */
+		if (!DRV_HAS(st.drv, listen) &&
+		    atomic_load(&store_units) != units)
+			watch_post(WATCH_OWN);
 	}
+	return NULL;
+}
+
+/*
+ * Listener thread (drivers with listen/wait): one connection of its
+ * own that hears every instance's commits.  A first LISTEN, and every
+ * one after a lost connection, tells the watchers that commits may
+ * have gone unheard, so that they read from their watermarks; the
+ * connection is tried again every STORE_PROBE_MS meanwhile, with one
+ * log line per episode.
+ */
+static void *
+store_listener(void *arg)
+{
+	void *conn = NULL;
+	char err[STORE_ERRLEN];
+	int rc, lost = 0, listened = 0;
+
+	(void)arg;
+	while (!atomic_load(&st.lstop)) {
+		if (conn == NULL) {
+			err[0] = '\0';
+			if ((conn = st.drv->open(&st.dcfg, 0, err,
+			    sizeof(err))) == NULL ||
+			    st.drv->listen(conn, err, sizeof(err)) == -1) {
+				if (conn != NULL)
+					st.drv->close(conn);
+				conn = NULL;
+				if (!lost)
+					core_log("store", SALES_LOG_WARN,
+					    "cannot listen for the commits of "
+					    "other instances: %s; trying "
+					    "again every %d s", err,
+					    STORE_PROBE_MS / 1000);
+				lost = 1;
+				store_nap(STORE_PROBE_MS);
+				continue;
+			}
+			if (lost)
+				core_log("store", SALES_LOG_INFO, "listening "
+				    "for the commits of other instances again");
+			else if (!listened)
+				core_log("store", SALES_LOG_DEBUG, "listening "
+				    "for the commits of other instances");
+			lost = 0;
+			listened = 1;
+			watch_post(WATCH_OTHERS);
+		}
+		err[0] = '\0';
+		rc = st.drv->wait(conn, STORE_LISTEN_MS, err, sizeof(err));
+		if (rc == 1)
+			watch_post(WATCH_OWN);
+		else if (rc == 2)
+			watch_post(WATCH_OTHERS);
+		else if (rc == -1) {
+			core_log("store", SALES_LOG_WARN, "lost the connection "
+			    "that listens for commits: %s; reconnecting", err);
+			lost = 1;
+			st.drv->close(conn);
+			conn = NULL;
+		}
+	}
+	if (conn != NULL)
+		st.drv->close(conn);
 	return NULL;
 }
 
@@ -738,6 +913,12 @@ core_store_open(const struct core_store_config *cfg)
 		core_log("store", SALES_LOG_ERROR, "cannot create event");
 		goto fail;
 	}
+	if ((st.watch_ev = event_new(core_base, -1, EV_PERSIST, watch_deliver,
+	    NULL)) == NULL) {
+		core_log("store", SALES_LOG_ERROR, "cannot create event");
+		goto fail;
+	}
+	atomic_store(&watch_flags, 0);
 	store_signals();
 	pthread_mutex_init(&st.wlock, NULL);
 	/* The writer's probe timer must not jump with the wall clock. */
@@ -771,6 +952,8 @@ core_store_open(const struct core_store_config *cfg)
 	st.reader_started = 1;
 	return 0;
 fail:
+	if (st.done_ev != NULL)
+		event_free(st.done_ev);
 	if (st.rconn != NULL)
 		st.drv->close(st.rconn);
 	if (st.wconn != NULL)
@@ -931,9 +1114,15 @@ core_store_migrate(const char *module, const char *dir)
 void
 core_store_close(void)
 {
+	struct watcher *w;
+
 	if (!st.open)
 		return;
 	st.closing = 1;
+	if (st.listener_started) {
+		atomic_store(&st.lstop, 1);
+		pthread_join(st.listener, NULL);
+	}
 	pthread_mutex_lock(&st.wlock);
 	st.wstop = 1;
 	pthread_cond_signal(&st.wcond);
@@ -949,6 +1138,12 @@ core_store_close(void)
 	store_deliver(-1, 0, NULL);
 
 	event_free(st.done_ev);
+	event_free(st.watch_ev);
+	while ((w = st.watchers) != NULL) {
+		st.watchers = w->next;
+		free(w->module);
+		free(w);
+	}
 	st.drv->close(st.rconn);
 	st.drv->close(st.wconn);
 	pthread_mutex_destroy(&st.wlock);
@@ -1055,6 +1250,95 @@ core_store_write(const struct sales_store_stmt *stmts, size_t n,
 	pthread_cond_signal(&st.wcond);
 	pthread_mutex_unlock(&st.wlock);
 	return 0;
+}
+
+int
+core_store_write_rows(const struct sales_store_stmt *stmts, size_t n,
+    sales_store_rows_cb cb, void *arg)
+{
+	struct job *j;
+
+	if (!st.open || st.closing || stmts == NULL || n == 0)
+		return -1;
+	if ((j = job_new(JOB_WRITE, stmts, n)) == NULL)
+		return -1;
+	if ((j->rows = calloc(n, sizeof(*j->rows))) == NULL) {
+		job_free(j);
+		return -1;
+	}
+	j->rcb = cb;
+	j->arg = arg;
+	pthread_mutex_lock(&st.wlock);
+	if (st.wq.len >= STORE_MAX_QUEUE) {
+		pthread_mutex_unlock(&st.wlock);
+		job_free(j);
+		return -1;
+	}
+	atomic_fetch_add(&store_pending, 1);
+	queue_push(&st.wq, j);
+	pthread_cond_signal(&st.wcond);
+	pthread_mutex_unlock(&st.wlock);
+	return 0;
+}
+
+/*
+ * Watchers are called in registration (load) order.  The first one
+ * starts the listener of a driver that can listen; it tells them once
+ * it listens.  Otherwise they are told once when the loop starts.
+ */
+int
+core_store_watch(const char *module, sales_store_watch_cb cb, void *arg)
+{
+	struct watcher *w, **pp;
+
+	if (!st.open || st.closing || cb == NULL) {
+		core_log(module, SALES_LOG_ERROR, "store_watch: %s",
+		    cb == NULL ? "no callback" : "storage is not open");
+		return -1;
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL ||
+	    (w->module = strdup(module)) == NULL) {
+		free(w);
+		core_log(module, SALES_LOG_ERROR, "store_watch: out of memory");
+		return -1;
+	}
+	w->cb = cb;
+	w->arg = arg;
+	for (pp = &st.watchers; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = w;
+	if (!DRV_HAS(st.drv, listen) || !DRV_HAS(st.drv, wait) ||
+	    st.cfg.check) {
+		watch_post(WATCH_OTHERS);
+		return 0;
+	}
+	if (st.listener_started)
+		return 0;
+	if (thread_start(&st.listener, store_listener) == -1) {
+		core_log("store", SALES_LOG_ERROR,
+		    "cannot start the storage listener thread");
+		*pp = NULL;
+		free(w->module);
+		free(w);
+		return -1;
+	}
+	st.listener_started = 1;
+	return 0;
+}
+
+void
+core_store_forget(const char *module)
+{
+	struct watcher *w, **pp;
+
+	for (pp = &st.watchers; (w = *pp) != NULL;) {
+		if (strcmp(w->module, module) == 0) {
+			*pp = w->next;
+			free(w->module);
+			free(w);
+		} else
+			pp = &w->next;
+	}
 }
 
 int

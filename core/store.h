@@ -95,6 +95,15 @@ uint64_t core_store_units(void);	/* units committed */
 /* Service-table implementations. */
 int	core_store_write(const struct sales_store_stmt *stmts, size_t n,
 	    sales_store_write_cb cb, void *arg);
+int	core_store_write_rows(const struct sales_store_stmt *stmts, size_t n,
+	    sales_store_rows_cb cb, void *arg);
+/*
+ * store_watch of module (init only; the API checks).  The watchers of
+ * a module whose init failed are dropped by core_store_forget.
+ */
+int	core_store_watch(const char *module, sales_store_watch_cb cb,
+	    void *arg);
+void	core_store_forget(const char *module);
 int	core_store_query(const char *sql, const struct sales_value *params,
 	    size_t nparams, sales_store_query_cb cb, void *arg);
 struct sales_store_result *core_store_query_sync(const char *sql,

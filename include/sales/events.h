@@ -79,8 +79,8 @@ struct sales_analytics_v2 {
 /*
  * "analytics.updated" (deprecated: use analytics.updated.v2): published
  * with every v2 event.  Money is clamped to int64_t; json holds the
- * GET /analytics object when it fits (json_len <= sizeof json), else
- * json_len is 0.
+ * GET /analytics object when it fits (json_len <= sizeof json: read
+ * json_len bytes, as a full buffer has no NUL), else json_len is 0.
  */
 #define SALES_TOPIC_ANALYTICS_UPDATED	"analytics.updated"
 

@@ -4,8 +4,11 @@
  * A module registers (method, pattern, handler) with core->http_route()
  * during init.  Patterns are literal paths with optional "{name}"
  * segments ("/orders/{id}"); a segment matches one non-empty path
- * component.  Method mismatches (405 with Allow) and unknown paths (404)
- * are answered by the core; a handler only sees requests it can serve.
+ * component.  A GET route serves HEAD too (the core sends no body).
+ * Method mismatches (405 with Allow), unknown paths (404), OPTIONS and
+ * everything of [auth], Host and CORS are answered by the core; a
+ * handler only sees requests it can serve.  The members of struct
+ * sales_core that serve requests (http_*) say what each returns.
  *
  * Lifetime: the request stays valid from the handler call until the
  * module answers it with core->http_respond() or core->http_error(),
@@ -17,8 +20,6 @@
  *
  * Paths and query values reach a module percent-decoded and valid UTF-8
  * (the core answers 400 otherwise), with no NUL inside.
- *
- * Thread: loop thread only, like every service of the core.
  */
 #ifndef SALES_HTTP_H
 #define SALES_HTTP_H

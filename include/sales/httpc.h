@@ -21,10 +21,14 @@ struct sales_httpc_request {
 };
 
 /*
- * status is the HTTP status, or 0 when no response arrived (err then
- * says why: "timeout", a connection error, "response too large", or
- * "shutdown" when the server stops first).  body is NUL-terminated and
- * valid for the call only.
+ * status is the HTTP status (any, 4xx and 5xx included: err is then
+ * NULL), or 0 when no whole response arrived.  err then says why, in
+ * one of a few fixed words, safe to show a client: "timeout", "response
+ * too large", "could not resolve host", "could not connect", "TLS
+ * failure", "connection failed", "transfer failed", "request failed",
+ * or "shutdown" when the server stops first (curl's own text, which
+ * names hosts, goes to the log only).  body is NUL-terminated and valid
+ * for the call only.  No redirect is followed.
  */
 typedef void (*sales_httpc_cb)(long status, const char *body, size_t len,
     const char *err, void *arg);

@@ -7,7 +7,8 @@
  * (or SALES_JSON_INVALID) for anything out of place, so a module can
  * chain lookups and check once.
  *
- * Writing JSON is core->buf_json_string() plus core->buf_printf().
+ * Writing JSON is core->buf_json_string() plus core->buf_printf(), with
+ * core->buf_money() for amounts and core->buf_time() (quoted) for times.
  */
 #ifndef SALES_JSON_H
 #define SALES_JSON_H

@@ -7,23 +7,31 @@
  *
  *	SALES_MODULE_MAGIC("name", "1.0");
  *	SALES_MODULE_INIT(core, self) { ... register ...; return 0; }
- *	SALES_MODULE_FINI(void) { ... }			(optional)
+ *	SALES_MODULE_FINI() { ... }			(optional)
  *	SALES_MODULE_RELOAD(self, step) { ... }		(optional, ABI 1.3)
  *
  * The loader reads the magic block before any module code runs and
- * refuses a module built for another ABI, naming what differs.  Then it
- * calls init with the core's service table and the module's handle (its
- * name and its sales.ini section [name]).  Routes, WebSocket message
- * types, bus subscriptions and metrics may be registered only inside
- * init, so that a failed init is undone exactly: those and the module's
- * timers are cancelled before the loader goes on.  Init-only services
- * called later fail (-1 or NULL) and log one line naming the module and
- * the service.  init returns 0, or -1 after logging why; -1 stops
- * start-up.  fini runs at shutdown, modules
- * in reverse load order, after the last commit and upstream call.
+ * refuses a module built for another ABI, naming what differs.  It then
+ * checks the block's requirements, applies the module's migrations
+ * (<sales/store.h>) and calls init with the core's service table and the
+ * module's handle (its name and its sales.ini section [name]), which
+ * both live until the process exits.  Routes, WebSocket message types,
+ * bus subscriptions and metrics may be registered only inside init, so
+ * that a failed init is undone exactly: those and the module's timers
+ * are cancelled before the loader goes on.  The init-only services say
+ * so below; called later they fail (-1 or NULL) and log one line naming
+ * the module and the service.  init returns 0, or -1 after logging why;
+ * -1 stops start-up.  fini runs at shutdown, modules in reverse load
+ * order, after the last commit and upstream call.
  *
  * Threads: every service is loop-thread only, and every callback a
  * module gets runs on the loop thread.  Never block in one.
+ *
+ * Each member's contract (ownership, return values) is said once: here,
+ * beside the member, or, for the members of one area, in the header
+ * that the comment names.  Strings and structs a module passes in are
+ * copied by the core before the call returns, unless a member says
+ * otherwise.
  *
  * The table is append-only: new services go at the end and bump
  * SALES_ABI_MINOR.  A module built against an older minor version runs on
@@ -44,7 +52,7 @@
 #include <sales/upstream.h>
 
 #define SALES_ABI_MAJOR		1
-#define SALES_ABI_MINOR		5
+#define SALES_ABI_MINOR		6
 #define SALES_MODULE_MAGIC_VALUE 0x53414c45u	/* "SALE" */
 
 #define SALES_PRINTF(f, a)	__attribute__((format(printf, f, a)))
@@ -53,9 +61,9 @@ struct sales_metric;
 
 struct sales_core {
 	size_t		 size;		/* sizeof(struct sales_core) of the core */
-	const char	*version;	/* the server's version string */
+	const char	*version;	/* the server's version; static */
 
-	/* Logging to the server log, prefixed with the module's name. */
+	/* One line to the server log, prefixed with the module's name. */
 	void	(*log)(struct sales_module *self, enum sales_log_level level,
 		    const char *fmt, ...) SALES_PRINTF(3, 4);
 
@@ -65,6 +73,7 @@ struct sales_core {
 	 * store def when the key is absent and return 0; a value that does
 	 * not parse or is out of [min, max] is logged (section, key, why)
 	 * and returns -1.  Returned strings live until shutdown.
+	 * config_str returns the value, or def (which may be NULL).
 	 */
 	const char *(*config_str)(struct sales_module *self, const char *key,
 		    const char *def);
@@ -74,46 +83,74 @@ struct sales_core {
 		    double def, double min, double max, double *out);
 	int	(*config_bool)(struct sales_module *self, const char *key,
 		    int def, int *out);
-	/* Calls cb for every key of the section in file order (all read). */
+	/*
+	 * Calls cb for every key of the section in file order, and counts
+	 * them all as read; key and value live until shutdown.
+	 */
 	void	(*config_each)(struct sales_module *self,
 		    void (*cb)(const char *key, const char *value, void *arg),
 		    void *arg);
+	/* The module's name, as loaded; lives until shutdown. */
 	const char *(*module_name)(struct sales_module *self);
 
 	/*
-	 * HTTP server: see <sales/http.h>.  http_route is init only: 0, or
-	 * -1 (logged) for a bad pattern, a route another module has, or
-	 * outside init.  The accessors' strings belong to the request and
-	 * live until it is answered.
+	 * HTTP server: see <sales/http.h> for patterns and the request's
+	 * lifetime.  http_route is init only: 0, or -1 (logged) for a bad
+	 * method or pattern, a route another module has, or outside init.
+	 * The accessors' strings belong to the request and live until it
+	 * is answered.
 	 */
 	int	(*http_route)(struct sales_module *self, const char *method,
 		    const char *pattern, sales_http_handler handler, void *arg);
 	const char *(*http_method)(struct sales_request *req);
 	const char *(*http_path)(struct sales_request *req);
-	/* "{name}" segment of the matched pattern, percent-decoded. */
+	/* "{name}" segment of the matched pattern, percent-decoded; NULL
+	 * when the pattern has none of that name. */
 	const char *(*http_param)(struct sales_request *req, const char *name);
-	/* Query parameter, percent-decoded; NULL when absent. */
+	/* Query parameter, percent-decoded; NULL when absent; the first
+	 * when repeated; "" for "?name" without "=". */
 	const char *(*http_query)(struct sales_request *req, const char *name);
 	/* Request header, case-insensitive; NULL when absent. */
 	const char *(*http_header)(struct sales_request *req, const char *name);
-	/* The whole decoded body (Content-Length or chunked); "" when none. */
+	/*
+	 * The whole decoded body (Content-Length or chunked), NUL-
+	 * terminated; "" when none.  len may be NULL.
+	 */
 	const char *(*http_body)(struct sales_request *req, size_t *len);
-	/* Adds a response header before the answer; 0, or -1 after it. */
+	/*
+	 * Adds a response header before the answer (both strings copied).
+	 * 0; -1, logged, after the answer, for a name that is not an HTTP
+	 * token, a value holding CR or LF, a header the core writes itself
+	 * (Content-Length, Content-Type, Transfer-Encoding, Connection,
+	 * Server, Date, Upgrade), or past 16 KiB in all.
+	 */
 	int	(*http_add_header)(struct sales_request *req, const char *name,
 		    const char *value);
-	/* Answers the request (once); the core copies body. */
+	/*
+	 * Answers the request, once: a second answer is logged and
+	 * dropped.  The core copies body (NULL: none).  content_type NULL
+	 * means application/json; a status outside 200..599 is logged and
+	 * sent as 500.  A 503 gets "Retry-After: 1" unless the module added
+	 * its own; a HEAD gets the headers only.
+	 */
 	void	(*http_respond)(struct sales_request *req, int status,
 		    const char *content_type, const char *body, size_t len);
-	/* Answers with {"error":{"code","message","field"}}; field may be NULL. */
+	/*
+	 * Answers, as http_respond, with {"error":{"code","message",
+	 * "field"}}: field NULL leaves it out, message NULL repeats code.
+	 */
 	void	(*http_error)(struct sales_request *req, int status,
 		    const char *code, const char *message, const char *field);
 
 	/*
-	 * WebSocket: see <sales/ws.h>.  ws_on_message is init only (0 or
-	 * -1, logged).  data is the JSON text of the message's "data",
-	 * copied.  ws_send: 0 when queued, -1 when the client is gone,
-	 * closing, or cut by this message as too slow.  ws_broadcast: to
-	 * every open client subscribed to type.  ws_clients: open now.
+	 * WebSocket: see <sales/ws.h>.  ws_on_message is init only: 0, or
+	 * -1 (logged) for a type not of 1 to 64 bytes, "subscribe" or
+	 * "error" (the core's), a type another module has, or outside
+	 * init.  ws_send and ws_broadcast take the type and the JSON text
+	 * of "data", both copied (framed and queued at once).  ws_send: 0
+	 * when queued, -1 when the client is gone, closing, or cut by this
+	 * message as too slow.  ws_broadcast: to every open client
+	 * subscribed to type.  ws_clients: open now.
 	 */
 	int	(*ws_on_message)(struct sales_module *self, const char *type,
 		    sales_ws_handler handler, void *arg);
@@ -122,7 +159,7 @@ struct sales_core {
 	void	(*ws_broadcast)(const char *type, const char *data, size_t len);
 	size_t	(*ws_clients)(void);
 
-	/* Event bus: see <sales/bus.h>.  bus_subscribe is init only. */
+	/* Event bus: see <sales/bus.h> for both members. */
 	int	(*bus_subscribe)(struct sales_module *self, const char *topic,
 		    sales_bus_handler handler, void *arg);
 	void	(*bus_publish)(const char *topic, const void *payload,
@@ -130,9 +167,10 @@ struct sales_core {
 
 	/*
 	 * Storage: see <sales/store.h>.  store_write and store_query: 0
-	 * when queued (the callback then runs exactly once, on the loop),
-	 * -1 at once when the queue is full or storage is closing (the
-	 * callback never runs).
+	 * when queued (the callback then runs exactly once, on the loop,
+	 * never inside the call), -1 at once when the queue is full,
+	 * storage is closing, there is nothing to run or memory runs out
+	 * (the callback never runs).
 	 */
 	int	(*store_write)(const struct sales_store_stmt *stmts, size_t n,
 		    sales_store_write_cb cb, void *arg);
@@ -145,15 +183,25 @@ struct sales_core {
 	 */
 	struct sales_store_result *(*store_query_sync)(const char *sql,
 		    const struct sales_value *params, size_t nparams);
-	/* A store_query_sync result: the caller frees it. */
+	/* Frees a store_query_sync result; NULL is ignored. */
 	void	(*store_result_free)(struct sales_store_result *res);
-	/* Rows and values of a result; values live as long as it does. */
+	/*
+	 * Rows and values of a result; values live as long as it does.
+	 * store_value is NULL for a row or column out of range.
+	 */
 	size_t	(*store_rows)(const struct sales_store_result *res);
 	size_t	(*store_cols)(const struct sales_store_result *res);
 	const struct sales_value *(*store_value)(
 		    const struct sales_store_result *res, size_t row, size_t col);
 
-	/* Upstream HTTP: see <sales/httpc.h>.  -1 if it cannot start. */
+	/*
+	 * Upstream HTTP: see <sales/httpc.h>.  req and all it points to
+	 * are copied.  0 when started: cb then runs exactly once, on the
+	 * loop, never inside the call.  -1 at once (cb never runs) when
+	 * the server is stopping, url is NULL, the method is not GET or
+	 * POST or a header line is bad (both logged), or memory runs out.
+	 * Prefer httpc_call (ABI 1.4).
+	 */
 	int	(*httpc_request)(const struct sales_httpc_request *req,
 		    sales_httpc_cb cb, void *arg);
 
@@ -172,9 +220,11 @@ struct sales_core {
 
 	/*
 	 * JSON reading: see <sales/json.h>.  Tokens are ints, 0 = root.
-	 * json_parse: the caller's document, freed with json_free (NULL
-	 * is ignored); NULL when text is not one valid JSON value or
-	 * memory runs out.  Other accessors: -1 for a wrong token or type.
+	 * json_parse copies text and returns the caller's document, freed
+	 * with json_free (NULL is ignored); NULL when text is not one
+	 * valid JSON value in UTF-8, nests deeper than 64, or memory runs
+	 * out.  Other accessors: -1 (json_type: SALES_JSON_INVALID) for a
+	 * wrong token or type.
 	 */
 	struct sales_json *(*json_parse)(const char *text, size_t len);
 	void	(*json_free)(struct sales_json *json);
@@ -187,37 +237,56 @@ struct sales_core {
 	int	(*json_len)(const struct sales_json *json, int tok);
 	/* i-th element of an array, or -1. */
 	int	(*json_at)(const struct sales_json *json, int arr, int i);
-	/* i-th member of an object: returns the key token, sets *value. */
+	/*
+	 * i-th member of an object: returns the key token and sets *value
+	 * (value may be NULL) to the value's, or -1.
+	 */
 	int	(*json_member)(const struct sales_json *json, int obj, int i,
 		    int *value);
-	/* Source text of a token (strings without quotes, still escaped). */
+	/*
+	 * Source text of a token (strings without quotes, still escaped),
+	 * inside the document: not NUL-terminated, valid until json_free.
+	 */
 	const char *(*json_raw)(const struct sales_json *json, int tok,
 		    size_t *len);
-	/* Appends the unescaped UTF-8 of a string token to out. */
+	/* Appends the unescaped UTF-8 of a string token to out; 0 or -1. */
 	int	(*json_string)(const struct sales_json *json, int tok,
 		    struct sales_buf *out);
-	/* Number tokens; json_int fails on fractions, exponents or overflow. */
+	/*
+	 * Number and bool tokens into *out: 0 or -1; json_int fails on
+	 * fractions, exponents or overflow.
+	 */
 	int	(*json_int)(const struct sales_json *json, int tok,
 		    long long *out);
 	int	(*json_double)(const struct sales_json *json, int tok,
 		    double *out);
 	int	(*json_bool)(const struct sales_json *json, int tok, int *out);
 
-	/* Buffers: see struct sales_buf.  -1 only when memory runs out. */
+	/*
+	 * Buffers: see struct sales_buf in <sales/types.h>.  Every buf_*
+	 * that appends returns 0, or -1 only when memory runs out (the
+	 * buffer may then hold part of the text: discard it).
+	 */
 	int	(*buf_append)(struct sales_buf *buf, const void *data,
 		    size_t len);
 	int	(*buf_printf)(struct sales_buf *buf, const char *fmt, ...)
 		    SALES_PRINTF(2, 3);
-	/* Appends s as a quoted, escaped JSON string. */
+	/*
+	 * Appends len bytes of s as a quoted, escaped JSON string.  s must
+	 * be UTF-8: bytes from 0x80 up pass through unchecked.  (Paths,
+	 * query values and json_string's output are.)
+	 */
 	int	(*buf_json_string)(struct sales_buf *buf, const char *s,
 		    size_t len);
+	/* Frees the data; the buffer is empty ({0}) and reusable. */
 	void	(*buf_free)(struct sales_buf *buf);
 
 	/*
 	 * Metrics for GET /metrics (Prometheus text).  Registration is
-	 * init only; names get the "salesd_" prefix.  The core owns a
-	 * metric until shutdown; NULL (logged) for a bad or taken name or
-	 * outside init, and metric_add/metric_set ignore NULL.
+	 * init only; names are 1 to 88 of [a-z0-9_] and get the "salesd_"
+	 * prefix; help NULL repeats the name.  The core owns a metric
+	 * until shutdown; NULL (logged) for a bad or taken name or outside
+	 * init, and metric_add/metric_set ignore NULL.
 	 */
 	struct sales_metric *(*metric_counter)(struct sales_module *self,
 		    const char *name, const char *help);
@@ -230,14 +299,17 @@ struct sales_core {
 	/* Monotonic clock in ms, for ages and timeouts (never jumps). */
 	int64_t	(*mono_ms)(void);
 	/* Appends ms as RFC 3339 UTC with milliseconds, unquoted:
-	 * 2026-11-25T10:00:00.123Z. */
+	 * 2026-11-25T10:00:00.123Z, the one way times are printed. */
 	int	(*buf_time)(struct sales_buf *buf, int64_t ms);
 
 	/* ABI 1.2 */
 	/*
 	 * An http:// or https:// URL (at most 1024 bytes, no spaces or
-	 * control characters), trailing '/' removed, so that modules can
-	 * append "/path".  Same return rules as the other getters.
+	 * control characters), trailing '/' removed from the configured
+	 * value (def is used as given), so that modules can append
+	 * "/path".  Plain http:// to a host other than this machine is
+	 * warned about.  Same return rules as the other getters; *out is
+	 * NULL when the key is absent and def is NULL.
 	 */
 	int	(*config_url)(struct sales_module *self, const char *key,
 		    const char *def, const char **out);
@@ -249,13 +321,16 @@ struct sales_core {
 	 * subscribe to it; a "subscribe" naming a type nobody declared is
 	 * refused.  "*": any type (a relay of types it cannot name).  A
 	 * module built against an older ABI counts as having declared "*".
+	 * 0 (declaring a type twice is harmless), or -1 (logged) for a
+	 * type not of 1 to 64 bytes, outside init, or out of memory.
 	 */
 	int	(*ws_event)(struct sales_module *self, const char *type);
 
 	/*
 	 * httpc_request made by self: /metrics shows the call's duration
 	 * under the module's name (salesd_upstream_duration_seconds), where
-	 * httpc_request's calls are "unknown".  Use it over httpc_request.
+	 * httpc_request's calls are "unknown".  Use it over httpc_request;
+	 * returns and ownership as httpc_request.
 	 */
 	int	(*httpc_call)(struct sales_module *self,
 		    const struct sales_httpc_request *req, sales_httpc_cb cb,
@@ -267,7 +342,8 @@ struct sales_core {
 	 * give one (the dashboard).  Only the requests this route serves
 	 * are open: every other route, and a WebSocket handshake on the
 	 * same path, still need their token; the Host check, CORS and the
-	 * limits apply as ever.  Serve nothing secret from it.
+	 * limits apply as ever.  Serve nothing secret from it.  Returns as
+	 * http_route.
 	 */
 	int	(*http_route_open)(struct sales_module *self,
 		    const char *pattern, sales_http_handler handler, void *arg);
@@ -298,6 +374,22 @@ struct sales_core {
 	 */
 	int	(*buf_money)(struct sales_buf *buf,
 		    const struct sales_money *m);
+
+	/* ABI 1.6 */
+	/*
+	 * store_write whose callback also gets the rows each statement
+	 * returned (<sales/store.h>, sales_store_rows_cb): 0, or -1 at
+	 * once (queue full, shutting down, bad arguments).
+	 */
+	int	(*store_write_rows)(const struct sales_store_stmt *stmts,
+		    size_t n, sales_store_rows_cb cb, void *arg);
+	/*
+	 * Init only: cb(others, arg) on the loop after commits to the
+	 * shared database by this instance or another, once after
+	 * start-up and after every reconnect (<sales/store.h>).  0 or -1.
+	 */
+	int	(*store_watch)(struct sales_module *self,
+		    sales_store_watch_cb cb, void *arg);
 };
 
 /*

@@ -3,10 +3,12 @@
  *
  * A module owns its tables: its schema is its own numbered migrations
  * (sql/<module>/NNN_*.sql when shipped, <name>.sql/ beside a .so loaded
- * by path), applied by the core before its init and recorded per module.
- * Another module reads them only through what the owner publishes.
- * Modules speak SQL with positional parameters (?1, ?2, ...).
- * The driver behind it (SQLite by default) is hidden.
+ * by path; for a driver of another dialect, the subfolder of its name,
+ * postgres/), applied by the core before its init and recorded per
+ * module.  Another module reads them only through what the owner
+ * publishes.  Modules speak SQLite's SQL with positional parameters
+ * (?1, ?2, ...); the driver behind it (SQLite by default) is hidden and
+ * translates what it must.
  *
  * Writes: core->store_write() takes a unit of one or more statements that
  * succeed or fail together.  Units from many requests are committed in
@@ -19,11 +21,29 @@
  * the rows back on the loop.  core->store_query_sync() blocks and is for
  * module init only (rebuilding state before the server takes requests).
  *
+ * Rows from writes (ABI 1.6): core->store_write_rows() is store_write
+ * whose callback also gets what each statement returned, so a module
+ * learns what the database chose inside the transaction (INSERT ...
+ * RETURNING id).
+ *
+ * Commits of other instances (ABI 1.6): instances that share one
+ * database form a cluster.  core->store_watch() (init only) asks to be
+ * called, on the loop, after write groups were committed to that
+ * database, by this instance or by any other.  Calls are coalesced
+ * (several commits may give one call) and carry no rows: the module
+ * reads what is new from a watermark of its own (the highest id it has
+ * handled), so it misses nothing and handles nothing twice whatever
+ * the timing.  The watcher is also called once after start-up and once
+ * after every reconnect of the core's listener, since commits may have
+ * gone unseen meanwhile.  On a database that only this process writes
+ * (the embedded SQLite driver) the calls follow this instance's own
+ * commits.
+ *
  * All SQL text and parameter values are copied by the core at call time.
  * A TEXT parameter with s set and len 0 is read as a NUL-terminated C
  * string.  TEXT and BLOB values in results are NUL-terminated.  Queues
- * are bounded (65,536 units or queries): past that, store_write and
- * store_query return -1 at once, and the module answers 503.
+ * are bounded (65,536 units, and as many queries): a module answers 503
+ * to a request whose store_write or store_query was refused.
  */
 #ifndef SALES_STORE_H
 #define SALES_STORE_H
@@ -69,5 +89,26 @@ typedef void (*sales_store_write_cb)(int status, int constraint,
  */
 typedef void (*sales_store_query_cb)(const struct sales_store_result *res,
     const char *err, void *arg);
+
+/*
+ * store_write_rows outcome, on the loop (ABI 1.6).  status, constraint
+ * and err as for sales_store_write_cb.  On status 0, rows[i] (n: the
+ * unit's statement count) holds every row statement i returned, or is
+ * NULL for a statement that returns none (store_rows gives 0 for it);
+ * valid for the call only.  On failure rows is NULL.
+ */
+typedef void (*sales_store_rows_cb)(int status, int constraint,
+    const char *err, const struct sales_store_result *const *rows,
+    size_t n, void *arg);
+
+/*
+ * store_watch callback, on the loop (ABI 1.6).  others is 0 when the
+ * core knows that only this instance's own write groups committed since
+ * the last call (their write callbacks run before or after this call);
+ * 1 when another instance committed, or when commits may have gone
+ * unseen (the first call after start-up, a reconnect): read from the
+ * watermark then.
+ */
+typedef void (*sales_store_watch_cb)(int others, void *arg);
 
 #endif /* SALES_STORE_H */

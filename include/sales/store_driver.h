@@ -200,6 +200,26 @@ struct sales_store_driver {
 		    char *err, size_t errlen);
 	int	 (*bulk)(void *conn, const char *table, int on, char *err,
 		    size_t errlen);
+	/*
+	 * Cluster (read only when size covers them; NULL for a database
+	 * that one process alone writes).  A driver that sets them tells
+	 * every instance sharing its database of every write group any of
+	 * them committed: its commit, when the transaction wrote, sends
+	 * a notice that is delivered only if and when it commits, and its
+	 * begin serialises write transactions across instances, so that
+	 * values a transaction reads and writes (max(id) + 1) follow
+	 * commit order.  The core opens a connection of its own for
+	 * listening (writer 0), on a thread of its own, and calls listen
+	 * once on it, then wait in a loop: up to timeout_ms for notices,
+	 * 0 when none came, 1 when only this process's own commits did,
+	 * 2 when another's did too; -1 with err when the connection is
+	 * lost (the core then closes it, opens another and listens again;
+	 * commits in between are the modules' to read from their
+	 * watermarks).
+	 */
+	int	 (*listen)(void *conn, char *err, size_t errlen);
+	int	 (*wait)(void *conn, int timeout_ms, char *err,
+		    size_t errlen);
 };
 
 typedef const struct sales_store_driver *(*sales_store_driver_init_fn)(

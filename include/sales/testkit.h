@@ -40,7 +40,10 @@
  *		both move only by sales_kit_advance() (and now_ms by
  *		sales_kit_set_time()).
  *   metrics	kept by the server's own code: sales_kit_metric().
- *   json_*, buf_*, buf_time: the server's own implementations.
+ *   upstream_*	the server's own, on the kit's httpc and clocks.
+ *   json_*, buf_* (buf_time, buf_money): the server's own.
+ *
+ * Init-only services called outside init fail and log as in the server.
  *
  * The loop: sales_kit_run() delivers everything that is ready (bus
  * events, storage results, timers due now) until nothing is, like one
@@ -78,7 +81,8 @@ const struct sales_core *sales_kit_core(struct sales_kit *kit);
 /*
  * Sets [section] key = value, as a line of sales.ini would (${NAME}
  * expanded from the environment).  For modules loaded afterwards.
- * -1 when a string is empty or holds a newline.
+ * value may be empty.  -1 (logged) when section or key is empty, a
+ * string holds a line break, section a ']' or key a '='.
  */
 int	sales_kit_config(struct sales_kit *kit, const char *section,
 	    const char *key, const char *value);
@@ -103,7 +107,10 @@ void	sales_kit_store_fail(struct sales_kit *kit, int n, const char *err);
 /* The loop and the clocks. */
 /* Runs whatever is ready; the number of callbacks run, -1 if endless. */
 int	sales_kit_run(struct sales_kit *kit);
-/* Moves both clocks ms forward, firing timers and timeouts on the way. */
+/*
+ * Moves both clocks ms forward, firing timers and timeouts on the way
+ * and running the loop at each.  0, or -1 as sales_kit_run.
+ */
 int	sales_kit_advance(struct sales_kit *kit, int64_t ms);
 /* Steps the wall clock (now_ms) to ms; mono_ms does not move. */
 void	sales_kit_set_time(struct sales_kit *kit, int64_t ms);
@@ -192,11 +199,15 @@ const char *sales_kit_call_header(const struct sales_kit_call *call,
 	    const char *name);
 /*
  * Answers the call: its callback runs now and the call is gone.  A body
- * over max_response fails it with "response too large" instead.
+ * (NULL: "") over max_response fails it with "response too large"
+ * instead.  0, or -1 when call is not pending.
  */
 int	sales_kit_answer(struct sales_kit *kit,
 	    const struct sales_kit_call *call, long status, const char *body);
-/* Fails it: status 0, err ("timeout", "connection refused", ...). */
+/*
+ * Fails it: status 0, err ("timeout", ...; NULL: "connection refused").
+ * 0, or -1 when call is not pending.
+ */
 int	sales_kit_fail(struct sales_kit *kit,
 	    const struct sales_kit_call *call, const char *err);
 

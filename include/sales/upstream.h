@@ -30,8 +30,7 @@
  * At shutdown a fetch in flight ends without parse: its waiters get
  * result->shutdown set and the value as it was; nothing is cached.
  *
- * Threads: loop thread only, like every service; every callback runs on
- * the loop thread.  Nothing here blocks.
+ * Nothing here blocks.
  */
 #ifndef SALES_UPSTREAM_H
 #define SALES_UPSTREAM_H
@@ -76,7 +75,8 @@ typedef int (*sales_upstream_request_cb)(struct sales_httpc_request *req,
  * Turns the upstream's answer into the module's value.  status, body,
  * len and err are those of sales_httpc_cb (status 0: no answer, err
  * says why: "timeout", "could not connect", ...).  Return 0 with *value
- * set (not NULL): a good outcome.  Return -1 with why filled (one line,
+ * set: a good outcome (0 with *value NULL counts as failed, "no
+ * value").  Return -1 with why filled (one line, "failed" if left empty,
  * for clients and logs): a failed one; *value may still be set to a
  * stand-in (a fallback answer) that callers get instead of the old
  * value.  The upstream owns *value from then on and frees it with

@@ -7,12 +7,13 @@
  *
  * Clients are named by a 64-bit id that is never reused during a run, so
  * a module may keep one and send to it later: sending to a client that is
- * gone is harmless and returns -1.
+ * gone is harmless.
  *
- * "subscribe" is the core's: a client that subscribed receives only the
- * types it asked for.  Every other client message type is routed to the
- * module that registered it with core->ws_on_message(); unknown types are
- * answered with an "error" message by the core.
+ * "subscribe" and "error" are the core's: a client that subscribed
+ * receives only the types it asked for, and may name only types some
+ * module declared (core->ws_event).  Every other client message type is
+ * routed to the module that registered it with core->ws_on_message();
+ * unknown types are answered with an "error" message by the core.
  */
 #ifndef SALES_WS_H
 #define SALES_WS_H

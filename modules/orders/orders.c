@@ -1,25 +1,28 @@
 /*
  * orders - POST /orders: validate, store durably, answer 201 only after
- * the group commit that holds the orders, then tell everyone: the
- * "newOrder" WebSocket message (the very bytes of the response's order)
- * and one "order.created" bus event per order, in commit order.
+ * the group commit that holds the orders, then tell everyone through
+ * the feed (orders_feed.c): the "newOrder" WebSocket message (the very
+ * bytes of the response's order) and one "order.created" bus event per
+ * order, in commit order, on every instance of a cluster.
  *
- * Ids are assigned here (max(id) + 1 at start-up, then a counter), so
- * the whole response is known before the write and the Idempotency-Key
- * row holding it goes into the same write unit as the orders: either
- * both are stored or neither.  A failed unit leaves a gap in the ids.
+ * Ids are given by the database in the INSERT (max(id) + 1, inside a
+ * write transaction that commits alone across the cluster), returned by
+ * it, and the 201 is written from them after the commit.  The
+ * Idempotency-Key row goes into the same write unit as the orders, so
+ * either both are stored or neither; it records the first id (in
+ * location) and the count, and a replay writes the answer again from
+ * those orders, byte for byte (rows written before ids came from the
+ * database hold the answer itself, replayed as it is).
  *
  * Idempotency-Key: a key whose first request is still in flight answers
  * 409; a stored key answers its stored response if the request is the
  * same (hash of method, path and body), 422 if not.  Keys are kept for
  * [orders] idempotency_ttl_s (default 24 h), then deleted by a timer.
- * The key row is a plain INSERT, first in the unit (an expired row of
- * the key deleted just before it), so when another process sharing the
- * database - another instance of a cluster - stored the key first, or
- * races with us for it, the UNIQUE constraint rolls our unit back whole,
- * orders included, and we answer as a retry: the first answer, or 422.
- * A unit with a key that fails on the orders' ids instead is submitted
- * once more with fresh ids: the key was still free.
+ * The key row is a plain INSERT (an expired row of the key deleted just
+ * before it), so when another process sharing the database - another
+ * instance of a cluster - stored the key first, or races with us for
+ * it, the UNIQUE constraint rolls our unit back whole, orders included,
+ * and we answer as a retry: the first answer, or 422.
  *
  * The read routes are in orders_query.c, validation in orders_parse.c.
  * This module never sees analytics: it only publishes.
@@ -50,14 +53,14 @@ struct post {
 	struct sales_buf	 body;		/* the 201 body */
 	size_t			*span;		/* offset, length of each order */
 	char			 location[48];
-	int			 conflicts;	/* failed units looked into */
+	char			 shape[16];	/* idempotency: "@o", "@a<n>" */
+	int			 conflict;	/* key taken: looked up again */
 	struct post		*next;		/* in-flight chain */
 	/* A single order (the usual POST) needs no allocations of its own. */
 	struct order		 order1;
 	size_t			 span1[2];
 };
 
-static int64_t			 next_id;
 static int64_t			 last_received;
 static long long		 ttl_s;
 static struct sales_timer	*expire_timer;
@@ -66,14 +69,25 @@ static struct sales_metric	*m_created, *m_rejected, *m_replayed;
 static int64_t			 warned_ms;	/* last "cannot store" line */
 static unsigned long		 unwarned;	/* failures since, not logged */
 
+/* The id: one above the highest, read inside the write transaction. */
 static const char sql_insert[] =
     "INSERT INTO orders(id, product_id, quantity, price, date, "
-    "price_micros, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "price_micros, received_at) VALUES ((SELECT COALESCE(MAX(id), 0) + 1 "
+    "FROM orders), ?1, ?2, ?3, ?4, ?5, ?6) RETURNING id";
+/*
+ * First in the unit, before its orders: the first of them will have
+ * the id one above the highest.  response (?4): "@o" for one order
+ * object, "@a<n>" for an array of n.
+ */
 static const char sql_idem_expire[] =
     "DELETE FROM idempotency WHERE key = ?1 AND created_at < ?2";
 static const char sql_idem_insert[] =
     "INSERT INTO idempotency(key, request_hash, status, "
-    "response, location, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "response, location, created_at) VALUES (?1, ?2, ?3, ?4, "
+    "'/orders/' || (SELECT COALESCE(MAX(id), 0) + 1 FROM orders), ?5)";
+static const char sql_replay[] =
+    "SELECT id, product_id, quantity, price_micros, date, received_at "
+    "FROM orders_v1 WHERE id >= ?1 AND id < ?2 ORDER BY id";
 static const char sql_idem_lookup[] =
     "SELECT request_hash, status, response, location FROM idempotency "
     "WHERE key = ?1 AND created_at >= ?2";
@@ -117,7 +131,7 @@ inflight_remove(struct post *p)
 int64_t
 orders_next_id(void)
 {
-	return next_id;
+	return orders_feed_watermark() + 1;
 }
 
 static void
@@ -158,41 +172,26 @@ request_hash(const char *body, size_t len, char *out, size_t outlen)
 	    (unsigned long long)h2, len);
 }
 
-static void
-resync_cb(const struct sales_store_result *res, const char *err, void *arg)
-{
-	const struct sales_value *v;
-
-	(void)arg;
-	if (res == NULL) {
-		orders_core->log(orders_self, SALES_LOG_WARN,
-		    "cannot read the highest order id: %s", err);
-		return;
-	}
-	v = orders_core->store_value(res, 0, 0);
-	if (v != NULL && v->type == SALES_VALUE_INT && v->i >= next_id)
-		next_id = v->i + 1;
-}
+/* "/orders/ID" without printf (ids are positive). */
+static void orders_location(char *out, size_t outlen, int64_t id);
 
 static void
-write_cb(int status, int constraint, const char *err, void *arg)
+write_cb(int status, int constraint, const char *err,
+    const struct sales_store_result *const *rows, size_t nrows, void *arg)
 {
 	const struct sales_core *core = orders_core;
 	struct post *p = arg;
-	struct sales_order_v1 ev;
+	const struct sales_value *v;
 	int64_t now;
-	size_t len;
-	int i;
+	int i, nkey = 2 * (p->key != NULL);	/* the key's statements first */
 
-	if (status != 0 && constraint && p->key != NULL &&
-	    p->conflicts < 2) {
+	if (status != 0 && constraint && p->key != NULL && !p->conflict) {
 		/*
 		 * The key, perhaps: another instance stored it since our
 		 * look-up, or won a race for it.  Look again and answer
-		 * as a retry (lookup_cb); no row: retry_cb, once, then
-		 * back here, the 503 below.
+		 * as a retry (lookup_cb); no row: back here, the 503 below.
 		 */
-		p->conflicts++;
+		p->conflict = 1;
 		if (key_lookup(p) == 0)
 			return;
 	}
@@ -212,40 +211,41 @@ write_cb(int status, int constraint, const char *err, void *arg)
 			warned_ms = now;
 			unwarned = 0;
 		}
-		if (constraint) {
-			/* Someone else wrote ids: move past them. */
-			core->store_query("SELECT MAX(id) FROM orders", NULL, 0,
-			    resync_cb, NULL);
-		}
 		core->http_error(p->req, 503, "storage_error",
 		    "the orders could not be stored; nothing was stored, "
 		    "retry later", NULL);
 		goto done;
 	}
+	for (i = 0; i < p->n; i++) {
+		v = (size_t)(nkey + i) < nrows ?
+		    core->store_value(rows[nkey + i], 0, 0) : NULL;
+		if (v == NULL || v->type != SALES_VALUE_INT) {
+			core->log(orders_self, SALES_LOG_ERROR, "the database "
+			    "returned no id for a stored order");
+			core->http_error(p->req, 500, "internal_error", "the "
+			    "orders were stored but their ids are unknown; "
+			    "see GET /orders", NULL);
+			goto done;
+		}
+		p->orders[i].id = v->i;
+	}
+	if (orders_append_body(&p->body, p->orders, p->n, p->is_array,
+	    p->span) == -1) {
+		core->http_error(p->req, 500, "no_memory", "the orders were "
+		    "stored but the answer ran out of memory; see GET /orders",
+		    NULL);
+		goto done;
+	}
+	orders_location(p->location, sizeof(p->location), p->orders[0].id);
 	core->http_add_header(p->req, "Location", p->location);
 	core->http_respond(p->req, 201, "application/json", p->body.data,
 	    p->body.len);
 	core->metric_add(m_created, p->n);
-	for (i = 0; i < p->n; i++) {
-		core->ws_broadcast("newOrder", p->body.data + p->span[2 * i],
-		    p->span[2 * i + 1]);
-		memset(&ev, 0, sizeof(ev));
-		ev.id = p->orders[i].id;
-		ev.quantity = p->orders[i].quantity;
-		ev.price_micros = p->orders[i].price_micros;
-		ev.date_ms = p->orders[i].date_ms;
-		ev.received_at_ms = p->orders[i].received_at;
-		len = strnlen(p->orders[i].product_id,
-		    sizeof(ev.product_id) - 1);
-		memcpy(ev.product_id, p->orders[i].product_id, len);
-		ev.product_id[len] = '\0';
-		core->bus_publish(SALES_TOPIC_ORDER_CREATED, &ev, sizeof(ev));
-	}
+	orders_feed_committed(p->orders, p->n, p->body.data, p->span);
 done:
 	post_free(p);
 }
 
-/* "/orders/ID" without printf (ids are positive). */
 static void
 orders_location(char *out, size_t outlen, int64_t id)
 {
@@ -261,17 +261,16 @@ orders_location(char *out, size_t outlen, int64_t id)
 	out[o] = '\0';
 }
 
-/* Assigns ids and times, writes the response, submits one write unit. */
+/* Sets receive times, submits one write unit; ids come back with it. */
 static void
 submit(struct post *p)
 {
 	const struct sales_core *core = orders_core;
 	struct sales_store_stmt *stmts = NULL, stmts1[3];
-	struct sales_value *vals = NULL, *v, vals1[7 + 8];
+	struct sales_value *vals = NULL, *v, vals1[6 + 7];
 	struct order *o;
 	int64_t now;
-	size_t start;
-	int i, rc = 0, nstmt, nkey;
+	int i, nstmt, nkey;
 
 	now = core->now_ms();
 	if (now < last_received)
@@ -288,58 +287,43 @@ submit(struct post *p)
 		p->span = p->span1;
 	} else {
 		stmts = calloc((size_t)nstmt, sizeof(*stmts));
-		vals = calloc((size_t)p->n * 7 + 8, sizeof(*vals));
+		vals = calloc((size_t)p->n * 6 + 7, sizeof(*vals));
 		p->span = calloc((size_t)p->n * 2, sizeof(*p->span));
 		if (stmts == NULL || vals == NULL || p->span == NULL)
 			goto nomem;
 	}
-	if (p->is_array)
-		rc |= core->buf_printf(&p->body, "{\"orders\":[");
 	for (i = 0; i < p->n; i++) {
 		o = &p->orders[i];
-		o->id = next_id++;
 		o->received_at = now;
 		if (!o->has_date) {
 			o->date_ms = now;
 			orders_format_time(now, o->date, sizeof(o->date));
 		}
-		if (i > 0)
-			rc |= core->buf_append(&p->body, ",", 1);
-		start = p->body.len;
-		rc |= orders_append_json(&p->body, o->id, o->product_id,
-		    strlen(o->product_id), o->quantity, o->price_micros,
-		    o->date, strlen(o->date), o->received_at);
-		p->span[2 * i] = start;
-		p->span[2 * i + 1] = p->body.len - start;
-
-		v = &vals[i * 7];
-		v[0].type = SALES_VALUE_INT;
-		v[0].i = o->id;
-		v[1].type = SALES_VALUE_TEXT;
-		v[1].s = o->product_id;
-		v[1].len = strlen(o->product_id);
-		v[2].type = SALES_VALUE_INT;
-		v[2].i = o->quantity;
-		v[3].type = SALES_VALUE_REAL;
-		v[3].d = (double)o->price_micros / 1e6;
-		v[4].type = SALES_VALUE_TEXT;
-		v[4].s = o->date;
-		v[4].len = strlen(o->date);
+		v = &vals[i * 6];
+		v[0].type = SALES_VALUE_TEXT;
+		v[0].s = o->product_id;
+		v[0].len = strlen(o->product_id);
+		v[1].type = SALES_VALUE_INT;
+		v[1].i = o->quantity;
+		v[2].type = SALES_VALUE_REAL;
+		v[2].d = (double)o->price_micros / 1e6;
+		v[3].type = SALES_VALUE_TEXT;
+		v[3].s = o->date;
+		v[3].len = strlen(o->date);
+		v[4].type = SALES_VALUE_INT;
+		v[4].i = o->price_micros;
 		v[5].type = SALES_VALUE_INT;
-		v[5].i = o->price_micros;
-		v[6].type = SALES_VALUE_INT;
-		v[6].i = o->received_at;
+		v[5].i = o->received_at;
 		stmts[nkey + i].sql = sql_insert;
 		stmts[nkey + i].params = v;
-		stmts[nkey + i].nparams = 7;
+		stmts[nkey + i].nparams = 6;
 	}
-	if (p->is_array)
-		rc |= core->buf_printf(&p->body, "]}");
-	if (rc != 0)
-		goto nomem;
-	orders_location(p->location, sizeof(p->location), p->orders[0].id);
 	if (p->key != NULL) {
-		v = &vals[p->n * 7];
+		if (p->is_array)
+			snprintf(p->shape, sizeof(p->shape), "@a%d", p->n);
+		else
+			snprintf(p->shape, sizeof(p->shape), "@o");
+		v = &vals[p->n * 6];
 		v[0].type = SALES_VALUE_TEXT;
 		v[0].s = p->key;
 		v[0].len = strlen(p->key);
@@ -349,30 +333,25 @@ submit(struct post *p)
 		v[2].type = SALES_VALUE_INT;
 		v[2].i = 201;
 		v[3].type = SALES_VALUE_TEXT;
-		v[3].s = p->body.data;
-		v[3].len = p->body.len;
-		v[4].type = SALES_VALUE_TEXT;
-		v[4].s = p->location;
-		v[4].len = strlen(p->location);
-		v[5].type = SALES_VALUE_INT;
-		v[5].i = now;
+		v[3].s = p->shape;
+		v[3].len = strlen(p->shape);
+		v[4].type = SALES_VALUE_INT;
+		v[4].i = now;
 		/*
-		 * The key goes first: it decides a race with another
-		 * instance (PostgreSQL makes us wait for the other's
-		 * commit, then fails us) before any order is written.  An
+		 * First: the key decides before any order is written.  An
 		 * expired row of the key gives way; a live one fails us.
 		 */
-		v[6] = v[0];
-		v[7].type = SALES_VALUE_INT;
-		v[7].i = now - ttl_s * 1000;
+		v[5] = v[0];
+		v[6].type = SALES_VALUE_INT;
+		v[6].i = now - ttl_s * 1000;
 		stmts[0].sql = sql_idem_expire;
-		stmts[0].params = &v[6];
+		stmts[0].params = &v[5];
 		stmts[0].nparams = 2;
 		stmts[1].sql = sql_idem_insert;
 		stmts[1].params = v;
-		stmts[1].nparams = 6;
+		stmts[1].nparams = 5;
 	}
-	if (core->store_write(stmts, (size_t)nstmt, write_cb, p) == -1) {
+	if (core->store_write_rows(stmts, (size_t)nstmt, write_cb, p) == -1) {
 		core->http_error(p->req, 503, "shutting_down",
 		    "the server is shutting down; nothing was stored", NULL);
 		post_free(p);
@@ -391,22 +370,98 @@ nomem:
 	post_free(p);
 }
 
-/*
- * Our unit lost on the orders' ids, not on the key, which is still free:
- * move past the ids another instance took and submit once more, as the
- * client's own retry with the key would.  A second loss answers 503.
- */
+/* A stored answer written again from its orders (see sql_idem_insert). */
 static void
-retry_cb(const struct sales_store_result *res, const char *err, void *arg)
+replay_cb(const struct sales_store_result *res, const char *err, void *arg)
 {
+	const struct sales_core *core = orders_core;
 	struct post *p = arg;
+	struct order *o = NULL;
+	size_t r, rows;
 
-	resync_cb(res, err, NULL);
-	p->body.len = 0;
-	if (p->span != p->span1)
-		free(p->span);
-	p->span = NULL;
-	submit(p);
+	if (res == NULL || (rows = core->store_rows(res)) != (size_t)p->n) {
+		if (res == NULL)
+			core->log(orders_self, SALES_LOG_WARN, "cannot read the "
+			    "orders of an idempotency key: %s", err);
+		core->http_error(p->req, 503, "storage_error", res == NULL ?
+		    "cannot read the stored answer; retry later" :
+		    "the orders of this Idempotency-Key are no longer stored",
+		    NULL);
+		goto done;
+	}
+	if ((o = calloc(rows, sizeof(*o))) == NULL)
+		goto nomem;
+	for (r = 0; r < rows; r++)
+		orders_feed_row(res, r, &o[r]);
+	if (orders_append_body(&p->body, o, p->n, p->is_array, NULL) == -1)
+		goto nomem;
+	core->http_add_header(p->req, "Location", p->location);
+	core->http_add_header(p->req, "Idempotent-Replayed", "true");
+	core->metric_add(m_replayed, 1);
+	core->http_respond(p->req, 201, "application/json", p->body.data,
+	    p->body.len);
+	goto done;
+nomem:
+	core->http_error(p->req, 503, "no_memory", "out of memory", NULL);
+done:
+	free(o);
+	post_free(p);
+}
+
+/*
+ * Replays a stored answer: status, Location, response as the row holds
+ * them.  Returns 1 when it answered (or will, from a read), 0 when the
+ * row is not a stored answer it can replay.  p is freed when it
+ * answered.
+ */
+static int
+replay_stored(struct post *p, const struct sales_value *status,
+    const struct sales_value *loc, const struct sales_value *resp)
+{
+	const struct sales_core *core = orders_core;
+	struct sales_value params[2];
+	char l[64], *end;
+	long long first, n;
+
+	if (loc->type == SALES_VALUE_TEXT)
+		snprintf(l, sizeof(l), "%.*s", (int)loc->len, loc->s);
+	else
+		l[0] = '\0';
+	if (resp->type != SALES_VALUE_TEXT || resp->len < 2 ||
+	    resp->s[0] != '@') {
+		/* An answer stored whole (before ids came from the database). */
+		if (l[0] != '\0')
+			core->http_add_header(p->req, "Location", l);
+		core->http_add_header(p->req, "Idempotent-Replayed", "true");
+		core->metric_add(m_replayed, 1);
+		core->http_respond(p->req, (int)status->i, "application/json",
+		    resp->s ? resp->s : "", resp->len);
+		post_free(p);
+		return 1;
+	}
+	n = 1;
+	if (resp->s[1] == 'a')
+		n = strtoll(resp->s + 2, &end, 10);
+	if (strncmp(l, "/orders/", 8) != 0 ||
+	    (first = strtoll(l + 8, &end, 10)) < 1 || *end != '\0' ||
+	    (resp->s[1] != 'a' && resp->s[1] != 'o') || n < 1 ||
+	    n > ORDERS_MAX_BATCH)
+		return 0;
+	/* The retry's body is the same request: same count and shape. */
+	p->is_array = resp->s[1] == 'a';
+	orders_location(p->location, sizeof(p->location), first);
+	memset(params, 0, sizeof(params));
+	params[0].type = SALES_VALUE_INT;
+	params[0].i = first;
+	params[1].type = SALES_VALUE_INT;
+	params[1].i = first + n;
+	if (n != p->n || core->store_query(sql_replay, params, 2, replay_cb,
+	    p) == -1) {
+		core->http_error(p->req, 503, "storage_error",
+		    "cannot read the stored answer; retry later", NULL);
+		post_free(p);
+	}
+	return 1;
 }
 
 static void
@@ -425,12 +480,11 @@ lookup_cb(const struct sales_store_result *res, const char *err, void *arg)
 		return;
 	}
 	if (core->store_rows(res) == 0) {
-		if (p->conflicts == 0)
-			submit(p);
-		else if (p->conflicts > 1 || core->store_query("SELECT "
-		    "MAX(id) FROM orders", NULL, 0, retry_cb, p) == -1)
+		if (p->conflict)	/* not the key: the orders' own */
 			write_cb(-1, 1, "a constraint failed, not the "
-			    "Idempotency-Key's", p);
+			    "Idempotency-Key's", NULL, 0, p);
+		else
+			submit(p);
 		return;
 	}
 	hash = core->store_value(res, 0, 0);
@@ -442,18 +496,11 @@ lookup_cb(const struct sales_store_result *res, const char *err, void *arg)
 		core->http_error(p->req, 422, "idempotency_key_reused",
 		    "this Idempotency-Key was used for a different request",
 		    "Idempotency-Key");
-	} else {
-		if (loc->type == SALES_VALUE_TEXT) {
-			char l[64];
-
-			snprintf(l, sizeof(l), "%.*s", (int)loc->len, loc->s);
-			core->http_add_header(p->req, "Location", l);
-		}
-		core->http_add_header(p->req, "Idempotent-Replayed", "true");
-		core->metric_add(m_replayed, 1);
-		core->http_respond(p->req, (int)status->i, "application/json",
-		    resp->s ? resp->s : "", resp->len);
-	}
+	} else if (replay_stored(p, status, loc, resp))
+		return;
+	else
+		core->http_error(p->req, 500, "internal_error", "the stored "
+		    "answer of this Idempotency-Key cannot be read", NULL);
 	post_free(p);
 }
 
@@ -637,7 +684,8 @@ SALES_MODULE_INIT(c, m)
 		return -1;
 	}
 	v = c->store_rows(res) ? c->store_value(res, 0, 0) : NULL;
-	next_id = v != NULL && v->type == SALES_VALUE_INT ? v->i + 1 : 1;
+	/* Published from here on: what is stored was told before. */
+	orders_feed_start(v != NULL && v->type == SALES_VALUE_INT ? v->i : 0);
 	c->store_result_free(res);
 	m_created = c->metric_counter(m, "orders_created_total",
 	    "orders durably stored");
@@ -650,13 +698,14 @@ SALES_MODULE_INIT(c, m)
 	if (c->http_route(m, "POST", "/orders", orders_post, NULL) == -1 ||
 	    c->http_route(m, "GET", "/orders", orders_get_list, NULL) == -1 ||
 	    c->http_route(m, "GET", "/orders/{id}", orders_get_one,
-	    NULL) == -1 || c->ws_event(m, "newOrder") == -1)
+	    NULL) == -1 || c->ws_event(m, "newOrder") == -1 ||
+	    c->store_watch(m, orders_feed_watch, NULL) == -1)
 		return -1;
 	if ((expire_timer = c->timer_add(ORDERS_EXPIRE_MS, 1, expire_keys,
 	    NULL)) == NULL)
 		return -1;
-	c->log(m, SALES_LOG_INFO, "ready, next order id %lld",
-	    (long long)next_id);
+	c->log(m, SALES_LOG_INFO, "ready, publishing orders above id %lld",
+	    (long long)orders_feed_watermark());
 	return 0;
 }
 
@@ -665,4 +714,5 @@ SALES_MODULE_FINI()
 	if (expire_timer != NULL)
 		orders_core->timer_del(expire_timer);
 	expire_timer = NULL;
+	orders_feed_stop();
 }

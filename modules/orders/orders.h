@@ -49,9 +49,37 @@ int	orders_append_json(struct sales_buf *b, int64_t id,
 	    int64_t price_micros, const char *date, size_t datelen,
 	    int64_t received_at);
 
+/*
+ * The feed (orders_feed.c): every committed order published once, in
+ * id order, whichever instance stored it.  start: at init, with the
+ * highest stored id.  committed: this instance's orders, just
+ * committed, with the JSON of each (body + span[2i], span[2i + 1]
+ * bytes).  watch: the store_watch callback.  poke: read what is new.
+ */
+void	orders_feed_start(int64_t max_id);
+void	orders_feed_stop(void);		/* fini */
+int64_t	orders_feed_watermark(void);
+void	orders_feed_committed(const struct order *orders, int n,
+	    const char *body, const size_t *span);
+void	orders_feed_watch(int others, void *arg);
+void	orders_feed_poke(void);
+/*
+ * The stored orders as POST /orders answers them: one object, or
+ * {"orders":[...]} when is_array; span (NULL, or 2n entries) gets each
+ * order's offset and length in b.  0 or -1 (no memory).
+ */
+int	orders_append_body(struct sales_buf *b, const struct order *o, int n,
+	    int is_array, size_t *span);
+/*
+ * Row r of a result of (id, product_id, quantity, price_micros, date,
+ * received_at) as an order; 0.
+ */
+int	orders_feed_row(const struct sales_store_result *res, size_t r,
+	    struct order *o);
+
 /* Read routes (orders_query.c). */
 void	orders_get_list(struct sales_request *req, void *arg);
-/* The id the next order will get: every stored id is below it. */
+/* Above the highest id this instance knows of (its feed's watermark). */
 int64_t	orders_next_id(void);
 void	orders_get_one(struct sales_request *req, void *arg);
 

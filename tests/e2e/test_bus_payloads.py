@@ -1,5 +1,6 @@
 """The typed bus payloads of <sales/events.h>, field by field, as the
-busprobe test module receives them: "analytics.updated.v2" says what
+busprobe test module receives them: "order.created" says what each 201
+said, "analytics.updated.v2" says what
 GET /analytics says (money exact, as units and micros), and
 "weather.updated.v2" what GET /promotions says; the deprecated v1 topics
 still come, for modules built before v2."""
@@ -28,6 +29,32 @@ def probe_until(srv, cond, timeout=20):
             return body
         assert time.time() < deadline, body
         time.sleep(0.05)
+
+
+def test_order_created_matches_the_201s(make_server):
+    # One "order.created" per stored order, in commit order, each field
+    # as the 201 said it; a refused order publishes nothing.
+    srv = make_server(["orders", "busprobe"])
+    made = []
+    for pid, qty, price in ORDERS:
+        st, _, body = srv.post("/orders", {
+            "product_id": pid, "quantity": qty, "price": float(price),
+            "date": "2025-04-22T10:00:00.250Z"})
+        assert st == 201, body
+        made.append(body)
+    st, _, _ = srv.post("/orders", {"product_id": "x", "quantity": 0,
+                                    "price": 1})
+    assert st == 400
+    p = probe_until(srv, lambda b: b["counts"]["order_created"] >= 3)
+    assert p["counts"]["order_created"] == 3
+    for got, want, (pid, qty, price) in zip(p["orders"], made, ORDERS):
+        assert got["id"] == want["id"]
+        assert got["product_id"] == pid == want["product_id"]
+        assert got["quantity"] == qty
+        assert Decimal(got["price_micros"]) == Decimal(price) * 1000000
+        assert got["date_ms"] == 1745316000250
+        assert got["received_at_ms"] > 1745316000250
+    assert [o["id"] for o in p["orders"]] == sorted(o["id"] for o in made)
 
 
 def test_analytics_v2_matches_rest(make_server):

@@ -9,7 +9,9 @@ import subprocess
 import pytest
 
 from conftest import BUILD, ROOT, SALESD, Server
-from pg import cluster, pg_server, pgdb, wait_health  # noqa: F401
+# DRIVER and Cluster: test_feed.py imports them from here.
+from pg import (DRIVER, Cluster, cluster, pg_server, pgdb,  # noqa: F401
+                wait_health)
 
 PG_ORDERS_MIGRATIONS = glob.glob(os.path.join(ROOT, "sql", "orders",
                                               "postgres", "[0-9]*.sql"))

@@ -153,6 +153,10 @@ int	kit_store_open(void);
 void	kit_store_close(void);
 int	kit_store_write(const struct sales_store_stmt *stmts, size_t n,
 	    sales_store_write_cb cb, void *arg);
+int	kit_store_write_rows(const struct sales_store_stmt *stmts, size_t n,
+	    sales_store_rows_cb cb, void *arg);
+int	kit_store_watch(struct sales_module *self, sales_store_watch_cb cb,
+	    void *arg);
 int	kit_store_query(const char *sql, const struct sales_value *params,
 	    size_t nparams, sales_store_query_cb cb, void *arg);
 struct sales_store_result *kit_store_query_sync(const char *sql,

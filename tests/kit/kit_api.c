@@ -93,4 +93,6 @@ const struct sales_core kit_api = {
 	.upstream_peek = core_upstream_peek,
 	.upstream_free = core_upstream_free,
 	.buf_money = core_buf_money,
+	.store_write_rows = kit_store_write_rows,
+	.store_watch = kit_store_watch,
 };

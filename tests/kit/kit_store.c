@@ -8,6 +8,11 @@
  * parameters, results NUL-terminated: the contract of <sales/store.h>,
  * without the threads, group commit or durability it needs in the
  * server.
+ *
+ * store_write_rows hands each statement's rows to its callback.
+ * store_watch's watchers are called after every unit that committed
+ * (others 0) and once when the loop first runs (others 1), coalesced
+ * as the core does: one call for the commits the loop ran in a row.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -34,9 +39,23 @@ struct kit_store_job {
 	struct kit_stmt		*stmts;
 	size_t			 n;
 	sales_store_write_cb	 wcb;
+	sales_store_rows_cb	 rcb;
 	sales_store_query_cb	 qcb;
 	void			*arg;
 };
+
+struct kit_watcher {
+	struct kit_watcher	*next;
+	struct sales_module	*owner;
+	sales_store_watch_cb	 cb;
+	void			*arg;
+};
+
+static struct kit_watcher	*kit_watchers;
+static int			 kit_watch_flags;	/* 1 own, 2 others */
+static int			 kit_watch_queued;
+
+static void	kit_watch_post(int flags);
 
 int
 kit_store_open(void)
@@ -52,6 +71,13 @@ kit_store_open(void)
 void
 kit_store_close(void)
 {
+	struct kit_watcher *w;
+
+	while ((w = kit_watchers) != NULL) {
+		kit_watchers = w->next;
+		free(w);
+	}
+	kit_watch_flags = kit_watch_queued = 0;
 	sqlite3_close(kit_cur->db);
 	kit_cur->db = NULL;
 }
@@ -285,6 +311,7 @@ static void
 kit_run_write(struct kit_job *job)
 {
 	struct kit_store_job *j = (struct kit_store_job *)job;
+	struct sales_store_result **rows = NULL;
 	char err[256];
 	int constraint = 0, rc = 0;
 	size_t i;
@@ -292,18 +319,34 @@ kit_run_write(struct kit_job *job)
 	if (kit_injected()) {
 		if (j->wcb)
 			j->wcb(-1, 0, kit_cur->store_err, j->arg);
+		if (j->rcb)
+			j->rcb(-1, 0, kit_cur->store_err, NULL, j->n, j->arg);
+		return;
+	}
+	if (j->rcb != NULL && (rows = calloc(j->n, sizeof(*rows))) == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		j->rcb(-1, 0, err, NULL, j->n, j->arg);
 		return;
 	}
 	sqlite3_exec(kit_cur->db, "SAVEPOINT kit_unit", NULL, NULL, NULL);
 	for (i = 0; i < j->n && rc == 0; i++)
-		rc = kit_exec(&j->stmts[i], NULL, &constraint, err,
-		    sizeof(err));
+		rc = kit_exec(&j->stmts[i], rows ? &rows[i] : NULL,
+		    &constraint, err, sizeof(err));
 	if (rc == -1)
 		sqlite3_exec(kit_cur->db, "ROLLBACK TO kit_unit", NULL, NULL,
 		    NULL);
 	sqlite3_exec(kit_cur->db, "RELEASE kit_unit", NULL, NULL, NULL);
 	if (j->wcb)
 		j->wcb(rc, constraint, rc ? err : NULL, j->arg);
+	if (j->rcb)
+		j->rcb(rc, constraint, rc ? err : NULL, rc ? NULL :
+		    (const struct sales_store_result *const *)rows, j->n,
+		    j->arg);
+	for (i = 0; rows != NULL && i < j->n; i++)
+		kit_store_result_free(rows[i]);
+	free(rows);
+	if (rc == 0)
+		kit_watch_post(1);
 }
 
 static void
@@ -361,6 +404,86 @@ kit_store_write(const struct sales_store_stmt *stmts, size_t n,
 	j->wcb = cb;
 	j->arg = arg;
 	kit_queue(&j->job);
+	return 0;
+}
+
+int
+kit_store_write_rows(const struct sales_store_stmt *stmts, size_t n,
+    sales_store_rows_cb cb, void *arg)
+{
+	struct kit_store_job *j;
+	size_t i;
+
+	if (stmts == NULL || n == 0 || (j = kit_store_job(n)) == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (kit_stmt_copy(&j->stmts[i], stmts[i].sql, stmts[i].params,
+		    stmts[i].nparams) == -1) {
+			kit_store_job_free(&j->job);
+			return -1;
+		}
+	j->job.run = kit_run_write;
+	j->rcb = cb;
+	j->arg = arg;
+	kit_queue(&j->job);
+	return 0;
+}
+
+static void
+kit_watch_run(struct kit_job *job)
+{
+	struct kit_watcher *w;
+	struct sales_module *prev;
+	int flags = kit_watch_flags;
+
+	(void)job;
+	kit_watch_flags = kit_watch_queued = 0;
+	for (w = kit_watchers; w != NULL && flags; w = w->next) {
+		prev = kit_enter(w->owner);
+		w->cb((flags & 2) != 0, w->arg);
+		kit_leave(prev);
+	}
+}
+
+static void
+kit_watch_free(struct kit_job *job)
+{
+	free(job);
+}
+
+/* One queued call for every post until it runs. */
+static void
+kit_watch_post(int flags)
+{
+	struct kit_job *job;
+
+	kit_watch_flags |= flags;
+	if (kit_watch_queued || kit_watchers == NULL ||
+	    (job = calloc(1, sizeof(*job))) == NULL)
+		return;
+	job->run = kit_watch_run;
+	job->free = kit_watch_free;
+	kit_watch_queued = 1;
+	kit_queue(job);
+}
+
+int
+kit_store_watch(struct sales_module *self, sales_store_watch_cb cb,
+    void *arg)
+{
+	struct kit_watcher *w, **pp;
+
+	if (!kit_in_init(self, "store_watch"))
+		return -1;
+	if (cb == NULL || (w = calloc(1, sizeof(*w))) == NULL)
+		return -1;
+	w->owner = self;
+	w->cb = cb;
+	w->arg = arg;
+	for (pp = &kit_watchers; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = w;
+	kit_watch_post(2);
 	return 0;
 }
 

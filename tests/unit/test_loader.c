@@ -82,7 +82,7 @@ test_refusals(void **state)
 	assert_non_null(strstr(load_fails("nomagic"),
 	    "module \"nomagic\": no magic block"));
 	assert_non_null(strstr(load_fails("badabi"),
-	    "module \"badabi\": ABI mismatch (server 1.5, module 99.0)"));
+	    "module \"badabi\": ABI mismatch (server 1.6, module 99.0)"));
 	assert_non_null(strstr(load_fails("failinit"),
 	    "module \"failinit\": init failed"));
 	/* What the failed init registered was undone. */

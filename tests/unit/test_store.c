@@ -6,7 +6,9 @@
  * (applied once, broken ones reported), close finishing queued work,
  * a separate SQLite connection seeing the rows, and storage faults:
  * the file moved or replaced underneath, healing without a write, a
- * -wal without its database, a file that is not a database.
+ * -wal without its database, a file that is not a database; rows
+ * returned by writes (store_write_rows, also through a group run again
+ * with savepoints) and the watchers told of commits (store_watch).
  */
 #include <sys/stat.h>
 
@@ -899,6 +901,168 @@ test_result_building(void **state)
 	assert_int_equal(core_store_rows(NULL), 0);
 }
 
+/* store_write_rows: each unit's returned ids, or NULL rows on failure. */
+struct rows_outcome {
+	int		 done;
+	int		 status;
+	int		 seq;
+	size_t		 n;
+	long long	 id;		/* statement 0's first row */
+	size_t		 rows1;		/* rows of statement 1 */
+	int		 null1;		/* statement 1 gave NULL */
+	int		 rows_null;
+};
+
+static void
+on_rows(int status, int constraint, const char *err,
+    const struct sales_store_result *const *rows, size_t n, void *arg)
+{
+	struct rows_outcome *o = arg;
+	const struct sales_value *v;
+
+	(void)constraint;
+	(void)err;
+	o->done = 1;
+	o->status = status;
+	o->seq = seq++;
+	o->n = n;
+	o->rows_null = rows == NULL;
+	if (rows == NULL)
+		return;
+	v = core_store_value(rows[0], 0, 0);
+	o->id = v != NULL && v->type == SALES_VALUE_INT ? v->i : -1;
+	o->rows1 = core_store_rows(rows[1]);
+	o->null1 = rows[1] == NULL;
+}
+
+static int
+insert_rows(const char *name, struct rows_outcome *o)
+{
+	struct sales_value v[1];
+	struct sales_store_stmt s[2];
+
+	memset(v, 0, sizeof(v));
+	v[0].type = SALES_VALUE_TEXT;
+	v[0].s = name;
+	s[0].sql = "INSERT INTO items(id, name) VALUES ((SELECT "
+	    "COALESCE(MAX(id), 0) + 1 FROM items), ?1) RETURNING id";
+	s[0].params = v;
+	s[0].nparams = 1;
+	s[1].sql = "INSERT INTO big(x) VALUES (1)";
+	s[1].params = NULL;
+	s[1].nparams = 0;
+	return core_store_write_rows(s, 2, on_rows, o);
+}
+
+/*
+ * Ids chosen by the database come back to each unit, in commit order,
+ * also when a failing unit (a duplicate name) makes the group run again
+ * with savepoints: the rows of the first try are not kept.
+ */
+static void
+test_write_rows(void **state)
+{
+	static struct rows_outcome out[200];
+	char name[32];
+	long long want = 1;
+	int i;
+
+	(void)state;
+	memset(out, 0, sizeof(out));
+	assert_int_equal(open_store(), 0);
+	for (i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "r-%d", i % 50 == 49 ? 0 : i);
+		assert_int_equal(insert_rows(name, &out[i]), 0);
+	}
+	run_until(idle);
+	for (i = 0; i < 200; i++) {
+		assert_true(out[i].done);
+		assert_int_equal(out[i].seq, i);
+		assert_int_equal(out[i].n, 2);
+		if (i % 50 == 49) {
+			assert_int_equal(out[i].status, -1);
+			assert_true(out[i].rows_null);
+			continue;
+		}
+		assert_int_equal(out[i].status, 0);
+		assert_int_equal(out[i].id, want++);
+		assert_int_equal(out[i].rows1, 0);
+	}
+	assert_int_equal(core_store_write_rows(NULL, 0, on_rows, NULL), -1);
+	core_store_close();
+	assert_int_equal(count_rows("SELECT max(id) FROM items"), want - 1);
+	assert_int_equal(count_rows("SELECT count(*) FROM items"), want - 1);
+}
+
+static int	watch_calls, watch_others, watch_seen_all;
+static struct outcome watch_out[300];
+
+static void
+on_watch(int others, void *arg)
+{
+	int i;
+
+	watch_calls++;
+	watch_others += others;
+	/* Called after the callbacks of the commits it tells of. */
+	for (i = 0; i < 300 && watch_out[i].done; i++)
+		;
+	if (i == *(int *)arg)
+		watch_seen_all = 1;
+}
+
+static int
+watch_quiet(void)
+{
+	return idle() && watch_seen_all;
+}
+
+/*
+ * The embedded driver: one call after start-up (others), then calls
+ * after commits (not others), coalesced; none for a group that stored
+ * nothing; none once forgotten.
+ */
+static void
+test_watch(void **state)
+{
+	struct outcome bad;
+	char name[32];
+	int total = 300, i, calls;
+
+	(void)state;
+	memset(watch_out, 0, sizeof(watch_out));
+	watch_calls = watch_others = watch_seen_all = 0;
+	assert_int_equal(open_store(), 0);
+	assert_int_equal(core_store_watch("t", NULL, NULL), -1);
+	assert_int_equal(core_store_watch("t", on_watch, &total), 0);
+	assert_int_equal(watch_calls, 0);	/* on the loop only */
+	event_base_loop(core_base, EVLOOP_NONBLOCK);
+	assert_int_equal(watch_calls, 1);
+	assert_int_equal(watch_others, 1);
+	for (i = 0; i < total; i++) {
+		snprintf(name, sizeof(name), "w-%d", i);
+		assert_int_equal(insert(name, i, &watch_out[i]), 0);
+	}
+	run_until(watch_quiet);
+	assert_true(watch_calls >= 2);
+	assert_true((uint64_t)watch_calls - 1 <= core_store_commits());
+	assert_int_equal(watch_others, 1);
+	/* A group that stored nothing tells nobody. */
+	calls = watch_calls;
+	memset(&bad, 0, sizeof(bad));
+	assert_int_equal(insert("w-0", 0, &bad), 0);
+	run_until(idle);
+	assert_int_equal(bad.status, -1);
+	event_base_loop(core_base, EVLOOP_NONBLOCK);
+	assert_int_equal(watch_calls, calls);
+	core_store_forget("t");
+	memset(&bad, 0, sizeof(bad));
+	assert_int_equal(insert("w-new", 0, &bad), 0);
+	run_until(idle);
+	event_base_loop(core_base, EVLOOP_NONBLOCK);
+	assert_int_equal(watch_calls, calls);
+}
+
 int
 main(void)
 {
@@ -931,6 +1095,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_wal_without_database,
 		    setup, teardown),
 		cmocka_unit_test(test_result_building),
+		cmocka_unit_test_setup_teardown(test_write_rows, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
 	};
 
 	evthread_use_pthreads();

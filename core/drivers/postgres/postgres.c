@@ -18,9 +18,11 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -31,6 +33,17 @@
 #define PG_RESET_MS	1000	/* reconnect attempts, at most */
 #define PG_IDLE_MS	1000	/* an idle connection is pinged by check */
 #define PG_PARAMS_SMALL	16
+#define PG_LISTEN_IDLE_MS 5000	/* a silent listener is pinged */
+
+/*
+ * The cluster's commit order: every write transaction of every
+ * instance takes this lock first ("salescmt"), so they commit one at a
+ * time and a value read inside one (max(id) + 1) follows commit order.
+ * Its commit notifies the channel; the payload names this process, so
+ * that a listener can tell its own commits from the others'.
+ */
+#define PG_COMMIT_LOCK	"SELECT pg_advisory_xact_lock(8314892176479268212)"
+#define PG_CHANNEL	"salesd_commit"
 
 /* Type oids (pg_type.h, stable across versions). */
 #define OID_BOOL	16
@@ -45,6 +58,8 @@
 
 const struct sales_store_host *pg_host;
 static int		 check_refs;	/* --check connections open */
+static char		 pg_token[96];	/* this process, in notifications */
+static char		 pg_notify[160];	/* NOTIFY ...; COMMIT */
 
 static uint64_t
 pg_hash(const char *s, size_t len)
@@ -493,6 +508,8 @@ pg_exec(void *conn, const struct sales_store_stmt *stmt,
 		}
 	}
 	c->last_used = pg_host->mono_ms();
+	if (PQtransactionStatus(c->pg) == PQTRANS_INTRANS)
+		c->wrote = 1;
 	r = PQexecPrepared(c->pg, p->name, (int)n, vals, lens, fmts, 0);
 	s = PQresultStatus(r);
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
@@ -528,10 +545,20 @@ done:
 	return ret;
 }
 
+/*
+ * A writer's transaction waits for the cluster's commit lock (one
+ * round trip with BEGIN); PostgreSQL releases it at commit or rollback.
+ * Group commit amortises the wait as it does the flush.
+ */
 static int
 pg_begin(void *conn, char *err, size_t errlen)
 {
-	return pg_simple(conn, "BEGIN", err, errlen);
+	struct pg_conn *c = conn;
+
+	c->wrote = 0;
+	if (!c->writer)
+		return pg_simple(c, "BEGIN", err, errlen);
+	return pg_simple(c, "BEGIN; " PG_COMMIT_LOCK, err, errlen);
 }
 
 /*
@@ -549,7 +576,13 @@ pg_commit(void *conn, char *err, size_t errlen)
 		snprintf(err, errlen, "the transaction failed before commit");
 		return -1;
 	}
-	r = PQexec(c->pg, "COMMIT");
+	/*
+	 * A transaction that wrote tells every listener, in the same
+	 * round trip: PostgreSQL delivers the notice only if it commits,
+	 * and only once it has.
+	 */
+	r = PQexec(c->pg, c->wrote && c->writer ? pg_notify : "COMMIT");
+	c->wrote = 0;
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK &&
 	    strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (!ok) {
@@ -567,6 +600,7 @@ pg_rollback(void *conn)
 {
 	struct pg_conn *c = conn;
 
+	c->wrote = 0;
 	switch (PQtransactionStatus(c->pg)) {
 	case PQTRANS_INTRANS:
 	case PQTRANS_INERROR:
@@ -656,6 +690,69 @@ pg_probe(void *conn, char *err, size_t errlen)
 	return 0;
 }
 
+/* The listener's connection: every instance's commits from now on. */
+static int
+pg_listen(void *conn, char *err, size_t errlen)
+{
+	return pg_simple(conn, "LISTEN " PG_CHANNEL, err, errlen);
+}
+
+/* Notices arrived: 0 none, 1 only this process's, 2 another's too. */
+static int
+pg_notices(struct pg_conn *c)
+{
+	PGnotify *n;
+	int got = 0;
+
+	while ((n = PQnotifies(c->pg)) != NULL) {
+		if (strcmp(n->extra, pg_token) != 0)
+			got = 2;
+		else if (got == 0)
+			got = 1;
+		PQfreemem(n);
+	}
+	return got;
+}
+
+/*
+ * Waits on the socket (libpq's asynchronous notification interface).
+ * A connection silent for PG_LISTEN_IDLE_MS is pinged, so that a
+ * server gone without closing the socket is found too.
+ */
+static int
+pg_wait(void *conn, int timeout_ms, char *err, size_t errlen)
+{
+	struct pg_conn *c = conn;
+	struct pollfd pfd;
+	int got, rc;
+
+	if (PQconsumeInput(c->pg) == 0)
+		goto lost;
+	if ((got = pg_notices(c)) != 0)
+		return got;
+	memset(&pfd, 0, sizeof(pfd));
+	if ((pfd.fd = PQsocket(c->pg)) < 0)
+		goto lost;
+	pfd.events = POLLIN;
+	rc = poll(&pfd, 1, timeout_ms);
+	if (rc == -1 && errno != EINTR) {
+		snprintf(err, errlen, "poll: %s", strerror(errno));
+		return -1;
+	}
+	if (rc > 0) {
+		if (PQconsumeInput(c->pg) == 0)
+			goto lost;
+	} else if (pg_host->mono_ms() - c->last_used >= PG_LISTEN_IDLE_MS &&
+	    pg_simple(c, "SELECT 1", err, errlen) == -1)
+		return -1;
+	if (PQstatus(c->pg) != CONNECTION_OK)
+		goto lost;
+	return pg_notices(c);
+lost:
+	pg_result_error(c, NULL, err, errlen);
+	return -1;
+}
+
 static int
 pg_tables(void *conn, struct sales_store_result **res, char *err,
     size_t errlen)
@@ -716,12 +813,25 @@ static const struct sales_store_driver pg_driver = {
 	.plan_module = pg_plan_module,
 	.tables = pg_tables,
 	.bulk = pg_bulk,
+	.listen = pg_listen,
+	.wait = pg_wait,
 };
 
 SALES_STORE_DRIVER(host)
 {
+	char name[64];
+
 	if (host->size < sizeof(struct sales_store_host))
 		return NULL;	/* an older core: the loader says so */
 	pg_host = host;
+	/* Unique among the cluster's processes while this one lives. */
+	if (gethostname(name, sizeof(name)) == -1)
+		name[0] = '\0';
+	name[sizeof(name) - 1] = '\0';
+	snprintf(pg_token, sizeof(pg_token), "%.24s.%ld.%lld.%lx", name,
+	    (long)getpid(), (long long)host->mono_ms(),
+	    (unsigned long)time(NULL));
+	snprintf(pg_notify, sizeof(pg_notify), "NOTIFY " PG_CHANNEL ", '%s'; "
+	    "COMMIT", pg_token);
 	return &pg_driver;
 }

@@ -32,6 +32,7 @@ struct pg_conn {
 	struct pg_prep	*bucket[PG_BUCKETS];
 	int64_t		 last_reset;	/* ms, monotonic */
 	int64_t		 last_used;	/* ms, monotonic: a round trip */
+	int		 wrote;		/* the open transaction ran exec */
 	char		 where[256];	/* host:port/db, for messages */
 };
 

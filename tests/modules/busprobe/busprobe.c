@@ -1,9 +1,11 @@
 /*
- * busprobe - a test module that keeps the last payload of each shipped
- * analytics and weather topic, both versions, and shows them field by
- * field at GET /busprobe, so a test can hold the typed v2 payloads
- * against the REST bodies and check the deprecated v1 still comes.
- * Money is shown as {"units":U,"micros":M}; v1's JSON text as a string.
+ * busprobe - a test module that subscribes to every shipped topic: it
+ * keeps the last payload of each analytics and weather topic, both
+ * versions, and the last BUSPROBE_ORDERS "order.created" payloads in
+ * the order they came, and shows them field by field at GET /busprobe,
+ * so a test can hold the typed payloads against the REST bodies and
+ * check the deprecated v1 still comes.  Money is shown as
+ * {"units":U,"micros":M}; v1's JSON text as a string.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,7 +20,10 @@ static struct sales_analytics_v2 *an2;
 static struct sales_analytics_v1 *an1;
 static struct sales_weather_v2	*we2;
 static struct sales_weather_v1	*we1;
-static long long		 n_an2, n_an1, n_we2, n_we1;
+static long long		 n_an2, n_an1, n_we2, n_we1, n_orders;
+
+#define BUSPROBE_ORDERS	64
+static struct sales_order_v1	 orders[BUSPROBE_ORDERS];	/* a ring */
 
 /* Keeps a copy of a payload at least size bytes long in *slot. */
 static void
@@ -31,6 +36,17 @@ keep(void **slot, const void *payload, size_t len, size_t size,
 		return;
 	memcpy(*slot, payload, size);
 	(*count)++;
+}
+
+static void
+on_order(const char *t, const void *p, size_t len, void *arg)
+{
+	(void)t;
+	(void)arg;
+	if (len < sizeof(orders[0]))
+		return;
+	memcpy(&orders[n_orders % BUSPROBE_ORDERS], p, sizeof(orders[0]));
+	n_orders++;
 }
 
 static void
@@ -142,15 +158,40 @@ weather_v2(struct sales_buf *b)
 	core->buf_printf(b, "]}");
 }
 
+/* The orders kept, oldest first. */
+static void
+order_list(struct sales_buf *b)
+{
+	const struct sales_order_v1 *o;
+	long long first, i;
+
+	core->buf_printf(b, ",\"orders\":[");
+	first = n_orders > BUSPROBE_ORDERS ? n_orders - BUSPROBE_ORDERS : 0;
+	for (i = first; i < n_orders; i++) {
+		o = &orders[i % BUSPROBE_ORDERS];
+		core->buf_printf(b, "%s{\"id\":%lld,\"quantity\":%lld,"
+		    "\"price_micros\":%lld,\"date_ms\":%lld,"
+		    "\"received_at_ms\":%lld", i == first ? "" : ",",
+		    (long long)o->id, (long long)o->quantity,
+		    (long long)o->price_micros, (long long)o->date_ms,
+		    (long long)o->received_at_ms);
+		str(b, "product_id", o->product_id, sizeof(o->product_id));
+		core->buf_printf(b, "}");
+	}
+	core->buf_printf(b, "]");
+}
+
 static void
 busprobe_get(struct sales_request *req, void *arg)
 {
 	struct sales_buf b = {0};
 
 	(void)arg;
-	core->buf_printf(&b, "{\"counts\":{\"analytics_v2\":%lld,"
-	    "\"analytics_v1\":%lld,\"weather_v2\":%lld,\"weather_v1\":%lld}",
-	    n_an2, n_an1, n_we2, n_we1);
+	core->buf_printf(&b, "{\"counts\":{\"order_created\":%lld,"
+	    "\"analytics_v2\":%lld,\"analytics_v1\":%lld,"
+	    "\"weather_v2\":%lld,\"weather_v1\":%lld}",
+	    n_orders, n_an2, n_an1, n_we2, n_we1);
+	order_list(&b);
 	core->buf_printf(&b, ",\"analytics_v2\":");
 	if (an2 != NULL)
 		analytics_v2(&b);
@@ -191,7 +232,9 @@ busprobe_get(struct sales_request *req, void *arg)
 SALES_MODULE_INIT(c, m)
 {
 	core = c;
-	if (c->bus_subscribe(m, SALES_TOPIC_ANALYTICS_UPDATED_V2, on_an2,
+	if (c->bus_subscribe(m, SALES_TOPIC_ORDER_CREATED, on_order,
+	    NULL) == -1 ||
+	    c->bus_subscribe(m, SALES_TOPIC_ANALYTICS_UPDATED_V2, on_an2,
 	    NULL) == -1 ||
 	    c->bus_subscribe(m, SALES_TOPIC_ANALYTICS_UPDATED, on_an1,
 	    NULL) == -1 ||
