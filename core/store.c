@@ -1033,9 +1033,10 @@ store_plan_module(const char *module, const char *dir)
 }
 
 /*
- * A connection of its own, so that the writer thread keeps its one: the
- * loop is not running yet, and a group queued by an earlier module's
- * init waits on the driver's locks at worst.
+ * The folder of module's migrations in drv's dialect, into out: dir (a
+ * module loaded by path) or <root>/<module>.  1, or 0 when there is no
+ * root, or -1 (logged).  A root that is not a folder is an error, not
+ * "no migrations": the module's init would fail later on a missing table.
  */
 int
 core_store_module_dir(const struct sales_store_driver *drv, const char *root,
@@ -1047,6 +1048,11 @@ core_store_module_dir(const struct sales_store_driver *drv, const char *root,
 	if (dir == NULL) {
 		if (root == NULL)
 			return 0;
+		if (stat(root, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+			core_log("store", SALES_LOG_ERROR, "[storage] "
+			    "migrations \"%s\": not a folder", root);
+			return -1;
+		}
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", root,
 		    module) >= sizeof(path))
 			goto toolong;
@@ -1075,6 +1081,11 @@ toolong:
 	return -1;
 }
 
+/*
+ * A connection of its own, so that the writer thread keeps its one: the
+ * loop is not running yet, and a group queued by an earlier module's
+ * init waits on the driver's locks at worst.
+ */
 int
 core_store_migrate(const char *module, const char *dir)
 {

@@ -226,3 +226,13 @@ def test_module_by_path_brings_its_own_migrations(make_server, tmp_path):
     assert srv.stop() != 0
     log = srv.log()
     assert "003_bad.sql" in log and 'module "echo"' in log, log
+
+
+def test_a_missing_migrations_folder_stops_start_up(tmp_path):
+    # Not "no migrations" and a missing table later: the folder is named.
+    from conftest import run_check
+    rc, out = run_check(str(tmp_path), ["orders"], {
+        "storage": {"migrations": "no/such/sql"}})
+    assert rc != 0, out
+    assert 'migrations "%s": not a folder' % os.path.join(
+        str(tmp_path), "no", "such", "sql") in out, out
