@@ -15,7 +15,7 @@ PACKAGES = build-essential cmake pkg-config libevent-dev libsqlite3-dev libpq-de
 	python3-websockets python3-jsonschema python3-yaml systemd adduser
 
 BENCH_PACKAGES = wrk nginx-light
-TEST_PACKAGES  = chromium fonts-dejavu-core nginx-light openssl iproute2 \
+TEST_PACKAGES  = chromium fonts-dejavu-core nginx-light haproxy openssl iproute2 \
 	postgresql
 
 # libFuzzer harnesses (docs/FUZZING.md): clang and its fuzzer runtime.

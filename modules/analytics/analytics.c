@@ -9,7 +9,10 @@
  * as each insert), the minute windows from the orders_v1 of the last
  * 2 x window_ms and the hour from per-minute sums of the last hour, both
  * through the received_at index.  So start-up costs what the number of
- * products and recent orders cost, not the number of orders.  Those two
+ * products and recent orders cost, not the number of orders.  All of it
+ * and the highest order id come from one statement, one snapshot, and
+ * "order.created" events of ids up to that one are ignored: in a cluster
+ * an order another instance commits during start-up is counted once.  Those two
  * views are the orders module's public interface (docs/MODULES.md): the
  * only SQL names of orders' this module may use, never its tables.
  *
@@ -35,6 +38,7 @@ static struct sales_timer	*timer;
 static int64_t			 last_sent = -1;
 static struct sales_metric	*m_updates;
 static struct sales_buf		 cache;		/* last GET /analytics body */
+static int64_t			 watermark;	/* highest id rebuilt from */
 
 /* Revenue of stored sums split as (tera-units, units mod 1e6, micros). */
 #define AN_REVENUE_SUMS							\
@@ -44,6 +48,9 @@ static struct sales_buf		 cache;		/* last GET /analytics body */
 #define AN_RECENT							\
 	"(SELECT received_at, quantity, price_micros AS pm "		\
 	"FROM orders_v1 WHERE received_at > ?1)"
+#define AN_RECENT2							\
+	"(SELECT received_at, quantity, price_micros AS pm "		\
+	"FROM orders_v1 WHERE received_at > ?2)"
 
 static an_money
 value_money(const struct sales_value *v)
@@ -73,70 +80,84 @@ row_revenue(const struct sales_store_result *res, size_t r, size_t c)
 	    value_money(core->store_value(res, r, c + 2));
 }
 
+/*
+ * Everything start-up needs in one statement, so one snapshot: the
+ * totals per product (kind 0), the orders of the minute windows per
+ * millisecond (1), those of the last hour per minute (2) and the highest
+ * order id (3).  In a cluster other instances commit while we read; an
+ * order is either in the snapshot (id <= the highest) or comes later on
+ * the feed, never both.  Columns: kind, product_id, then a to e.
+ */
+static const char sql_rebuild[] =
+    "SELECT 0, product_id, orders, quantity, revenue_units, "
+    "revenue_micros, NULL FROM product_totals_v1 "
+    "UNION ALL SELECT 1, NULL, received_at, COUNT(*), " AN_REVENUE_SUMS
+    " FROM " AN_RECENT " GROUP BY received_at "
+    "UNION ALL SELECT 2, NULL, received_at / 60000, COUNT(*), "
+    AN_REVENUE_SUMS " FROM " AN_RECENT2 " GROUP BY received_at / 60000 "
+    "UNION ALL SELECT 3, NULL, "
+    "(SELECT id FROM orders_v1 ORDER BY id DESC LIMIT 1), "
+    "NULL, NULL, NULL, NULL "
+    "ORDER BY 1, 3";
+
 static int
 rebuild(void)
 {
 	const struct sales_core *core = an_core;
 	struct sales_store_result *res;
-	struct sales_value since;
+	struct sales_value since[2];
 	const struct sales_value *pid;
 	int64_t now = core->now_ms();
 	size_t r, n;
+	int rc = 0;
 
-	res = core->store_query_sync("SELECT product_id, orders, quantity, "
-	    "revenue_units, revenue_micros FROM product_totals_v1", NULL, 0);
-	if (res == NULL)
-		goto fail;
+	memset(since, 0, sizeof(since));
+	since[0].type = SALES_VALUE_INT;
+	since[0].i = now - 2 * window_ms;
+	since[1].type = SALES_VALUE_INT;
+	since[1].i = (now / 60000 - 59) * 60000 - 1;
+	res = core->store_query_sync(sql_rebuild, since, 2);
+	if (res == NULL) {
+		core->log(self, SALES_LOG_ERROR, "cannot read the orders to "
+		    "rebuild analytics (the storage error above says why)");
+		return -1;
+	}
 	n = core->store_rows(res);
-	for (r = 0; r < n; r++) {
-		pid = core->store_value(res, r, 0);
-		if (pid->type != SALES_VALUE_TEXT)
-			continue;
-		if (an_add_totals(pid->s, pid->len,
-		    value_int(core->store_value(res, r, 1)),
-		    value_int(core->store_value(res, r, 2)),
-		    value_money(core->store_value(res, r, 3)) * 1000000 +
-		    value_money(core->store_value(res, r, 4))) == -1)
-			goto nomem;
+	for (r = 0; r < n && rc == 0; r++) {
+		switch (value_int(core->store_value(res, r, 0))) {
+		case 0:
+			pid = core->store_value(res, r, 1);
+			if (pid->type != SALES_VALUE_TEXT)
+				break;
+			rc = an_add_totals(pid->s, pid->len,
+			    value_int(core->store_value(res, r, 2)),
+			    value_int(core->store_value(res, r, 3)),
+			    value_money(core->store_value(res, r, 4)) *
+			    1000000 +
+			    value_money(core->store_value(res, r, 5)));
+			break;
+		case 1:
+			rc = an_add_window(value_int(core->store_value(res, r,
+			    2)), value_int(core->store_value(res, r, 3)),
+			    row_revenue(res, r, 4));
+			break;
+		case 2:
+			an_add_hour(value_int(core->store_value(res, r, 2)),
+			    value_int(core->store_value(res, r, 3)),
+			    row_revenue(res, r, 4));
+			break;
+		case 3:
+			watermark = value_int(core->store_value(res, r, 2));
+			break;
+		}
 	}
 	core->store_result_free(res);
-
-	memset(&since, 0, sizeof(since));
-	since.type = SALES_VALUE_INT;
-	since.i = now - 2 * window_ms;
-	res = core->store_query_sync("SELECT received_at, COUNT(*), "
-	    AN_REVENUE_SUMS " FROM " AN_RECENT " GROUP BY received_at "
-	    "ORDER BY received_at", &since, 1);
-	if (res == NULL)
-		goto fail;
-	n = core->store_rows(res);
-	for (r = 0; r < n; r++)
-		if (an_add_window(value_int(core->store_value(res, r, 0)),
-		    value_int(core->store_value(res, r, 1)),
-		    row_revenue(res, r, 2)) == -1)
-			goto nomem;
-	core->store_result_free(res);
-
-	since.i = (now / 60000 - 59) * 60000 - 1;
-	res = core->store_query_sync("SELECT received_at / 60000, COUNT(*), "
-	    AN_REVENUE_SUMS " FROM " AN_RECENT " GROUP BY 1", &since, 1);
-	if (res == NULL)
-		goto fail;
-	n = core->store_rows(res);
-	for (r = 0; r < n; r++)
-		an_add_hour(value_int(core->store_value(res, r, 0)),
-		    value_int(core->store_value(res, r, 1)),
-		    row_revenue(res, r, 2));
-	core->store_result_free(res);
+	if (rc != 0) {
+		core->log(self, SALES_LOG_ERROR, "out of memory rebuilding "
+		    "analytics");
+		return -1;
+	}
 	return 0;
-nomem:
-	core->store_result_free(res);
-	core->log(self, SALES_LOG_ERROR, "out of memory rebuilding analytics");
-	return -1;
-fail:
-	core->log(self, SALES_LOG_ERROR, "cannot read the orders to rebuild "
-	    "analytics (the storage error above says why)");
-	return -1;
 }
 
 static void
@@ -211,6 +232,8 @@ on_order(const char *topic, const void *payload, size_t len, void *arg)
 	if (len < sizeof(o))
 		return;
 	memcpy(&o, payload, sizeof(o));
+	if (o.id <= watermark)
+		return;		/* counted by rebuild() already */
 	o.product_id[sizeof(o.product_id) - 1] = '\0';
 	if (an_add_order(o.product_id, strlen(o.product_id), o.quantity,
 	    o.price_micros, o.received_at_ms) == -1)

@@ -18,6 +18,11 @@
  * 409; a stored key answers its stored response if the request is the
  * same (hash of method, path and body), 422 if not.  Keys are kept for
  * [orders] idempotency_ttl_s (default 24 h), then deleted by a timer.
+ * The key row is a plain INSERT (an expired row of the key deleted just
+ * before it), so when another process sharing the database - another
+ * instance of a cluster - stored the key first, or races with us for
+ * it, the UNIQUE constraint rolls our unit back whole, orders included,
+ * and we answer as a retry: the first answer, or 422.
  *
  * The read routes are in orders_query.c, validation in orders_parse.c.
  * This module never sees analytics: it only publishes.
@@ -49,6 +54,7 @@ struct post {
 	size_t			*span;		/* offset, length of each order */
 	char			 location[48];
 	char			 shape[16];	/* idempotency: "@o", "@a<n>" */
+	int			 conflict;	/* key taken: looked up again */
 	struct post		*next;		/* in-flight chain */
 	/* A single order (the usual POST) needs no allocations of its own. */
 	struct order		 order1;
@@ -73,8 +79,10 @@ static const char sql_insert[] =
  * the id one above the highest.  response (?4): "@o" for one order
  * object, "@a<n>" for an array of n.
  */
+static const char sql_idem_expire[] =
+    "DELETE FROM idempotency WHERE key = ?1 AND created_at < ?2";
 static const char sql_idem_insert[] =
-    "INSERT OR REPLACE INTO idempotency(key, request_hash, status, "
+    "INSERT INTO idempotency(key, request_hash, status, "
     "response, location, created_at) VALUES (?1, ?2, ?3, ?4, "
     "'/orders/' || (SELECT COALESCE(MAX(id), 0) + 1 FROM orders), ?5)";
 static const char sql_replay[] =
@@ -83,6 +91,8 @@ static const char sql_replay[] =
 static const char sql_idem_lookup[] =
     "SELECT request_hash, status, response, location FROM idempotency "
     "WHERE key = ?1 AND created_at >= ?2";
+
+static int	key_lookup(struct post *);
 
 static unsigned
 key_bucket(const char *key)
@@ -173,9 +183,18 @@ write_cb(int status, int constraint, const char *err,
 	struct post *p = arg;
 	const struct sales_value *v;
 	int64_t now;
-	int i, nkey = p->key != NULL;	/* the key's statements first */
+	int i, nkey = 2 * (p->key != NULL);	/* the key's statements first */
 
-	(void)constraint;
+	if (status != 0 && constraint && p->key != NULL && !p->conflict) {
+		/*
+		 * The key, perhaps: another instance stored it since our
+		 * look-up, or won a race for it.  Look again and answer
+		 * as a retry (lookup_cb); no row: back here, the 503 below.
+		 */
+		p->conflict = 1;
+		if (key_lookup(p) == 0)
+			return;
+	}
 	if (status != 0) {
 		/*
 		 * While storage is down every POST fails, and the store
@@ -247,8 +266,8 @@ static void
 submit(struct post *p)
 {
 	const struct sales_core *core = orders_core;
-	struct sales_store_stmt *stmts = NULL, stmts1[2];
-	struct sales_value *vals = NULL, *v, vals1[6 + 5];
+	struct sales_store_stmt *stmts = NULL, stmts1[3];
+	struct sales_value *vals = NULL, *v, vals1[6 + 7];
 	struct order *o;
 	int64_t now;
 	int i, nstmt, nkey;
@@ -257,7 +276,7 @@ submit(struct post *p)
 	if (now < last_received)
 		now = last_received;	/* receive times never go back */
 	last_received = now;
-	nkey = p->key != NULL;		/* the key's statement */
+	nkey = 2 * (p->key != NULL);	/* the key's statements */
 	nstmt = p->n + nkey;
 	if (p->n == 1) {
 		/* store_write copies what it needs: the stack will do. */
@@ -268,7 +287,7 @@ submit(struct post *p)
 		p->span = p->span1;
 	} else {
 		stmts = calloc((size_t)nstmt, sizeof(*stmts));
-		vals = calloc((size_t)p->n * 6 + 5, sizeof(*vals));
+		vals = calloc((size_t)p->n * 6 + 7, sizeof(*vals));
 		p->span = calloc((size_t)p->n * 2, sizeof(*p->span));
 		if (stmts == NULL || vals == NULL || p->span == NULL)
 			goto nomem;
@@ -318,10 +337,19 @@ submit(struct post *p)
 		v[3].len = strlen(p->shape);
 		v[4].type = SALES_VALUE_INT;
 		v[4].i = now;
-		/* First: the key decides before any order is written. */
-		stmts[0].sql = sql_idem_insert;
-		stmts[0].params = v;
-		stmts[0].nparams = 5;
+		/*
+		 * First: the key decides before any order is written.  An
+		 * expired row of the key gives way; a live one fails us.
+		 */
+		v[5] = v[0];
+		v[6].type = SALES_VALUE_INT;
+		v[6].i = now - ttl_s * 1000;
+		stmts[0].sql = sql_idem_expire;
+		stmts[0].params = &v[5];
+		stmts[0].nparams = 2;
+		stmts[1].sql = sql_idem_insert;
+		stmts[1].params = v;
+		stmts[1].nparams = 5;
 	}
 	if (core->store_write_rows(stmts, (size_t)nstmt, write_cb, p) == -1) {
 		core->http_error(p->req, 503, "shutting_down",
@@ -452,7 +480,11 @@ lookup_cb(const struct sales_store_result *res, const char *err, void *arg)
 		return;
 	}
 	if (core->store_rows(res) == 0) {
-		submit(p);
+		if (p->conflict)	/* not the key: the orders' own */
+			write_cb(-1, 1, "a constraint failed, not the "
+			    "Idempotency-Key's", NULL, 0, p);
+		else
+			submit(p);
 		return;
 	}
 	hash = core->store_value(res, 0, 0);
@@ -470,6 +502,22 @@ lookup_cb(const struct sales_store_result *res, const char *err, void *arg)
 		core->http_error(p->req, 500, "internal_error", "the stored "
 		    "answer of this Idempotency-Key cannot be read", NULL);
 	post_free(p);
+}
+
+/* The stored answer of p's key, if still kept: to lookup_cb. */
+static int
+key_lookup(struct post *p)
+{
+	struct sales_value params[2];
+
+	memset(params, 0, sizeof(params));
+	params[0].type = SALES_VALUE_TEXT;
+	params[0].s = p->key;
+	params[0].len = strlen(p->key);
+	params[1].type = SALES_VALUE_INT;
+	params[1].i = orders_core->now_ms() - ttl_s * 1000;
+	return orders_core->store_query(sql_idem_lookup, params, 2, lookup_cb,
+	    p);
 }
 
 static int
@@ -499,7 +547,6 @@ orders_post(struct sales_request *req, void *arg)
 	const struct sales_core *core = orders_core;
 	struct sales_json *json = NULL;
 	struct post *p = NULL;
-	struct sales_value params[2];
 	const char *body, *key, *code;
 	char field[128], sub[80], msg[200];
 	size_t len;
@@ -578,13 +625,7 @@ orders_post(struct sales_request *req, void *arg)
 	request_hash(body, len, p->hash, sizeof(p->hash));
 	p->next = inflight[key_bucket(key)];
 	inflight[key_bucket(key)] = p;
-	memset(params, 0, sizeof(params));
-	params[0].type = SALES_VALUE_TEXT;
-	params[0].s = p->key;
-	params[0].len = strlen(p->key);
-	params[1].type = SALES_VALUE_INT;
-	params[1].i = core->now_ms() - ttl_s * 1000;
-	if (core->store_query(sql_idem_lookup, params, 2, lookup_cb, p) == -1) {
+	if (key_lookup(p) == -1) {
 		core->http_error(req, 503, "shutting_down",
 		    "the server is shutting down; nothing was stored", NULL);
 		post_free(p);

@@ -121,13 +121,25 @@ def test_analytics_reads_orders_only_through_the_views(tmp_path):
     published = set(documented_views())
     db = orders_db(str(tmp_path / "o.db"))
     stmts = analytics_sql()
-    # Start-up's three reads; fewer means the extraction missed some.
-    assert len(stmts) >= 3, stmts
+    # Start-up's one read (one snapshot, with both views); none means
+    # the extraction missed it.
+    assert any("orders_v1" in s and "product_totals_v1" in s
+               for s in stmts), stmts
     for sql in stmts:
         bad = []
+        viewed = set()
 
-        def auth(action, table, column, dbname, source, bad=bad):
-            if action == SQLITE_READ and (source or table) not in published:
+        def auth(action, table, column, dbname, source, bad=bad,
+                 viewed=viewed):
+            if action != SQLITE_READ:
+                return sqlite3.SQLITE_OK
+            if source in published:
+                viewed.add(table)
+            # SQLite also reports the rowid (orders_v1.id) as a read of
+            # the table's no column, without the view: not a direct read
+            # when the statement reads that table through a view.
+            elif (source or table) not in published and not (
+                    column == "" and table in viewed):
                 bad.append((table, column, source))
             return sqlite3.SQLITE_OK
 
