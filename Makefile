@@ -24,7 +24,7 @@ FUZZ_TIME     ?= 300
 FUZZ_SMOKE    ?= 20
 FUZZ_PACKAGES  = clang libclang-rt-14-dev
 
-.PHONY: all deps build run test test-unit test-e2e test-sanitize test-fuzz \
+.PHONY: all deps build run test test-postgres test-unit test-e2e test-sanitize test-fuzz \
 	test-tsan test-tools fuzz fuzz-build bench install deb clean
 
 all: build
@@ -46,8 +46,15 @@ build: deps
 run: build
 	./$(BUILD)/salesd -c $(CONFIG)
 
-test: build test-tools test-sanitize test-tsan test-fuzz
+test: build test-tools test-sanitize test-tsan test-fuzz test-postgres
 	tests/run $(BUILD)
+
+# The shipped modules' storage tests again, each server on a fresh
+# database of a throwaway PostgreSQL instead of its SQLite file.
+PG_TESTS = test_orders.py or test_orders_format or test_analytics.py or \
+	test_bus_payloads or test_ai_recommend
+test-postgres: build test-tools
+	SALESD_TEST_DRIVER=postgres tests/run $(BUILD) -k '$(PG_TESTS)'
 
 # The browser and API-contract tests drive Debian's chromium and the npm
 # tools pinned by tests/package-lock.json (newman, redocly, playwright-core),

@@ -18,6 +18,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("SALESD_BUILD", os.path.join(ROOT, "build"))
 SALESD = os.path.join(BUILD, "salesd")
 
+# SALESD_TEST_DRIVER=postgres (make test does it for the shipped modules'
+# storage tests): every server stores in a fresh database of one
+# throwaway PostgreSQL (tests/e2e/pg.py) instead of its SQLite file,
+# unless its test names a [storage] driver itself.
+TEST_DRIVER = os.environ.get("SALESD_TEST_DRIVER", "sqlite")
+_pg = {"cluster": None, "n": 0}
+
+
+def pg_database_url():
+    """A fresh database in the session's PostgreSQL, started on first use."""
+    import atexit
+    import pg
+    if _pg["cluster"] is None:
+        _pg["cluster"] = pg.Cluster(log_statements=False)
+        atexit.register(_pg["cluster"].destroy)
+    _pg["n"] += 1
+    name = "d%d_%d" % (os.getpid(), _pg["n"])
+    return name, _pg["cluster"].createdb(name)
+
+
+
+def sqlite_only(fn):
+    """For a test that reads the server's SQLite file itself."""
+    return pytest.mark.skipif(TEST_DRIVER != "sqlite",
+                              reason="reads the SQLite database file")(fn)
+
 
 class Server:
     """One salesd process with its own config, module dir and database."""
@@ -35,6 +61,7 @@ class Server:
                 if f.endswith(".so") and not os.path.exists(link):
                     os.symlink(os.path.join(d, f), link)
         self.db = os.path.join(self.tmpdir, "sales.db")
+        self.pg_db = None
         sections = {
             "server": {"host": "127.0.0.1", "port": "0", "log_level": "info"},
             "modules": {"dir": self.moddir, "load": " ".join(modules)},
@@ -44,6 +71,10 @@ class Server:
         # make test-tsan runs the suite with WebSocket I/O threads on.
         if os.environ.get("SALESD_IO_THREADS"):
             sections["server"]["io_threads"] = os.environ["SALESD_IO_THREADS"]
+        if TEST_DRIVER == "postgres" and "driver" not in (
+                (config or {}).get("storage") or {}):
+            self.pg_db, url = pg_database_url()
+            sections["storage"] = {"driver": "postgres", "url": url}
         for sec, kv in (config or {}).items():
             sections.setdefault(sec, {}).update({k: str(v) for k, v in kv.items()})
         self.config = os.path.join(self.tmpdir, "sales.ini")
@@ -55,6 +86,20 @@ class Server:
         self.preexec = None     # run in the child before exec
         self.port = None
         self.log_path = os.path.join(self.tmpdir, "salesd.log")
+
+    def sql(self, query):
+        """Rows of query on the server's database, whichever the driver."""
+        if self.pg_db is None:
+            import sqlite3
+            con = sqlite3.connect(self.db)
+            try:
+                return con.execute(query).fetchall()
+            finally:
+                con.close()
+        # As JSON, so that types come back as they are (text stays text).
+        out = _pg["cluster"].psql(self.pg_db, "SELECT COALESCE(json_agg(t), "
+                                  "'[]') FROM (%s) t" % query)
+        return [tuple(r.values()) for r in json.loads(out)]
 
     def write_config(self, changes=None, raw=None):
         """Rewrites sales.ini: changes {section: {key: value or None to drop}},

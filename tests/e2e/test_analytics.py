@@ -8,6 +8,8 @@ import time
 
 import websockets
 
+from conftest import sqlite_only
+
 MODULES = ["orders", "analytics"]
 SEED = {"product_id": "101", "quantity": 2, "price": 25.50,
         "date": "2025-04-22T10:00:00Z"}
@@ -198,6 +200,7 @@ def _start_time(srv):
     return time.time() - t
 
 
+@sqlite_only
 def test_restart_with_a_million_orders(make_server):
     """Start-up reads per-product totals and recent orders only, so 1M
     stored orders cost no more than an empty database."""

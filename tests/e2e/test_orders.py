@@ -6,6 +6,8 @@ import threading
 
 import pytest
 
+from conftest import sqlite_only
+
 MODULES = ["orders", "analytics"]
 GOOD = {"product_id": "101", "quantity": 2, "price": 25.50,
         "date": "2025-04-22T10:00:00Z"}
@@ -102,9 +104,7 @@ def test_bad_bodies_are_refused_and_store_nothing(make_server):
     assert count(srv) == 0
     st, _, page = srv.get("/orders")
     assert st == 200 and page["orders"] == []
-    con = sqlite3.connect(srv.db)
-    assert con.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0
-    con.close()
+    assert srv.sql("SELECT COUNT(*) FROM orders") == [(0,)]
 
 
 GOOD_EDGE = [
@@ -163,11 +163,9 @@ def test_post_one_and_get_it(make_server):
         st, _, e = srv.get("/orders/" + bad)
         assert st == 400 and e["error"]["field"] == "id", bad
     # The seed's columns are there for the sqlite3 shell.
-    con = sqlite3.connect(srv.db)
-    row = con.execute("SELECT id, product_id, quantity, price, date FROM "
-                      "orders").fetchone()
-    assert row == (o["id"], "101", 2, 25.5, "2025-04-22T10:00:00Z")
-    con.close()
+    row = srv.sql("SELECT id, product_id, quantity, price, date FROM "
+                  "orders")
+    assert row == [(o["id"], "101", 2, 25.5, "2025-04-22T10:00:00Z")]
 
 
 def test_array_is_all_or_nothing(make_server):
@@ -202,11 +200,8 @@ def test_exact_money_100000_orders_of_0_1(make_server):
     assert a["totalRevenue"] == 10000 and isinstance(a["totalRevenue"], int)
     assert a["topProducts"][0] == {"product_id": "dime", "revenue": 10000,
                                    "quantity": 100000, "orders": 100000}
-    con = sqlite3.connect(srv.db)
-    assert con.execute("SELECT revenue_units, revenue_micros FROM "
-                       "product_totals WHERE product_id='dime'"
-                       ).fetchone() == (10000, 0)
-    con.close()
+    assert srv.sql("SELECT revenue_units, revenue_micros FROM "
+                   "product_totals WHERE product_id='dime'") == [(10000, 0)]
 
 
 def test_list_pagination_and_filters(make_server):
@@ -296,6 +291,7 @@ def test_idempotency_key_concurrent_retries(make_server):
     assert count(srv) == 200
 
 
+@sqlite_only
 def test_product_filter_reads_a_bounded_window(make_server):
     """GET /orders?product_id= walks ids newest first without an index;
     one page looks at no more than 100,000 ids and says where to go on,
