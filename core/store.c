@@ -1238,6 +1238,23 @@ core_store_units(void)
 	return atomic_load(&store_units);
 }
 
+/* Queues a write job for the writer thread; -1 (j freed) when full. */
+static int
+write_enqueue(struct job *j)
+{
+	pthread_mutex_lock(&st.wlock);
+	if (st.wq.len >= STORE_MAX_QUEUE) {
+		pthread_mutex_unlock(&st.wlock);
+		job_free(j);
+		return -1;
+	}
+	atomic_fetch_add(&store_pending, 1);
+	queue_push(&st.wq, j);
+	pthread_cond_signal(&st.wcond);
+	pthread_mutex_unlock(&st.wlock);
+	return 0;
+}
+
 int
 core_store_write(const struct sales_store_stmt *stmts, size_t n,
     sales_store_write_cb cb, void *arg)
@@ -1250,17 +1267,7 @@ core_store_write(const struct sales_store_stmt *stmts, size_t n,
 		return -1;
 	j->wcb = cb;
 	j->arg = arg;
-	pthread_mutex_lock(&st.wlock);
-	if (st.wq.len >= STORE_MAX_QUEUE) {
-		pthread_mutex_unlock(&st.wlock);
-		job_free(j);
-		return -1;
-	}
-	atomic_fetch_add(&store_pending, 1);
-	queue_push(&st.wq, j);
-	pthread_cond_signal(&st.wcond);
-	pthread_mutex_unlock(&st.wlock);
-	return 0;
+	return write_enqueue(j);
 }
 
 int
@@ -1279,17 +1286,7 @@ core_store_write_rows(const struct sales_store_stmt *stmts, size_t n,
 	}
 	j->rcb = cb;
 	j->arg = arg;
-	pthread_mutex_lock(&st.wlock);
-	if (st.wq.len >= STORE_MAX_QUEUE) {
-		pthread_mutex_unlock(&st.wlock);
-		job_free(j);
-		return -1;
-	}
-	atomic_fetch_add(&store_pending, 1);
-	queue_push(&st.wq, j);
-	pthread_cond_signal(&st.wcond);
-	pthread_mutex_unlock(&st.wlock);
-	return 0;
+	return write_enqueue(j);
 }
 
 /*

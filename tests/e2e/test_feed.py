@@ -18,9 +18,7 @@ import struct
 import threading
 import time
 
-import pytest
-
-from test_postgres import DRIVER, Cluster, pg_server, wait_health
+from pg import cluster, pg_server, pgdb, wait_health  # noqa: F401
 
 
 class Feed:
@@ -180,23 +178,6 @@ def check_feed(feed, stored, timeout=60):
     return ids
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    if not os.path.exists(DRIVER):
-        pytest.fail("%s is not built (libpq-dev missing?)" % DRIVER)
-    c = Cluster()
-    yield c
-    c.destroy()
-
-
-_dbs = [0]
-
-
-@pytest.fixture
-def pgdb(cluster):
-    _dbs[0] += 1
-    name = "feed%d_%d" % (os.getpid(), _dbs[0])
-    return name, cluster.createdb(name)
 
 
 def concurrent(servers, threads, per_thread):

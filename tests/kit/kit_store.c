@@ -385,22 +385,33 @@ kit_store_job(size_t n)
 	return j;
 }
 
-int
-kit_store_write(const struct sales_store_stmt *stmts, size_t n,
-    sales_store_write_cb cb, void *arg)
+/* A write job of copies of stmts, or NULL. */
+static struct kit_store_job *
+kit_write_job(const struct sales_store_stmt *stmts, size_t n)
 {
 	struct kit_store_job *j;
 	size_t i;
 
 	if (stmts == NULL || n == 0 || (j = kit_store_job(n)) == NULL)
-		return -1;
+		return NULL;
 	for (i = 0; i < n; i++)
 		if (kit_stmt_copy(&j->stmts[i], stmts[i].sql, stmts[i].params,
 		    stmts[i].nparams) == -1) {
 			kit_store_job_free(&j->job);
-			return -1;
+			return NULL;
 		}
 	j->job.run = kit_run_write;
+	return j;
+}
+
+int
+kit_store_write(const struct sales_store_stmt *stmts, size_t n,
+    sales_store_write_cb cb, void *arg)
+{
+	struct kit_store_job *j;
+
+	if ((j = kit_write_job(stmts, n)) == NULL)
+		return -1;
 	j->wcb = cb;
 	j->arg = arg;
 	kit_queue(&j->job);
@@ -412,17 +423,9 @@ kit_store_write_rows(const struct sales_store_stmt *stmts, size_t n,
     sales_store_rows_cb cb, void *arg)
 {
 	struct kit_store_job *j;
-	size_t i;
 
-	if (stmts == NULL || n == 0 || (j = kit_store_job(n)) == NULL)
+	if ((j = kit_write_job(stmts, n)) == NULL)
 		return -1;
-	for (i = 0; i < n; i++)
-		if (kit_stmt_copy(&j->stmts[i], stmts[i].sql, stmts[i].params,
-		    stmts[i].nparams) == -1) {
-			kit_store_job_free(&j->job);
-			return -1;
-		}
-	j->job.run = kit_run_write;
 	j->rcb = cb;
 	j->arg = arg;
 	kit_queue(&j->job);
