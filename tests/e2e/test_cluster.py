@@ -359,23 +359,8 @@ def test_analytics_equal_on_every_instance(make_server, cluster, pgdb):
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
-# What the README's block leaves to the machine: the main context, and
-# the paths nginx would otherwise take under /var and /run.
-NGINX_MAIN = """daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log notice;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-{block}
-}}
-"""
+# The main context around the README's block: the one test_proxy uses.
+from test_proxy import MAIN as NGINX_MAIN  # noqa: E402
 
 
 def readme_example(name):
@@ -398,7 +383,7 @@ def public_tmp():
 def write_nginx_conf(tmp, block):
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_MAIN.format(tmp=tmp, block=block))
+        f.write(NGINX_MAIN.format(tmp=tmp, snippet=block))
     return conf
 
 
