@@ -88,7 +88,9 @@ class Server:
         self.log_path = os.path.join(self.tmpdir, "salesd.log")
 
     def sql(self, query):
-        """Rows of query on the server's database, whichever the driver."""
+        """Rows of query on the server's database, whichever the driver
+        (each column with a name of its own: PostgreSQL's rows come back
+        as JSON objects)."""
         if self.pg_db is None:
             import sqlite3
             con = sqlite3.connect(self.db)

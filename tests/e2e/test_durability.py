@@ -4,7 +4,6 @@ Idempotency-Key survives restarts."""
 import calendar
 import http.client
 import json
-import sqlite3
 import threading
 import time
 
@@ -66,10 +65,8 @@ def test_kill9_under_load_loses_no_acknowledged_order(make_server):
         t.join(30)
     assert len(acked) > 100, "too little load before the kill"
 
-    con = sqlite3.connect(srv.db)
-    rows = con.execute("SELECT id, product_id, quantity, price_micros FROM "
-                       "orders").fetchall()
-    con.close()
+    rows = srv.sql("SELECT id, product_id, quantity, price_micros FROM "
+                   "orders")
     by_pid = {}
     for oid, pid, q, pm in rows:
         assert pid not in by_pid, "order %s stored twice" % pid
@@ -84,21 +81,21 @@ def test_kill9_under_load_loses_no_acknowledged_order(make_server):
     srv.start(timeout=60)
     st, _, a = srv.get("/analytics?top=100")
     assert st == 200
-    con = sqlite3.connect(srv.db)
-    n, qty, rev = con.execute("SELECT COUNT(*), SUM(quantity), "
-                              "SUM(quantity * price_micros) FROM orders"
-                              ).fetchone()
+    # Either driver: srv.sql() reads the server's database.
+    [(n, qty, rev)] = srv.sql("SELECT COUNT(*) AS n, SUM(quantity) AS q, "
+                              "SUM(quantity * price_micros) AS r FROM orders")
     asof = iso_ms(a["asOf"])
-    last_n, last_rev = con.execute(
-        "SELECT COUNT(*), COALESCE(SUM(quantity * price_micros), 0) FROM "
-        "orders WHERE received_at > ? AND received_at <= ?",
-        (asof - 60000, asof)).fetchone()
-    top = con.execute("SELECT product_id, SUM(quantity * price_micros) AS r "
-                      "FROM orders GROUP BY product_id ORDER BY r DESC, "
-                      "product_id LIMIT 100").fetchall()
-    totals = con.execute("SELECT SUM(orders), SUM(revenue_units) * 1000000 + "
-                         "SUM(revenue_micros) FROM product_totals").fetchone()
-    con.close()
+    [(last_n, last_rev)] = srv.sql(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(quantity * price_micros), 0) "
+        "AS r FROM "
+        "orders WHERE received_at > %d AND received_at <= %d"
+        % (asof - 60000, asof))
+    top = srv.sql("SELECT product_id, SUM(quantity * price_micros) AS r "
+                  "FROM orders GROUP BY product_id ORDER BY r DESC, "
+                  "product_id LIMIT 100")
+    [totals] = srv.sql("SELECT SUM(orders) AS n, SUM(revenue_units) * "
+                       "1000000 + SUM(revenue_micros) AS r FROM "
+                       "product_totals")
     assert totals == (n, rev)
     assert a["totalOrders"] == n and a["totalQuantity"] == qty
     assert round(a["totalRevenue"] * 10 ** 6) == rev
