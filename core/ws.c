@@ -14,7 +14,7 @@
  * client has a queue of whole frames, each a reference to a refcounted
  * frame built once, that is written with sendmsg(2) straight to the
  * socket, many frames at once, from the loop: clients with new output
- * go on a pending list written WS_SLICE clients a loop turn, so HTTP is
+ * go on a pending list written a slice a loop turn, so HTTP is
  * served while a broadcast goes out.  A write event is armed only while
  * the socket would block.  wslay's own frames (pongs, close
  * echoes, pings) are collected while wslay_event_send() runs and queued
@@ -458,8 +458,10 @@ ws_flush_threads(void)
 }
 
 /*
- * Writes the clients with new output, at most WS_SLICE of them, in the
- * order their output came, then lets the loop poll before the next
+ * Writes the clients with new output, at most WS_SLICE of them and for
+ * about WS_SLICE_US (the slice a request may wait behind, whatever the
+ * machine's speed), in the order their output came, then lets the loop
+ * poll before the next
  * slice: a broadcast to 10,000 clients is queued to all at once (so
  * every client gets the same frames in the same order) but written over
  * many loop turns, between which HTTP requests are served.
