@@ -14,7 +14,7 @@
  * client has a queue of whole frames, each a reference to a refcounted
  * frame built once, that is written with sendmsg(2) straight to the
  * socket, many frames at once, from the loop: clients with new output
- * go on a pending list written WS_SLICE clients a loop turn, so HTTP is
+ * go on a pending list written a slice a loop turn, so HTTP is
  * served while a broadcast goes out.  A write event is armed only while
  * the socket would block.  wslay's own frames (pongs, close
  * echoes, pings) are collected while wslay_event_send() runs and queued
@@ -87,7 +87,8 @@
 #define WS_MAX_FRAGS	1024	/* frames in one message */
 #define WS_IOV		64	/* frames in one sendmsg */
 #define WS_MALLOC	16	/* allocator overhead per allocation */
-#define WS_SLICE	256	/* clients written per loop turn */
+#define WS_SLICE	256	/* clients written per loop turn, at most */
+#define WS_SLICE_US	1000	/* and for about this long */
 #define WS_BATCH_MIN	10	/* batchMs bounds */
 #define WS_BATCH_MAX	10000
 
@@ -136,12 +137,14 @@ struct ws_client {
 	size_t			 fed;		/* bytes handed to ctx */
 	size_t			 framed;	/* bytes of frames ctx started */
 	STAILQ_HEAD(, ws_out)	 outq;		/* whole frames to send */
+	struct ws_out		 out1;		/* an entry without malloc */
+	int			 out1_used;	/* out1 is on outq */
 	size_t			 off;		/* sent of the first one */
 	size_t			 held;		/* outq, frames whole */
 	size_t			 mem;		/* outq, frames shared */
 	struct event		*wev;		/* socket writable, or flush */
 	int			 wblocked;	/* wev waits for the socket */
-	int			 wfd;		/* ws_write()'s socket */
+	int			 wfd;		/* the socket, for ws_write() */
 	int			 wagain;	/* ws_write() would block */
 	int			 werr;		/* ws_write()'s errno, or 0 */
 	size_t			 wrote;		/* ws_write()'s bytes sent */
@@ -435,10 +438,6 @@ ws_flush_threads(void)
 			ws_finish(c);
 			continue;
 		}
-		if ((c->wfd = bufferevent_getfd(c->bev)) < 0) {
-			ws_free(c);
-			continue;
-		}
 		slice[k++] = c;
 	}
 	core_ws_io_run((void **)slice, k, ws_write);
@@ -459,8 +458,10 @@ ws_flush_threads(void)
 }
 
 /*
- * Writes the clients with new output, at most WS_SLICE of them, in the
- * order their output came, then lets the loop poll before the next
+ * Writes the clients with new output, at most WS_SLICE of them and for
+ * about WS_SLICE_US (the slice a request may wait behind, whatever the
+ * machine's speed), in the order their output came, then lets the loop
+ * poll before the next
  * slice: a broadcast to 10,000 clients is queued to all at once (so
  * every client gets the same frames in the same order) but written over
  * many loop turns, between which HTTP requests are served.
@@ -470,6 +471,7 @@ ws_flushcb(evutil_socket_t fd, short what, void *arg)
 {
 	static const struct timeval now = { 0, 0 };
 	struct ws_client *c;
+	int64_t until;
 	int n;
 
 	(void)fd;
@@ -477,10 +479,15 @@ ws_flushcb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (core_ws_io_threads() > 0)
 		ws_flush_threads();
-	else
-		for (n = 0; n < WS_SLICE && (c = ws_next_pending()) != NULL;
-		    n++)
+	else {
+		until = core_mono_us() + WS_SLICE_US;
+		for (n = 1; n <= WS_SLICE && (c = ws_next_pending()) != NULL;
+		    n++) {
 			ws_after(c);
+			if (n % 16 == 0 && core_mono_us() >= until)
+				break;
+		}
+	}
 	if (!TAILQ_EMPTY(&pending))
 		evtimer_add(flusher, &now);
 }
@@ -518,7 +525,14 @@ ws_push(struct ws_client *c, struct ws_frame *f)
 {
 	struct ws_out *o;
 
-	if ((o = malloc(sizeof(*o))) == NULL)
+	/*
+	 * A client mostly holds one frame at a time: its own entry saves
+	 * a malloc and a free per client of every broadcast.
+	 */
+	if (!c->out1_used) {
+		o = &c->out1;
+		c->out1_used = 1;
+	} else if ((o = malloc(sizeof(*o))) == NULL)
 		return -1;
 	o->frame = f;
 	o->share = ws_share(f);
@@ -546,7 +560,10 @@ ws_unqueue(struct ws_client *c)
 	c->mem -= o->share;
 	c->off = 0;
 	ws_frame_unref(o->frame);
-	free(o);
+	if (o == &c->out1)
+		c->out1_used = 0;
+	else
+		free(o);
 }
 
 static void
@@ -657,7 +674,10 @@ ws_write(void *arg)
 		memset(&mh, 0, sizeof(mh));
 		mh.msg_iov = iov;
 		mh.msg_iovlen = i;
-		if ((n = sendmsg(c->wfd, &mh, MSG_NOSIGNAL)) == -1) {
+		/* One frame, the fan-out's usual case: no iovec to import. */
+		if ((n = i == 1 ? send(c->wfd, iov[0].iov_base,
+		    iov[0].iov_len, MSG_NOSIGNAL) :
+		    sendmsg(c->wfd, &mh, MSG_NOSIGNAL)) == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -693,10 +713,9 @@ ws_timer_arm(struct ws_client *c, long ms)
 static int
 ws_kernel_outq(struct ws_client *c)
 {
-	int fd, n;
+	int n;
 
-	if ((fd = bufferevent_getfd(c->bev)) < 0 ||
-	    ioctl(fd, SIOCOUTQ, &n) == -1)
+	if (ioctl(c->wfd, SIOCOUTQ, &n) == -1)
 		return -1;
 	return n;
 }
@@ -756,8 +775,6 @@ ws_sent(struct ws_client *c)
 static int
 ws_flush(struct ws_client *c)
 {
-	if ((c->wfd = bufferevent_getfd(c->bev)) < 0)
-		return -1;
 	ws_write(c);
 	ws_sent(c);
 	if (c->werr != 0)
@@ -930,8 +947,6 @@ ws_before(struct ws_client *c)
 static int
 ws_finish(struct ws_client *c)
 {
-	int fd;
-
 	if (c->state == WS_CLOSING && STAILQ_EMPTY(&c->outq) &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
 	    (c->ctx == NULL || c->closed ||
@@ -942,8 +957,7 @@ ws_finish(struct ws_client *c)
 		if (c->wev != NULL)
 			event_del(c->wev);
 		c->wblocked = 0;
-		if ((fd = bufferevent_getfd(c->bev)) < 0 ||
-		    shutdown(fd, SHUT_WR) == -1) {
+		if (shutdown(c->wfd, SHUT_WR) == -1) {
 			ws_free(c);
 			return -1;
 		}
@@ -1641,6 +1655,8 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
 	c->bev = bev;
+	/* Cached: bufferevent_getfd() takes the bufferevent's lock. */
+	c->wfd = bufferevent_getfd(bev);
 	STAILQ_INIT(&c->outq);
 	if ((c->timer = evtimer_new(core_base, ws_timercb, c)) == NULL)
 		goto fail;
@@ -1650,7 +1666,7 @@ core_ws_accept(struct bufferevent *bev, const char *key)
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (core_ws_accept_key(key, accept) == -1)
 		return ws_refuse(bev, c);
-	if ((c->wev = event_new(core_base, bufferevent_getfd(bev), EV_WRITE,
+	if ((c->wev = event_new(core_base, c->wfd, EV_WRITE,
 	    ws_wcb, c)) == NULL)
 		goto fail;
 	c->id = next_id++;
