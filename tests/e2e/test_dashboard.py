@@ -277,8 +277,13 @@ def test_dashboard_live(make_server, browser, tmp_path):
     assert srv.stop() == 0
     b.wait("document.getElementById('conn').dataset.state === 'disconnected'")
     assert "Disconnected" in b.text("conn") and "Retrying in" in b.text("conn")
-    # The figures stay, dimmed, marked stale.
+    # The figures stay, dimmed, marked stale; the state stays in sight
+    # at the foot of the page too.
     assert b.eval("document.body.classList.contains('offline')")
+    b.eval("window.scrollTo(0, document.body.scrollHeight)")
+    assert b.eval("window.scrollY") > 0
+    assert b.eval("(r => r.top >= 0 && r.bottom <= window.innerHeight)("
+                  "document.getElementById('conn').getBoundingClientRect())")
     assert b.value("kpi-orders") == "4"
     b.do(cmd="screenshot", path=str(tmp_path / "dashboard-offline.png"),
          width=1280, height=900)
