@@ -11,8 +11,10 @@ DASHBOARD_SCREENSHOT=$PWD/docs/dashboard.png tests/run build -k screenshot)."""
 import base64
 import json
 import os
+import re
 import shutil
 import signal
+import struct
 import subprocess
 import time
 
@@ -173,6 +175,21 @@ def test_open_routes_need_no_token_and_nothing_else_opens(make_server):
     assert upgrade(srv.port, "/") == 401
     assert upgrade(srv.port, "/?token=" + READ) == 101
     assert upgrade(srv.port, "/ws?token=" + READ) == 101
+
+
+def test_readme_shows_the_committed_screenshot():
+    """The README's Dashboard section shows docs/dashboard.png, which is
+    in the repository and is the browser test's screenshot (a PNG at its
+    width)."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = re.search(r"^## Dashboard\n(.*?)^## ", text, re.S | re.M)
+    assert section, "README.md has no \"## Dashboard\" section"
+    assert "](docs/dashboard.png)" in section.group(1)
+    with open(os.path.join(ROOT, "docs", "dashboard.png"), "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", head[16:24])
+    assert width == 1280 and height >= 900, (width, height)
 
 
 # -- the page in a browser ------------------------------------------------------
