@@ -11,13 +11,17 @@ DASHBOARD_SCREENSHOT=$PWD/docs/dashboard.png tests/run build -k screenshot)."""
 import base64
 import json
 import os
+import re
 import shutil
+import signal
+import struct
 import subprocess
 import time
 
 import pytest
 
 from conftest import ROOT
+from fakes import chat_body, fake_upstream, openweather_body  # noqa: F401
 from rawhttp import exchange
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -173,6 +177,21 @@ def test_open_routes_need_no_token_and_nothing_else_opens(make_server):
     assert upgrade(srv.port, "/ws?token=" + READ) == 101
 
 
+def test_readme_shows_the_committed_screenshot():
+    """The README's Dashboard section shows docs/dashboard.png, which is
+    in the repository and is the browser test's screenshot (a PNG at its
+    width)."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = re.search(r"^## Dashboard\n(.*?)^## ", text, re.S | re.M)
+    assert section, "README.md has no \"## Dashboard\" section"
+    assert "](docs/dashboard.png)" in section.group(1)
+    with open(os.path.join(ROOT, "docs", "dashboard.png"), "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", head[16:24])
+    assert width == 1280 and height >= 900, (width, height)
+
+
 # -- the page in a browser ------------------------------------------------------
 
 def post(srv, order, token=None):
@@ -202,8 +221,10 @@ def test_dashboard_live(make_server, browser, tmp_path):
     b.wait_value("kpi-minute-revenue", 86.5)
     b.wait_value("kpi-minute-orders", 3)
     b.wait_value("kpi-minute-change", 86.5)
+    b.wait_value("kpi-minute-orders-change", 3)
     assert b.text("kpi-revenue") == "86.50"
     assert b.text("kpi-minute-change").startswith("▲ +86.50")
+    assert b.text("kpi-minute-orders-change").startswith("▲ +3")
     # The chart: revenue per second, as drawn.
     b.wait("Number(document.getElementById('chart').dataset.total) === 86.5")
     series = json.loads(b.eval("document.getElementById('chart').dataset.series"))
@@ -226,8 +247,17 @@ def test_dashboard_live(make_server, browser, tmp_path):
     b.wait("document.getElementById('rec-source').dataset.source === 'fallback'")
     assert b.eval("document.body.dataset.events") == \
         "newOrder updateAnalytics updatePromotions"
-
     assert "fallback" in b.text("rec-source")
+    assert "London" in b.text("weather")
+    # The recommendations were asked for when the page opened, before any
+    # sale; the orders make the page ask again (once, a little later),
+    # and the answer names what was sold.
+    b.wait("[...document.querySelectorAll('#recommendations li')]"
+           ".some(e => e.dataset.product === '101')")
+    recs = b.eval("[...document.querySelectorAll('#recommendations li')]"
+                  ".map(e => e.dataset.product)")
+    assert set(recs) <= {"101", "202"}, recs
+    assert b.eval("document.getElementById('rec-state').hidden")
 
     # The form: an invalid order shows the API's own words...
     st, _, err = srv.post("/orders", {"product_id": "101", "quantity": 0,
@@ -263,12 +293,136 @@ def test_dashboard_live(make_server, browser, tmp_path):
     port = srv.port
     assert srv.stop() == 0
     b.wait("document.getElementById('conn').dataset.state === 'disconnected'")
-    assert "Disconnected" in b.text("conn")
+    assert "Disconnected" in b.text("conn") and "Retrying in" in b.text("conn")
+    # The figures stay, dimmed, marked stale; the state stays in sight
+    # at the foot of the page too.
+    assert b.eval("document.body.classList.contains('offline')")
+    b.eval("window.scrollTo(0, document.body.scrollHeight)")
+    assert b.eval("window.scrollY") > 0
+    assert b.eval("(r => r.top >= 0 && r.bottom <= window.innerHeight)("
+                  "document.getElementById('conn').getBoundingClientRect())")
+    assert b.value("kpi-orders") == "4"
+    b.do(cmd="screenshot", path=str(tmp_path / "dashboard-offline.png"),
+         width=1280, height=900)
     # ...and comes back by itself (backoff) when the server does.
     srv.write_config({"server": {"port": port}})
     srv.start()
     b.wait("document.getElementById('conn').dataset.state === 'live'", 45000)
     b.wait_value("kpi-orders", 4)
+
+
+@needs_browser
+def test_dashboard_first_state_from_rest(make_server, browser):
+    """Orders stored before the page opens: the WebSocket never repeats
+    them, so the feed and the chart can only have come from GET /orders,
+    and the figures agree with GET /analytics.  The page's labels are
+    checked here too."""
+    srv = make_server(ALL)
+    orders = [{"product_id": "tea", "quantity": 3, "price": 2.5},
+              {"product_id": "cake", "quantity": 1, "price": 4},
+              {"product_id": "tea", "quantity": 1, "price": 2.5}]
+    ids = [post(srv, o)["id"] for o in orders]
+    b = browser
+    b.open(url(srv))
+    b.wait("document.querySelectorAll('#feed li').length === 3")
+    feed = b.eval("[...document.querySelectorAll('#feed li')].map("
+                  "e => [Number(e.dataset.id), Number(e.dataset.revenue)])")
+    assert feed == [[ids[2], 2.5], [ids[1], 4], [ids[0], 7.5]]
+    b.wait("Number(document.getElementById('chart').dataset.total) === 14")
+    st, _, a = srv.get("/analytics")
+    assert st == 200 and a["totalRevenue"] == 14
+    b.wait_value("kpi-revenue", a["totalRevenue"])
+    b.wait_value("kpi-orders", a["totalOrders"])
+    b.wait_value("kpi-minute-revenue", a["revenueLastMinute"])
+    b.wait_value("kpi-minute-orders", a["orderCountLastMinute"])
+    top = b.eval("[...document.querySelectorAll('#top li')].map("
+                 "e => [e.dataset.product, Number(e.dataset.revenue)])")
+    assert top == [[p["product_id"], p["revenue"]] for p in a["topProducts"]]
+    # Accessible names: every field and button, every figure, every
+    # section; the connection state is announced.
+    unlabelled = b.eval("""[...document.querySelectorAll('input, button')]
+        .filter(e => !(e.labels && e.labels.length) &&
+                     !e.textContent.trim()).map(e => e.id)""")
+    assert unlabelled == []
+    unnamed = b.eval("""[...document.querySelectorAll('.kpi .num')]
+        .filter(e => !e.getAttribute('aria-label') &&
+                     !document.getElementById(
+                         e.getAttribute('aria-labelledby') || '-'))
+        .map(e => e.id)""")
+    assert unnamed == []
+    unnamed = b.eval("""[...document.querySelectorAll('section')]
+        .filter(e => !e.getAttribute('aria-label') &&
+                     !document.getElementById(
+                         e.getAttribute('aria-labelledby') || '-'))
+        .length""")
+    assert unnamed == 0
+    assert b.eval("document.getElementById('conn').getAttribute('role')") \
+        == "status"
+
+
+@needs_browser
+def test_dashboard_live_weather_and_model(make_server, browser,
+                                          fake_upstream):  # noqa: F811
+    """With a weather key and a model (both fakes): the promotions with
+    the weather and its source, the model's recommendations with theirs,
+    nothing marked as a fallback; then the weather changes and the page
+    shows it over the WebSocket (updatePromotions), without reloading."""
+    weather = fake_upstream()
+    weather.set(body=openweather_body(28.4, "Clear", "London"))
+    ai = fake_upstream()
+    ai.set(body=chat_body({
+        "recommendations": [{"product_id": "lemonade", "action": "promote",
+                             "reason": "a hot day"}],
+        "summary": "Push lemonade."}))
+    srv = make_server(ALL, {
+        "weather": {"api_key": "wk", "city": "London",
+                    "base_url": weather.url, "timeout_ms": 3000,
+                    "retries": 0},
+        "ai_recommend": {"api_key": "sk-test", "model": "fake-model",
+                         "base_url": ai.url + "/v1", "timeout_ms": 5000}})
+    # Recommendations name only products that were sold.
+    post(srv, {"product_id": "lemonade", "quantity": 2, "price": 3.5})
+    b = browser
+    b.open(url(srv))
+    b.wait("document.getElementById('promo-source').dataset.source "
+           "=== 'openweather'")
+    st, _, promo = srv.get("/promotions")
+    assert st == 200 and promo["weather"]["source"] == "openweather"
+    assert promo["promotions"], promo
+    assert not b.eval("document.getElementById('promo-source')"
+                      ".classList.contains('fallback')")
+    text = b.text("weather")
+    assert "London" in text and "28.4 °C" in text, text
+    assert promo["weather"]["condition"] in text, text
+    shown = b.eval("[...document.querySelectorAll('#promotions li')]"
+                   ".map(e => [e.dataset.category, e.textContent])")
+    assert [c for c, _ in shown] == \
+        [p["category"] for p in promo["promotions"]]
+    for (_, t), p in zip(shown, promo["promotions"]):
+        assert p["message"] in t and "%d%%" % p["discountPercent"] in t
+    # The model's answer, and where it came from.
+    b.wait("document.getElementById('rec-source').dataset.source "
+           "=== 'openai'")
+    assert b.text("rec-source") == "openai fake-model"
+    assert not b.eval("document.getElementById('rec-source')"
+                      ".classList.contains('fallback')")
+    assert b.text("rec-summary") == "Push lemonade."
+    assert b.eval("[...document.querySelectorAll('#recommendations li')]"
+                  ".map(e => e.textContent)") == \
+        ["lemonade: promote — a hot day"]
+    # The weather changes: the page hears it, in the same document.
+    b.eval("window.sameDocument = true")
+    weather.set(body=openweather_body(4.0, "Rain", "Oslo"))
+    srv.write_config({"weather": {"city": "Oslo"}})
+    srv.proc.send_signal(signal.SIGHUP)
+    b.wait("document.getElementById('weather').textContent"
+           ".includes('Oslo')")
+    assert b.eval("window.sameDocument") is True
+    assert "4.0 °C" in b.text("weather")
+    st, _, promo = srv.get("/promotions")
+    b.wait("[...document.querySelectorAll('#promotions li')]"
+           ".map(e => e.dataset.category).join() === %r"
+           % ",".join(p["category"] for p in promo["promotions"]))
 
 
 @needs_browser
@@ -337,6 +491,10 @@ def test_dashboard_screenshot_phone_and_wall(make_server, browser, tmp_path):
                 "document.getElementById('chart').dataset.series"))) >= 8:
             break
     assert b.eval("document.querySelectorAll('#top li').length") == 5
+    # The recommendations follow the sales: the page asks again after
+    # orders (at most every 10 s).
+    b.wait("document.querySelectorAll('#recommendations li').length > 0",
+           30000)
     shot = str(tmp_path / "dashboard-wide.png")
     b.do(cmd="screenshot", path=shot, width=1280, height=900, full=True)
     if os.environ.get("DASHBOARD_SCREENSHOT"):

@@ -40,6 +40,7 @@
 	var ordersEnabled = true;
 	var analyticsEnabled = true;
 	var recsAt = 0;			/* when recommendations were asked */
+	var recsTimer = null;		/* the next ask, after new orders */
 
 	function $(id) {
 		return document.getElementById(id);
@@ -215,9 +216,25 @@
 	}
 
 	function loadRecommendations() {
+		if (recsTimer) {
+			clearTimeout(recsTimer);
+			recsTimer = null;
+		}
 		recsAt = Date.now();
 		load("/recommendations", showRecommendations, "rec-state",
 		    "Recommendations");
+	}
+
+	/*
+	 * New sales may change them: ask again, at most once every
+	 * RECS_AFTER_ORDER_MS, and late rather than never, so that the
+	 * last orders of a burst are heard too (the server caches anyway).
+	 */
+	function recommendationsSoon() {
+		if (recsTimer)
+			return;
+		recsTimer = setTimeout(loadRecommendations, Math.max(0,
+		    recsAt + RECS_AFTER_ORDER_MS - Date.now()));
 	}
 
 	/* -- analytics ---------------------------------------------------- */
@@ -430,12 +447,11 @@
 		switch (m.type) {
 		case "newOrder":
 			addOrder(m.data);
-			/* New sales may change them; the server caches anyway. */
-			if (Date.now() - recsAt > RECS_AFTER_ORDER_MS)
-				loadRecommendations();
+			recommendationsSoon();
 			break;
 		case "newOrders":
 			(m.data || []).forEach(addOrder);
+			recommendationsSoon();
 			break;
 		case "updateAnalytics":
 			showAnalytics(m.data);
