@@ -263,3 +263,24 @@ def test_reload_applies_keys_models_limits_and_interval(make_server):
     finally:
         ow.stop()
         ai.stop()
+
+
+def test_reload_applies_hosts_origins_and_header_limit(make_server):
+    """The rest of README's live [server] keys, each seen in effect."""
+    srv = make_server(["orders"])
+    site = {"Host": "sales.example.com"}
+    dash = {"Origin": "https://dash.example.com"}
+    long_header = {"X-Pad": "p" * 3000}
+    assert srv.get("/orders", headers=site)[0] == 421
+    st, h, _ = srv.get("/orders", headers=dash)
+    assert st == 200 and "access-control-allow-origin" not in h
+    assert srv.get("/orders", headers=long_header)[0] == 200
+    srv.write_config({"server": {"allowed_hosts": "sales.example.com",
+                                 "cors_origins": "https://dash.example.com",
+                                 "max_header": 2048}})
+    hup(srv, r"reloaded \S+: 3 changes")
+    assert srv.get("/orders", headers=site)[0] == 200
+    st, h, _ = srv.get("/orders", headers=dash)
+    assert st == 200 and h["access-control-allow-origin"] == \
+        "https://dash.example.com"
+    assert srv.get("/orders", headers=long_header)[0] == 431
