@@ -325,6 +325,17 @@ def test_check_refuses_a_database_the_user_cannot_write(home):
     # Root may write it: the same check passes as root.
     rc, out = check(cfg)
     assert rc == 0, out
+    # The file given to the user, but a -wal of root's beside it.
+    os.chown(db, uid, gid)
+    with open(db + "-wal", "wb"):
+        pass
+    rc, out = check(cfg, drop=drop)
+    assert rc != 0 and 'database file "%s-wal" is not writable by uid %d' \
+        % (db, uid) in out, out
+    os.unlink(db + "-wal")
+    rc, out = check(cfg, drop=drop)
+    assert rc == 0, out
+    assert sorted(os.listdir(data)) == before
 
 
 def test_relative_paths_and_a_pending_migration(home):

@@ -151,3 +151,20 @@ def test_access_log_is_not_filtered_by_log_level(make_server):
     srv.wait_log(r'access: 127\.0\.0\.1 "GET /orders" 200 ')
     # Nothing else: the start-up's info lines were filtered.
     assert all(" access: " in l for l in srv.log().splitlines()), srv.log()
+
+
+def test_reload_rereads_the_env_file(make_server, tmp_path):
+    """${NAME} from the .env beside sales.ini is read again on SIGHUP."""
+    d = tmp_path / "envsrv"
+    d.mkdir()
+    (d / ".env").write_text("SALESD_TEST_ACCESS=off\n")
+    srv = make_server(["orders"], {"server": {
+        "access_log": "${SALESD_TEST_ACCESS}"}}, subdir="envsrv")
+    assert srv.get("/orders")[0] == 200
+    (d / ".env").write_text("SALESD_TEST_ACCESS=on\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_log(r"reloaded \S+: 1 change")
+    assert access_lines(srv) == []
+    assert srv.get("/orders")[0] == 200
+    srv.wait_log(r'access: 127\.0\.0\.1 "GET /orders" 200 ')
+    assert len(access_lines(srv)) == 1
