@@ -6,7 +6,8 @@
  * get answered, finalise modules.
  *
  * SIGHUP re-reads the same sales.ini and applies what can change live
- * (see reload()): all of it or, when any part refuses, none of it.
+ * (see reload()): all of it or, when any part refuses, none of it; one
+ * that comes during start-up is held until the server is up.
  * SIGUSR1 is ignored: logs go to stderr, so there is no file to reopen.
  *
  * Where things are: relative paths in sales.ini are relative to its
@@ -526,6 +527,7 @@ main(int argc, char **argv)
 	struct core_store_config st;
 	struct core_config *cfg = NULL;
 	struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
+	sigset_t hupset;
 	const char *path = "sales.ini", *moddir, *level;
 	const char *host = NULL, *port = NULL, *portfrom = "--port";
 	char err[512];
@@ -569,6 +571,15 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);	/* no log file to reopen */
+	/*
+	 * A SIGHUP before its handler is in place (systemctl reload right
+	 * after start) would end the process: it waits, blocked, and is
+	 * taken as a reload once the server is up.  The threads started
+	 * meanwhile keep it blocked, so the loop's thread receives it.
+	 */
+	sigemptyset(&hupset);
+	sigaddset(&hupset, SIGHUP);
+	sigprocmask(SIG_BLOCK, &hupset, NULL);
 	default_dirs();
 
 	if ((cfg = core_config_load(path, err, sizeof(err))) == NULL) {
@@ -661,6 +672,7 @@ main(int argc, char **argv)
 		log_error("cannot install signal handlers");
 		goto out;
 	}
+	sigprocmask(SIG_UNBLOCK, &hupset, NULL);
 	event_base_dispatch(core_base);
 	store_open = 0;		/* finish() closed it */
 	rc = 0;

@@ -919,11 +919,12 @@ sq_ro_found(sqlite3 *db, const char *sql, const char *module,
 
 /*
  * How many of module's list the existing database at path has applied,
- * by either bookkeeping.  Opened read-only; when no -wal or -shm exists
- * it is opened immutable, as otherwise SQLite would create a -shm (owned
- * by whoever runs --check, root included, which the server could then
- * not write).  Without them the file is the whole database, so
- * immutable reads it exactly.
+ * by either bookkeeping.  Opened read-only; unless both a -wal and a
+ * -shm exist it is opened immutable, as otherwise SQLite would create
+ * the missing one (owned by whoever runs --check, root included, which
+ * the server could then not write).  Without a -wal the file is the
+ * whole database, so immutable reads it exactly; a -wal alone is not
+ * read (sq_plan says so).
  */
 static int
 sq_applied(const char *path, int logs, const char *module,
@@ -1011,7 +1012,14 @@ sq_plan(const struct sales_store_driver_config *cfg, char *msg, size_t msglen,
 	    sq_writable("database file", shm, 1, err, errlen) == -1 ||
 	    sq_writable("database directory", dir, 0, err, errlen) == -1)
 		return -1;
-	snprintf(msg, msglen, "database \"%s\": exists and is writable", path);
+	if (access(wal, F_OK) == 0 && access(shm, F_OK) == -1)
+		snprintf(msg, msglen, "database \"%s\": exists and is "
+		    "writable; its -wal has no -shm (a copy, or a crash): "
+		    "read without the log, which starting recovers, so what "
+		    "only the log holds counts as pending here", path);
+	else
+		snprintf(msg, msglen, "database \"%s\": exists and is "
+		    "writable", path);
 	return 0;
 }
 
@@ -1030,7 +1038,12 @@ sq_plan_module(const struct sales_store_driver_config *cfg, const char *module,
 	snprintf(shm, sizeof(shm), "%s-shm", path);
 	if (n == 0 || stat(path, &sb) == -1)
 		return 0;	/* nothing yet: every file is pending */
-	logs = access(wal, F_OK) == 0 || access(shm, F_OK) == 0;
+	/*
+	 * Reading the log without creating a file needs both: SQLite makes
+	 * the one missing.  A -shm alone has no log to read; a -wal alone
+	 * is left for the server to recover (sq_plan says so).
+	 */
+	logs = access(wal, F_OK) == 0 && access(shm, F_OK) == 0;
 	return sq_applied(path, logs, module, list, n, applied, err, errlen);
 }
 

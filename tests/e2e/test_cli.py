@@ -49,6 +49,9 @@ def test_check_bad_name_and_unknown_key(tmp_path):
     assert rc != 0 and "invalid name" in out
     rc, out = run_check(tmp_path / "b", ["echo"], {"server": {"prot": "1"}})
     assert rc != 0 and 'unknown key "prot" in [server]' in out
+    # Loaded by path: the check is on the file's base name.
+    rc, out = run_check(tmp_path / "d", ["../elsewhere/Echo-1.so"])
+    assert rc != 0 and 'module "Echo-1": invalid name' in out, out
     rc, out = run_check(tmp_path / "c", ["echo"], {"server": {"port": "99999"}})
     assert rc != 0 and "[server] port: 99999 is out of range" in out
 

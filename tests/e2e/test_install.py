@@ -233,6 +233,8 @@ def test_check_creates_nothing_and_says_what_it_would_do(home):
     assert 'database "%s" does not exist yet: would be created' % db in out
     assert 'module "orders": %d migration(s) pending, would be applied' \
         % ORDERS_MIGRATIONS in out, out
+    # The build tree's schema, as no migrations key names one.
+    assert '(from "%s")' % os.path.join(ROOT, "sql", "orders") in out, out
     assert 'module "analytics": schema up to date (0 migration(s)' in out
     assert "ok (2 modules)" in out
     assert sorted(os.listdir(etc)) == ["sales.ini"]
@@ -261,6 +263,140 @@ def test_check_refuses_an_unwritable_database_dir(home):
     assert 'database directory "%s" is not writable' % \
         os.path.join(etc, "..", "locked") in out, out
     assert os.listdir(locked) == []
+
+
+def test_check_after_a_crash_creates_no_file(home):
+    """After kill -9 the database has its -wal and -shm: --check reads the
+    log through them.  With the -shm gone too (a copy of the files), it
+    does not read the log rather than make a -shm (root's, when root runs
+    it), and says so; the server then recovers the log."""
+    etc = os.path.join(home, "etc")
+    cfg = os.path.join(etc, "sales.ini")
+    write_config(cfg, "orders")
+    proc, port = start([SALESD, "-c", cfg], os.path.join(home, "log"), cwd="/")
+    try:
+        assert call(port, "POST", "/orders", ORDER)[0] == 201
+    finally:
+        proc.kill()
+        proc.wait()
+    data = os.path.join(etc, "data")
+    db = os.path.join(data, "sales.db")
+    assert sorted(os.listdir(data)) == ["sales.db", "sales.db-shm",
+                                        "sales.db-wal"]
+    rc, out = check(cfg)
+    assert rc == 0 and 'module "orders": schema up to date' in out, out
+    assert sorted(os.listdir(data)) == ["sales.db", "sales.db-shm",
+                                        "sales.db-wal"]
+    os.unlink(db + "-shm")
+    rc, out = check(cfg)
+    assert rc == 0, out
+    assert 'database "%s": exists and is writable; its -wal has no -shm' \
+        % db in out, out
+    assert sorted(os.listdir(data)) == ["sales.db", "sales.db-wal"]
+    proc, port = start([SALESD, "-c", cfg], os.path.join(home, "log2"),
+                       cwd="/")
+    try:
+        st, body = call(port, "GET", "/orders/1")
+        assert st == 200 and body["quantity"] == 2
+    finally:
+        stop(proc)
+
+
+def test_check_refuses_a_database_the_user_cannot_write(home):
+    """The issue's case: the database made by root (a start as root), then
+    checked as the service user, as the unit's ExecStartPre does."""
+    drop, uid, gid = as_user()
+    if not drop:
+        pytest.skip("needs root to make a database another user cannot write")
+    etc = os.path.join(home, "etc")
+    cfg = os.path.join(etc, "sales.ini")
+    write_config(cfg, "orders")
+    proc, _ = start([SALESD, "-c", cfg], os.path.join(home, "log"), cwd="/")
+    stop(proc)
+    data = os.path.join(etc, "data")
+    db = os.path.join(data, "sales.db")
+    os.chown(data, uid, gid)                # only the file is root's
+    assert os.stat(db).st_uid == 0
+    before = sorted(os.listdir(data))
+    rc, out = check(cfg, drop=drop)
+    assert rc != 0, out
+    assert 'database "%s" is not writable by uid %d' % (db, uid) in out, out
+    assert sorted(os.listdir(data)) == before
+    # Root may write it: the same check passes as root.
+    rc, out = check(cfg)
+    assert rc == 0, out
+    # The file given to the user, but a -wal of root's beside it.
+    os.chown(db, uid, gid)
+    with open(db + "-wal", "wb"):
+        pass
+    rc, out = check(cfg, drop=drop)
+    assert rc != 0 and 'database file "%s-wal" is not writable by uid %d' \
+        % (db, uid) in out, out
+    os.unlink(db + "-wal")
+    rc, out = check(cfg, drop=drop)
+    assert rc == 0, out
+    assert sorted(os.listdir(data)) == before
+
+
+def test_relative_paths_and_a_pending_migration(home):
+    """[modules] dir, [storage] migrations and driver_dir given relative,
+    used from / as the service user; --check names the one migration it
+    would apply to an existing database, and applies none."""
+    drop, uid, gid = as_user()
+    etc = os.path.join(home, "etc")
+    os.symlink(os.path.join(BUILD, "modules"), os.path.join(etc, "mods"))
+    shutil.copytree(os.path.join(ROOT, "sql"), os.path.join(etc, "schema"))
+    cfg = os.path.join(etc, "sales.ini")
+
+    def config(storage):
+        with open(cfg, "w") as f:
+            f.write("[server]\nhost = 127.0.0.1\nport = 0\n"
+                    "[modules]\ndir = mods\nload = orders analytics\n"
+                    "[storage]\n" + storage)
+    config("path = data/sales.db\nmigrations = schema\n")
+    proc, port = start(drop + [SALESD, "-c", cfg], os.path.join(home, "log"),
+                       cwd="/")
+    try:
+        assert call(port, "POST", "/orders", ORDER)[0] == 201
+    finally:
+        stop(proc)
+    db = os.path.join(etc, "data", "sales.db")
+    assert os.stat(db).st_uid == uid
+
+    probe = os.path.join(etc, "schema", "orders", "%03d_probe.sql"
+                         % (ORDERS_MIGRATIONS + 1))
+    with open(probe, "w") as f:
+        f.write("CREATE TABLE probe (x INTEGER);\n")
+    os.chmod(probe, 0o644)
+    with open(db, "rb") as f:
+        image = f.read()
+    rc, out = check(cfg, drop=drop)
+    assert rc == 0, out
+    assert 'module "orders": 1 migration(s) pending, would be applied ' \
+        '(from "%s")' % os.path.join(etc, "schema", "orders") in out, out
+    with open(db, "rb") as f:
+        assert f.read() == image
+    assert sorted(os.listdir(os.path.join(etc, "data"))) == ["sales.db"]
+    # What --check said is what a start does.
+    proc, port = start(drop + [SALESD, "-c", cfg], os.path.join(home, "log"),
+                       cwd="/")
+    stop(proc)
+    p = subprocess.run(["sqlite3", db, "SELECT count(*) FROM probe"],
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.strip() == b"0", p.stderr
+
+    config("driver = postgres\ndriver_dir = drv\n")
+    rc, out = check(cfg, drop=drop)
+    assert rc != 0 and 'cannot load "%s"' % os.path.join(
+        etc, "drv", "postgres.so") in out, out
+
+
+def test_make_install_is_cmake_install():
+    p = subprocess.run(["make", "-n", "-C", ROOT, "install", "BUILD=" + BUILD,
+                        "PREFIX=/opt/salesd"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    assert "cmake --install %s --prefix /opt/salesd" % BUILD in \
+        p.stdout.decode().splitlines()
 
 
 def test_port_and_host_precedence(home):

@@ -101,3 +101,70 @@ def test_secrets_appear_nowhere(make_server):
     text = srv.log() + "\n".join(seen)
     for secret in SECRETS:
         assert secret not in text, secret
+
+
+def test_reload_switches_log_format(make_server):
+    srv = make_server(["orders"], {"server": {"access_log": "on"}})
+    assert srv.get("/orders")[0] == 200
+    srv.wait_log(r" access: ")
+    srv.write_config({"server": {"log_format": "json"}})
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_log(r'"msg":"reloaded \S+: 1 change"')
+    assert srv.get("/orders")[0] == 200
+    srv.wait_log(r'"who":"access"')
+    lines = srv.log().splitlines()
+    first = next(i for i, l in enumerate(lines) if '"msg":"reloaded' in l)
+    assert not lines[0].startswith("{")
+    for line in lines[first:]:
+        assert json.loads(line)["time"].endswith("Z"), line
+    # And back.
+    srv.write_config({"server": {"log_format": "text"}})
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_log(r"INFO  core: reloaded \S+: 1 change")
+
+
+def test_access_log_is_not_filtered_by_log_level(make_server):
+    """At log_level = error salesd says nothing, not even where it
+    listens (so the port is given here), but still logs each request."""
+    import subprocess
+    import time
+    from conftest import SALESD
+    from test_install import free_port
+    port = free_port()
+    srv = make_server(["orders"], {"server": {
+        "access_log": "on", "log_level": "error", "port": port}},
+        start=False)
+    srv.logf = open(srv.log_path, "ab")     # closed by srv.stop()
+    srv.proc = subprocess.Popen([SALESD, "-c", srv.config], stdout=srv.logf,
+                                stderr=srv.logf, cwd=srv.tmpdir)
+    srv.port = port
+    deadline = time.time() + 20
+    while True:
+        assert srv.proc.poll() is None, srv.log()
+        try:
+            st = srv.get("/orders")[0]
+            break
+        except OSError:
+            assert time.time() < deadline, srv.log()
+            time.sleep(0.05)
+    assert st == 200
+    srv.wait_log(r'access: 127\.0\.0\.1 "GET /orders" 200 ')
+    # Nothing else: the start-up's info lines were filtered.
+    assert all(" access: " in l for l in srv.log().splitlines()), srv.log()
+
+
+def test_reload_rereads_the_env_file(make_server, tmp_path):
+    """${NAME} from the .env beside sales.ini is read again on SIGHUP."""
+    d = tmp_path / "envsrv"
+    d.mkdir()
+    (d / ".env").write_text("SALESD_TEST_ACCESS=off\n")
+    srv = make_server(["orders"], {"server": {
+        "access_log": "${SALESD_TEST_ACCESS}"}}, subdir="envsrv")
+    assert srv.get("/orders")[0] == 200
+    (d / ".env").write_text("SALESD_TEST_ACCESS=on\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_log(r"reloaded \S+: 1 change")
+    assert access_lines(srv) == []
+    assert srv.get("/orders")[0] == 200
+    srv.wait_log(r'access: 127\.0\.0\.1 "GET /orders" 200 ')
+    assert len(access_lines(srv)) == 1

@@ -117,9 +117,12 @@ def test_metrics_exposition(make_server):
     assert types["salesd_upstream_duration_seconds"] == "histogram"
     assert types["salesd_websocket_messages_sent_total"] == "counter"
     assert types["salesd_websocket_messages_dropped_total"] == "counter"
-    commits = [v for n, l, v in samples
-               if n == "salesd_storage_commit_group_size_sum"]
-    assert commits and commits[0] >= 7    # every order, in some groups
+    # One observation per commit group, of its units: every order.
+    assert by["salesd_storage_commit_group_size_count"] == \
+        by["salesd_storage_commit_duration_seconds_count"] == \
+        by["salesd_storage_commits_total"] >= 1
+    assert by["salesd_storage_commit_group_size_sum"] == \
+        by["salesd_storage_units_total"] >= 7
 
     assert by["process_start_time_seconds"] > 1.7e9
     assert by["process_resident_memory_bytes"] > 1e6
@@ -130,6 +133,45 @@ def test_metrics_exposition(make_server):
     assert re.match(r"^salesd_uptime_seconds \d+\.\d{3}$", up[0]), up
     assert re.search(r'^salesd_build_info\{version="[^"]+",abi="\d+\.\d+"\} 1$',
                      text, re.M)
+
+
+def test_readme_metrics_table_is_the_exposition(make_server):
+    """Every family README's Metrics table lists is exposed, with its type
+    and labels, so the reference cannot drift from the server."""
+    from conftest import ROOT
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    section = readme.split("\n### Metrics\n", 1)[1].split("\n## ", 1)[0]
+    rows = [r for r in section.splitlines() if r.startswith("| `")]
+    assert len(rows) >= 15, rows
+    srv = make_server(MODULES)
+    # A request first, so that the HTTP histogram has a series.
+    assert srv.get("/orders")[0] == 200
+    st, _, body = srv.get("/metrics")
+    types, samples = parse(body.decode())
+    documented = set(re.findall(r"`((?:salesd|process)_\w+)`", section))
+    # And the other way: the core's families are all in the table (the
+    # modules' own, salesd_<module>_*, are theirs to document).
+    for fam in types:
+        assert fam in documented or any(
+            fam.startswith("salesd_%s_" % m) for m in MODULES), fam
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if cells[0].startswith("module metrics"):
+            continue
+        names = re.findall(r"`(salesd_\w+|process_\w+)`", cells[0])
+        kind = cells[1].split()[0]
+        labels = set(re.findall(r"`(\w+)`",
+                                re.sub(r"\([^)]*\)", "", cells[2])))
+        assert names, row
+        for name in names:
+            assert types.get(name) == kind, (name, types.get(name), kind)
+            # Each series has the documented labels (a family whose
+            # series come with traffic may have none yet).
+            for n, l, _ in samples:
+                if n == name or (kind == "histogram" and
+                                 n == name + "_count"):
+                    assert set(l) == labels, (n, l, labels)
 
 
 def test_upstream_duration_by_module_and_outcome(make_server, fake_upstream):

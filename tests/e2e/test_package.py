@@ -188,3 +188,16 @@ def test_dpkg_install_run_purge(installed):
     assert os.path.exists("/var/lib/salesd/sales.db")
     assert not glob.glob("/usr/lib/salesd/modules/*.so")
     assert not glob.glob("/usr/lib/*/salesd/modules/*.so")
+
+
+def test_make_deb_is_this_build():
+    """`make deb`, as README says: a /usr build in build-deb, then the
+    script the fixture above runs."""
+    p = subprocess.run(["make", "-n", "-C", ROOT, "deb"], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    lines = [" ".join(l.split()) for l in
+             p.stdout.decode().replace("\\\n", " ").splitlines()]
+    assert any(l.startswith("cmake -S . -B build-deb ") and
+               "-DCMAKE_INSTALL_PREFIX=/usr" in l for l in lines), lines
+    assert "examples/packaging/deb/build build-deb" in lines, lines

@@ -1,11 +1,18 @@
 """SIGHUP re-reads sales.ini and applies what can change live, all of it or
-none of it; SIGUSR1 is ignored.  Each test waits for the log line that says
+none of it, and never stops the server, not even during start-up;
+SIGUSR1 is ignored.  Each test waits for the log line that says
 the reload happened (or was refused), never for a fixed time."""
 import asyncio
 import json
+import os
+import re
 import signal
+import subprocess
+import time
 
 import websockets
+
+from conftest import SALESD
 
 MODULES = ["orders", "analytics", "weather", "ai_recommend"]
 TOKEN_A = "a" * 8 + "-read-token-0123456789"
@@ -97,15 +104,25 @@ def test_broken_config_keeps_the_old_one(make_server):
 
 def test_port_change_needs_a_restart(make_server):
     srv = start(make_server)
-    srv.write_config({"server": {"port": "1"}, "storage": {"max_group": 7}})
+    moved = srv.db + ".moved"
+    srv.write_config({"server": {"port": "1"},
+                      "modules": {"load": "orders analytics"},
+                      "storage": {"max_group": 7, "path": moved}})
     hup(srv, RELOADED)
     log = srv.log()
-    assert "[server] port: changed; that needs a restart" in log
-    assert "[storage] max_group: changed; that needs a restart" in log
+    for key in ("[server] port", "[modules] load", "[storage] path",
+                "[storage] max_group"):
+        assert "%s: changed; that needs a restart, the running value " \
+            "stays" % key in log, key
     # What only a restart reads is not reported as unknown on a reload.
     assert "unknown key" not in log, log
-    # Still on the port it was on.
+    # Still on the port it was on, with its modules and its database.
     assert categories(srv, TOKEN_A) == ["members"]
+    assert srv.get("/recommendations", headers=auth(TOKEN_A))[0] == 200
+    assert srv.post("/orders", {"product_id": "p", "quantity": 1,
+                                "price": 1})[0] == 201
+    assert srv.sql("SELECT count(*) FROM orders") == [(1,)]
+    assert not srv.pg_db and not os.path.exists(moved)
 
 
 def test_websocket_client_stays_connected(make_server):
@@ -126,6 +143,52 @@ def test_websocket_client_stays_connected(make_server):
                     return msg
     msg = asyncio.run(asyncio.wait_for(go(), 30))
     assert "topProducts" in json.dumps(msg)
+
+
+def test_sighup_during_start_up_is_taken_once_up(make_server):
+    """A reload asked for while salesd starts (systemctl reload right after
+    start: Type=simple counts it started at once) waits for the server to
+    be up instead of killing it.  Its config is a FIFO here, so that the
+    signals surely arrive while it is reading it."""
+    srv = make_server(MODULES, start=False)
+    with open(srv.config) as f:
+        text = f.read()
+    os.unlink(srv.config)
+    os.mkfifo(srv.config)
+    srv.logf = open(srv.log_path, "ab")     # closed by srv.stop()
+    srv.proc = subprocess.Popen([SALESD, "-c", srv.config], stdout=srv.logf,
+                                stderr=srv.logf, cwd=srv.tmpdir)
+    # The FIFO opens for writing once salesd opened it to read.
+    fd, deadline = None, time.time() + 30
+    while fd is None and time.time() < deadline and srv.proc.poll() is None:
+        try:
+            fd = os.open(srv.config, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            time.sleep(0.01)
+    assert fd is not None, srv.log()
+    try:
+        for _ in range(3):
+            srv.proc.send_signal(signal.SIGHUP)
+        # The reload will read a plain file; this start reads the FIFO.
+        with open(srv.config + ".new", "w") as f:
+            f.write(text)
+        os.replace(srv.config + ".new", srv.config)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    while time.time() < deadline and srv.proc.poll() is None:
+        m = re.search(r"listening on http://[^:]+:(\d+)", srv.log())
+        if m:
+            srv.port = int(m.group(1))
+            break
+        time.sleep(0.02)
+    assert srv.proc.poll() is None, "exited %r:\n%s" % (
+        srv.proc.returncode, srv.log())
+    # The signals came as one, taken once the server was up.
+    srv.wait_log(RELOADED)
+    assert srv.get("/promotions")[0] == 200
+    hup(srv, RELOADED, 2)
+    assert srv.proc.poll() is None
 
 
 def test_sigusr1_is_ignored(make_server):
@@ -200,3 +263,24 @@ def test_reload_applies_keys_models_limits_and_interval(make_server):
     finally:
         ow.stop()
         ai.stop()
+
+
+def test_reload_applies_hosts_origins_and_header_limit(make_server):
+    """The rest of README's live [server] keys, each seen in effect."""
+    srv = make_server(["orders"])
+    site = {"Host": "sales.example.com"}
+    dash = {"Origin": "https://dash.example.com"}
+    long_header = {"X-Pad": "p" * 3000}
+    assert srv.get("/orders", headers=site)[0] == 421
+    st, h, _ = srv.get("/orders", headers=dash)
+    assert st == 200 and "access-control-allow-origin" not in h
+    assert srv.get("/orders", headers=long_header)[0] == 200
+    srv.write_config({"server": {"allowed_hosts": "sales.example.com",
+                                 "cors_origins": "https://dash.example.com",
+                                 "max_header": 2048}})
+    hup(srv, r"reloaded \S+: 3 changes")
+    assert srv.get("/orders", headers=site)[0] == 200
+    st, h, _ = srv.get("/orders", headers=dash)
+    assert st == 200 and h["access-control-allow-origin"] == \
+        "https://dash.example.com"
+    assert srv.get("/orders", headers=long_header)[0] == 431
