@@ -167,8 +167,9 @@ def test_sdk_suggests_what_its_pc_files_require(deb):
                                  if re.match(r"[A-Za-z]", w)}
     assert {"sqlite3", "inih"} <= required - own, required
     for name in required - own:
-        pc = subprocess.run(["pkg-config", "--path", name], capture_output=True,
-                            check=True, timeout=10).stdout.decode().strip()
+        pc = subprocess.run(["pkg-config", "--path", name],
+                            capture_output=True, check=True,
+                            timeout=10).stdout.decode().strip()
         owner = subprocess.run(["dpkg", "-S", pc], capture_output=True,
                                check=True, timeout=30).stdout.decode()
         assert owner.split(":")[0] in suggests, (name, owner, suggests)
@@ -201,6 +202,16 @@ def test_postgres_package(debs):
     assert "libpq5" in relations(path, "Depends"), depends
     # The server's own libraries come with salesd.
     assert "libsqlite3-0" not in relations(path, "Depends"), depends
+    # A running server is restarted onto the driver just installed (on
+    # an upgrade: of the same version as the server), if systemd runs it.
+    ctl = tempfile.mkdtemp()
+    try:
+        subprocess.run(["dpkg-deb", "-e", path, ctl], check=True)
+        assert sorted(os.listdir(ctl)) == ["control", "postinst"]
+        with open(os.path.join(ctl, "postinst")) as f:
+            assert "systemctl try-restart salesd.service" in f.read()
+    finally:
+        shutil.rmtree(ctl)
 
 
 def test_unit(deb):
@@ -335,8 +346,8 @@ class Installed:
             return r.status, json.loads(r.read())
 
     def get(self, path):
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path),
-                                    timeout=30) as r:
+        url = "http://127.0.0.1:%d%s" % (self.port, path)
+        with urllib.request.urlopen(url, timeout=30) as r:
             return r.status, r.read()
 
     def stop(self):
