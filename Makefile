@@ -105,7 +105,8 @@ bench: build
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-# salesd_<version>_<arch>.deb in $(DEB_BUILD), with the systemd unit.
+# salesd_<version>_<arch>.deb (with the systemd unit) and
+# salesd-postgres_<version>_<arch>.deb (the driver, libpq) in $(DEB_BUILD).
 deb: deps
 	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DCMAKE_INSTALL_PREFIX=/usr >/dev/null

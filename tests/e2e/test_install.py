@@ -5,7 +5,9 @@ the tree, finds its modules and schema and puts its database beside the
 config; pkg-config serves a module author, whose out-of-tree module
 (examples/hello, built by its own Makefile) is loaded by path.  Also
 the command line: --check changes nothing and refuses what the server
-could not write, -p/--host and SALESD_PORT."""
+could not write, -p/--host and SALESD_PORT.  The installed binary with
+[storage] driver = postgres and no driver_dir or migrations finds the
+installed driver and its dialect's migrations."""
 import glob
 import json
 import os
@@ -21,6 +23,7 @@ import urllib.request
 import pytest
 
 from conftest import BUILD, ROOT, SALESD
+from pg import cluster, pgdb  # noqa: F401 (fixtures)
 
 ORDER = {"product_id": "101", "quantity": 2, "price": 25.50,
          "date": "2025-04-22T10:00:00Z"}
@@ -134,6 +137,13 @@ def test_installed_layout(prefix):
     assert os.path.isfile(os.path.join(prefix, "share", "salesd", "sql",
                                        "orders", "001_orders.sql"))
     assert os.path.isfile(os.path.join(prefix, "include", "sales", "module.h"))
+    # The PostgreSQL driver beside the modules, its migrations in their
+    # module's folder (the Debian package salesd-postgres holds these).
+    assert os.path.dirname(only(prefix, "salesd", "drivers", "postgres.so")) \
+        == os.path.join(os.path.dirname(os.path.dirname(
+            only(prefix, "salesd", "modules", "orders.so"))), "drivers")
+    assert os.path.isfile(os.path.join(prefix, "share", "salesd", "sql",
+                                       "orders", "postgres", "001_orders.sql"))
     with open(os.path.join(prefix, "etc", "salesd", "sales.ini")) as f:
         ini = f.read()
     assert "load = orders analytics weather ai_recommend dashboard" in ini
@@ -167,6 +177,35 @@ def test_installed_binary_runs_unprivileged_elsewhere(prefix, home):
         log = f.read()
     # The installed schema, not the source tree's.
     assert os.path.join(prefix, "share", "salesd", "sql") in log
+
+
+def test_installed_binary_finds_the_installed_driver(prefix, home, cluster,
+                                                     pgdb):
+    name, url = pgdb
+    drop, _, _ = as_user()
+    cfg = os.path.join(home, "etc", "sales.ini")
+    write_config(cfg, "orders analytics",
+                 extra="driver = postgres\nurl = %s\n" % url)
+    rc, out = check(cfg, os.path.join(prefix, "bin", "salesd"), drop)
+    assert rc == 0, out
+    pgsql = os.path.join(prefix, "share", "salesd", "sql", "orders",
+                         "postgres")
+    assert 'migration(s) pending, would be applied (from "%s")' % pgsql \
+        in out, out
+    # Started, it runs on the prefix's driver, not on the build's.
+    proc, port = start(drop + [os.path.join(prefix, "bin", "salesd"), "-c",
+                               cfg], os.path.join(home, "salesd.log"), cwd="/")
+    try:
+        with open("/proc/%d/maps" % proc.pid) as f:
+            maps = f.read()
+        driver = os.path.realpath(only(prefix, "salesd", "drivers",
+                                       "postgres.so"))
+        assert driver in maps and "/libpq.so" in maps
+        assert os.path.join(BUILD, "drivers") not in maps
+        assert call(port, "POST", "/orders", ORDER)[0] == 201
+    finally:
+        stop(proc)
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "1"
 
 
 def test_pkg_config_and_out_of_tree_module(prefix, home):
