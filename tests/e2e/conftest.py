@@ -45,6 +45,19 @@ def sqlite_only(fn):
                               reason="reads the SQLite database file")(fn)
 
 
+def postgres_only(fn):
+    """For a test of what only a PostgreSQL database does (its server
+    stopped, sessions killed, made read-only): make test-postgres runs
+    it, on the server's database in the session's PostgreSQL."""
+    return pytest.mark.skipif(TEST_DRIVER != "postgres",
+                              reason="needs SALESD_TEST_DRIVER=postgres")(fn)
+
+
+def pg_cluster():
+    """The session's PostgreSQL (pg.Cluster), once a server started on it."""
+    return _pg["cluster"]
+
+
 class Server:
     """One salesd process with its own config, module dir and database."""
 
