@@ -116,6 +116,21 @@ class Server:
                                   "'[]') FROM (%s) t" % query)
         return [tuple(r.values()) for r in json.loads(out)]
 
+    def execute(self, sqlite, postgres):
+        """Runs a statement that changes the server's database, in the
+        dialect of its driver (sqlite or postgres: the statement's text
+        for each), outside the server (stopped, as a rule)."""
+        if self.pg_db is None:
+            import sqlite3
+            con = sqlite3.connect(self.db)
+            try:
+                with con:
+                    con.execute(sqlite)
+            finally:
+                con.close()
+        else:
+            _pg["cluster"].psql(self.pg_db, postgres)
+
     def write_config(self, changes=None, raw=None):
         """Rewrites sales.ini: changes {section: {key: value or None to drop}},
         or raw text instead of the whole file."""
