@@ -264,7 +264,8 @@ def test_corrupt_pages_are_named_as_such(make_server):
 
 class Load:
     """Clients posting one order each, in threads, until stopped (at most
-    limit orders and seconds): every answer is kept."""
+    limit orders and seconds): every answer is kept.  pause() waits until
+    no post is under way and lets none start until resume()."""
 
     def __init__(self, s, clients=3, limit=3000, seconds=180):
         self.s = s
@@ -272,6 +273,9 @@ class Load:
         self.refused = []       # (status, Retry-After, error code) of the rest
         self.lock = threading.Lock()
         self.done = threading.Event()
+        self.go = threading.Event()
+        self.go.set()
+        self.busy = 0
         self.deadline = time.time() + seconds
         self.limit = limit
         self.threads = [threading.Thread(target=self.run, args=(i,))
@@ -280,10 +284,14 @@ class Load:
             t.start()
 
     def run(self, i):
-        n = 0
         while not self.done.is_set() and time.time() < self.deadline and \
                 len(self.acked) + len(self.refused) < self.limit:
-            n += 1
+            with self.lock:
+                go = self.go.is_set()
+                self.busy += go
+            if not go:
+                self.go.wait(0.1)
+                continue
             try:
                 st, h, body = self.s.post("/orders", {
                     "product_id": "c%d" % i, "quantity": 1, "price": 2.5},
@@ -291,6 +299,7 @@ class Load:
             except OSError as e:
                 st, h, body = None, {}, {"error": {"code": repr(e)}}
             with self.lock:
+                self.busy -= 1
                 if st == 201:
                     self.acked.append(body["id"])
                 else:
@@ -298,6 +307,14 @@ class Load:
                                          body["error"]["code"]))
             if st != 201:
                 time.sleep(0.02)        # a client honouring the refusal
+
+    def pause(self):
+        with self.lock:
+            self.go.clear()
+        wait_for(lambda: self.busy == 0, 90)
+
+    def resume(self):
+        self.go.set()
 
     def counts(self):
         with self.lock:
@@ -329,11 +346,20 @@ def pg_fault_under_load(s, break_it, fix_it, fault):
             assert re.search(fault, h["storage"]["fault"]), h
             st, _, a = s.get("/analytics")
             assert st == 200 and a["totalOrders"] >= before, a
+            load.pause()
+            commits = health(s)[1]["storage"]["commits"]
         finally:
             fix_it()
+        # Healthy again with no client's write.
+        wait_for(lambda: health(s)[0] == 200, 60)
+        st, h = health(s)
+        assert h["status"] == "ok" and h["storage"]["fault"] is None, h
+        assert h["storage"]["commits"] == commits
+        load.resume()
         acked = load.counts()[0]
         wait_for(lambda: load.counts()[0] >= acked + 20, 90)
     finally:
+        load.resume()
         load.stop()
     assert health(s)[0] == 200
     assert load.refused, "no order was refused"
