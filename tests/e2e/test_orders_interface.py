@@ -82,7 +82,8 @@ def analytics_sql():
     return stmts
 
 
-# SQLite only: runs SQLite's migration files (PostgreSQL's: the test at the end).
+# SQLite only: runs SQLite's migration files (PostgreSQL's views: the
+# test at the end).
 @sqlite_only
 def test_views_have_the_documented_columns(tmp_path):
     db = orders_db(str(tmp_path / "o.db"))
@@ -94,7 +95,8 @@ def test_views_have_the_documented_columns(tmp_path):
         assert kind == ("view",), view
 
 
-# SQLite only: runs SQLite's migration files (PostgreSQL's: the test at the end).
+# SQLite only: runs SQLite's migration files (PostgreSQL's views: the
+# test at the end).
 @sqlite_only
 def test_views_carry_exact_money(tmp_path):
     db = orders_db(str(tmp_path / "o.db"))
@@ -121,8 +123,8 @@ def test_views_carry_exact_money(tmp_path):
         assert db.execute("SELECT count(*) FROM %s" % view).fetchone()[0]
 
 
-# SQLite only: SQLite's authorizer names the view behind each read; analytics' SQL is
-# one text for both drivers.
+# SQLite only: SQLite's authorizer names the view behind each read
+# (analytics' SQL is one text for both drivers).
 @sqlite_only
 def test_analytics_reads_orders_only_through_the_views(tmp_path):
     published = set(documented_views())
