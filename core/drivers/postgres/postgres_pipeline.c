@@ -174,6 +174,7 @@ pg_exec_group(void *conn, const struct sales_store_stmt *stmts, size_t n,
 	size_t i, nq = 0;
 	int failed = 0, lost = 0, ret;
 
+	c->wrote = c->lost = 0;
 	if (!c->writer || n == 0 ||
 	    PQtransactionStatus(c->pg) != PQTRANS_IDLE)
 		return 1;
