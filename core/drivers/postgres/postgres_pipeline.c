@@ -189,6 +189,7 @@ pg_exec_group(void *conn, const struct sales_store_stmt *stmts, size_t n,
 		free(prep);
 		return 1;
 	}
+	failed = 1;
 	if (PQsetnonblocking(c->pg, 1) == 0) {
 		nq = pl_send(c, stmts, prep, n);
 		failed = nq < PL_HEAD + n;
