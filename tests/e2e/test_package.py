@@ -419,9 +419,11 @@ def test_dpkg_install_postgres_driver(installed):
                     "[storage]\ndriver = postgres\nurl = %s\n" % url)
         os.chmod(config, 0o644)
 
-        # Without the package: the driver's default place, named.
+        # Without the package: the driver's default place, named, and
+        # what to install.
         rc, out = check(config)
         assert rc != 0 and missing(out) == driver, out
+        assert "; install the salesd-postgres package (from source:" in out
 
         rc, out = dpkg("-i", path)
         assert rc == 0, out
