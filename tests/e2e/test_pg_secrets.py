@@ -81,7 +81,11 @@ def run(s, *args):
     p = subprocess.run([SALESD, "-c", s.config] + list(args),
                        capture_output=True, timeout=120, cwd=s.tmpdir,
                        env=s.env)
-    return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    for report in ("ERROR: AddressSanitizer", "runtime error:",
+                   "ERROR: LeakSanitizer"):
+        assert report not in out, out
+    return p.returncode, out
 
 
 def answers(s):
