@@ -10,6 +10,7 @@ database stopped and back, with an unknown host and with urls that
 libpq refuses to parse (its messages for those quote the url).
 """
 import os
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -158,6 +159,13 @@ def test_password_never_shown(make_server, secure, form):
     st, _, b = s.post("/orders", {"product_id": "t", "quantity": 1,
                                   "price": 2})
     assert st == 201, b
+
+    # A reload that changes the url names the key, never its value.
+    s.write_config({"storage": {"url": urls(secure, db, password=SECRET +
+                                            "-new")[form]}})
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(r"\[storage\] url: changed; that needs a restart")
+    seen += answers(s)
     assert s.stop() == 0
     for what, got in seen:
         assert_clean("%s answer" % what, got)
