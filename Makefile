@@ -52,7 +52,9 @@ test: build test-tools test-sanitize test-tsan test-fuzz test-postgres
 # The shipped modules' storage tests again, each server on a fresh
 # database of a throwaway PostgreSQL instead of its SQLite file.
 PG_TESTS = test_orders.py or test_orders_format or test_analytics.py or \
-	test_bus_payloads or test_ai_recommend or test_durability
+	test_bus_payloads or test_ai_recommend or test_durability or \
+	test_storage.py or test_storage_faults or test_schema_modules or \
+	test_orders_interface or test_module_contracts
 test-postgres: build test-tools
 	SALESD_TEST_DRIVER=postgres tests/run $(BUILD) -k '$(PG_TESTS)'
 

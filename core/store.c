@@ -537,8 +537,9 @@ run_group(struct job *first, size_t n)
 			 * the group cannot be saved.
 			 */
 			if (drv->rollback_to(c) == -1) {
-				snprintf(err, sizeof(err),
-				    "transaction lost after a failed unit");
+				/* The unit's reason is the fault's. */
+				snprintf(err, sizeof(err), "transaction lost "
+				    "after a failed unit (%s)", j->err);
 				goto abort;
 			}
 		}

@@ -5,7 +5,8 @@
  * CLOCK_MONOTONIC time in product_id, and reads GET /analytics after
  * each.  Prints one line "RESULT {json}": frames/s, delivery latency of
  * newOrder (post to frame read), POST and GET latency during fan-out,
- * and the server's RSS per client when given its pid.
+ * and, when given the server's pid, its RSS per client and its CPU time
+ * (user and system) per frame delivered.
  *
  *	wsload [-r RATE] PORT CLIENTS ORDERS [SERVER_PID]
  *
@@ -189,6 +190,28 @@ rss_kib(int pid)
 	return kib;
 }
 
+/*
+ * The server's CPU time so far in clock ticks, user and system
+ * (proc(5), fields 14 and 15); -1 if unknown.
+ */
+static int
+cpu_ticks(int pid, long *user, long *sys)
+{
+	char path[64], line[1024], *p;
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	ok = fgets(line, sizeof(line), f) != NULL &&
+	    (p = strrchr(line, ')')) != NULL &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	    "%ld %ld", user, sys) == 2;
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
 /* Whole frames in c's bytes: counts them, samples newOrder latency. */
 static void
 frames(struct conn *c, size_t *nframes, double *lat, size_t *nlat,
@@ -243,7 +266,9 @@ main(int argc, char *argv[])
 	pthread_t th;
 	double *lat, first = 0, last = 0, t0;
 	size_t nframes = 0, nlat = 0, maxlat, want;
-	long rss0 = -1, rss1 = -1;
+	long rss0 = -1, rss1 = -1, u0 = 0, s0 = 0, u1 = 0, s1 = 0;
+	double tick, cpu_user = -1, cpu_sys = -1;
+	int cpu = -1;
 	char req[256], *h;
 	int ep, i, k, n, nconn, nup = 0, pid = 0;
 	ssize_t r;
@@ -324,8 +349,11 @@ usage:
 					c->len -= (unsigned char *)h - c->buf;
 					memmove(c->buf, h, c->len);
 					if (++nup == nconn) {
-						if (pid)
+						if (pid) {
 							rss1 = rss_kib(pid);
+							cpu = cpu_ticks(pid,
+							    &u0, &s0);
+						}
 						pthread_create(&th, NULL,
 						    poster, NULL);
 					}
@@ -341,6 +369,16 @@ usage:
 	}
 	if (nup == nconn)
 		pthread_join(th, NULL);
+	/*
+	 * What the server spent per frame delivered, from the first order
+	 * to the last frame: a figure that, unlike latency, a busy machine
+	 * hardly moves.
+	 */
+	if (cpu == 0 && cpu_ticks(pid, &u1, &s1) == 0 && nframes > 0) {
+		tick = 1e6 / sysconf(_SC_CLK_TCK);
+		cpu_user = (u1 - u0) * tick / nframes;
+		cpu_sys = (s1 - s0) * tick / nframes;
+	}
 	printf("RESULT {\"clients\":%d,\"connected\":%d,\"orders\":%d,"
 	    "\"rate\":%g,"
 	    "\"posted\":%d,\"frames\":%zu,\"newOrder\":%zu,"
@@ -348,12 +386,14 @@ usage:
 	    "\"delivery_p50_ms\":%.1f,\"delivery_p99_ms\":%.1f,"
 	    "\"post_p50_ms\":%.2f,\"post_p99_ms\":%.2f,"
 	    "\"get_p50_ms\":%.2f,\"get_p99_ms\":%.2f,"
-	    "\"rss_per_client\":%.0f}\n", nconn, nup, norders, rate, posted,
+	    "\"rss_per_client\":%.0f,"
+	    "\"cpu_user_us_per_frame\":%.2f,"
+	    "\"cpu_sys_us_per_frame\":%.2f}\n", nconn, nup, norders, rate, posted,
 	    nframes, nlat, want, last > first ? nframes / ((last - first) /
 	    1e3) : 0, pct(lat, nlat, .5), pct(lat, nlat, .99),
 	    pct(post_ms, posted, .5), pct(post_ms, posted, .99),
 	    pct(get_ms, posted, .5), pct(get_ms, posted, .99),
 	    rss0 >= 0 && rss1 >= 0 && nconn ? (rss1 - rss0) * 1024.0 /
-	    nconn : -1);
+	    nconn : -1, cpu_user, cpu_sys);
 	return 0;
 }

@@ -53,6 +53,19 @@ def sqlite_only(fn):
                               reason="reads the SQLite database file")(fn)
 
 
+def postgres_only(fn):
+    """For a test of what only a PostgreSQL database does (its server
+    stopped, sessions killed, made read-only): make test-postgres runs
+    it, on the server's database in the session's PostgreSQL."""
+    return pytest.mark.skipif(TEST_DRIVER != "postgres",
+                              reason="needs SALESD_TEST_DRIVER=postgres")(fn)
+
+
+def pg_cluster():
+    """The session's PostgreSQL (pg.Cluster), once a server started on it."""
+    return _pg["cluster"]
+
+
 class Server:
     """One salesd process with its own config, module dir and database."""
 
@@ -110,6 +123,21 @@ class Server:
         out = _pg["cluster"].psql(self.pg_db, "SELECT COALESCE(json_agg(t), "
                                   "'[]') FROM (%s) t" % query)
         return [tuple(r.values()) for r in json.loads(out)]
+
+    def execute(self, sqlite, postgres):
+        """Runs a statement that changes the server's database, in the
+        dialect of its driver (sqlite or postgres: the statement's text
+        for each), outside the server (stopped, as a rule)."""
+        if self.pg_db is None:
+            import sqlite3
+            con = sqlite3.connect(self.db)
+            try:
+                with con:
+                    con.execute(sqlite)
+            finally:
+                con.close()
+        else:
+            _pg["cluster"].psql(self.pg_db, postgres)
 
     def write_config(self, changes=None, raw=None):
         """Rewrites sales.ini: changes {section: {key: value or None to drop}},

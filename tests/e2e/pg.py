@@ -182,3 +182,20 @@ def wait_health(s, status, timeout):
         if st == status or time.time() > deadline:
             return st, health
         time.sleep(0.1)
+
+
+def bulk_orders(insert):
+    """insert (an INSERT INTO orders ... SELECT) made fit for psql on a
+    large number of rows: the per-row trigger that keeps product_totals
+    is off meanwhile (in one transaction, each of its updates of a
+    product's row walks that row's earlier versions: 150,000 orders of
+    one product take minutes), and the totals are then made from the
+    orders at once, as the trigger would have: revenue in whole units
+    plus the micro-unit remainder."""
+    return ("SET session_replication_role = replica; %s; "
+            "INSERT INTO product_totals (product_id, orders, quantity, "
+            "revenue_units, revenue_micros) "
+            "SELECT product_id, count(*), sum(quantity), "
+            "div(sum(quantity * price_micros), 1000000), "
+            "mod(sum(quantity * price_micros), 1000000) "
+            "FROM orders GROUP BY product_id" % insert)

@@ -3,12 +3,11 @@ windows, top products, coalescing, and a restart over 1,000,000 stored
 orders."""
 import asyncio
 import json
-import sqlite3
 import time
 
 import websockets
 
-from conftest import sqlite_only
+from pg import bulk_orders
 
 MODULES = ["orders", "analytics"]
 SEED = {"product_id": "101", "quantity": 2, "price": 25.50,
@@ -200,7 +199,6 @@ def _start_time(srv):
     return time.time() - t
 
 
-@sqlite_only
 def test_restart_with_a_million_orders(make_server):
     """Start-up reads per-product totals and recent orders only, so 1M
     stored orders cost no more than an empty database."""
@@ -209,32 +207,35 @@ def test_restart_with_a_million_orders(make_server):
     assert srv.stop() == 0
     n, recent, previous = 1000000, 100, 40
     now = int(time.time() * 1000)
-    con = sqlite3.connect(srv.db)
-    with con:
-        # Generated inside SQLite: the same trigger runs as for the server.
-        con.execute("""
-            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c
-                                    WHERE i < ?1)
-            INSERT INTO orders(id, product_id, quantity, price, date,
-                               price_micros, received_at)
-            SELECT i, printf('sku%03d', i % 200), 1 + i % 7,
-                   (10000 * (1 + i % 5000) + i % 3) / 1e6,
-                   '2025-01-01T00:00:00Z', 10000 * (1 + i % 5000) + i % 3,
-                   CASE WHEN i > ?1 - ?2 THEN ?3 - 5000
-                        WHEN i > ?1 - ?2 - ?4 THEN ?3 - 65000
-                        ELSE ?3 - 172800000 + i END
-            FROM c""", (n, recent, now, previous))
+    # Generated inside the database (SQLite: the same trigger runs as
+    # for the server; PostgreSQL: see pg.bulk_orders).
+    rows = """INSERT INTO orders(id, product_id, quantity, price, date,
+                                 price_micros, received_at)
+              SELECT i, PRODUCT, 1 + i %% 7,
+                     (10000 * (1 + i %% 5000) + i %% 3) / 1e6,
+                     '2025-01-01T00:00:00Z', 10000 * (1 + i %% 5000) + i %% 3,
+                     CASE WHEN i > %d THEN %d
+                          WHEN i > %d THEN %d
+                          ELSE %d + i END FROM """ % (
+        n - recent, now - 5000, n - recent - previous, now - 65000,
+        now - 172800000)
+    srv.execute(sqlite="WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT "
+                "i + 1 FROM c WHERE i < %d) " % n +
+                rows.replace("PRODUCT", "printf('sku%03d', i % 200)") + "c",
+                postgres=bulk_orders(
+                    rows.replace("PRODUCT",
+                                 "'sku' || lpad((i % 200)::text, 3, '0')") +
+                    "generate_series(1, %d) i" % n))
     # The expected figures, recounted from the orders themselves.
-    tot_rev, tot_q = con.execute("SELECT SUM(quantity * price_micros), "
-                                 "SUM(quantity) FROM orders").fetchone()
-    last_rev = con.execute("SELECT SUM(quantity * price_micros) FROM orders "
-                           "WHERE received_at = ?", (now - 5000,)).fetchone()[0]
-    prev_rev = con.execute("SELECT SUM(quantity * price_micros) FROM orders "
-                           "WHERE received_at = ?", (now - 65000,)).fetchone()[0]
-    top = con.execute("SELECT product_id, SUM(quantity * price_micros) AS r, "
-                      "SUM(quantity), COUNT(*) FROM orders GROUP BY product_id "
-                      "ORDER BY r DESC, product_id LIMIT 100").fetchall()
-    con.close()
+    (tot_rev, tot_q), = srv.sql("SELECT SUM(quantity * price_micros) AS r, "
+                                "SUM(quantity) AS q FROM orders")
+    last_rev = srv.sql("SELECT SUM(quantity * price_micros) FROM orders "
+                       "WHERE received_at = %d" % (now - 5000))[0][0]
+    prev_rev = srv.sql("SELECT SUM(quantity * price_micros) FROM orders "
+                       "WHERE received_at = %d" % (now - 65000))[0][0]
+    top = srv.sql("SELECT product_id, SUM(quantity * price_micros) AS r, "
+                  "SUM(quantity) AS q, COUNT(*) AS n FROM orders "
+                  "GROUP BY product_id ORDER BY r DESC, product_id LIMIT 100")
     loaded = _start_time(srv)
     assert loaded < empty + 2.0, (loaded, empty)
 

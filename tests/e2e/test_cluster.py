@@ -80,6 +80,37 @@ def test_idempotency_key_retried_on_another_instance(make_server, cluster,
     assert sessions <= 3 * 3 + 1, sessions
 
 
+def test_three_instances_started_at_once_on_a_fresh_database(
+        make_server, cluster, pgdb):
+    """No instance goes first: all three start together on an empty
+    database, each applies what nobody has yet under the migration lock,
+    so every migration is recorded once and every instance takes
+    orders."""
+    name, url = pgdb
+    servers = [pg_server(make_server, url, subdir="i%d" % i, start=False)
+               for i in range(3)]
+    barrier = threading.Barrier(3)
+
+    def start(s):
+        barrier.wait(30)
+        return s.start()
+
+    with concurrent.futures.ThreadPoolExecutor(3) as ex:
+        list(ex.map(start, servers))
+    files = sum(len([f for f in os.listdir(os.path.join(
+        ROOT, "sql", m, "postgres")) if f.endswith(".sql")])
+        for m in ("orders", "analytics")
+        if os.path.isdir(os.path.join(ROOT, "sql", m, "postgres")))
+    assert count(cluster, name, "SELECT count(*) FROM schema_modules") == \
+        files
+    assert count(cluster, name, "SELECT count(DISTINCT (module, version)) "
+                 "FROM schema_modules") == files
+    for i, s in enumerate(servers):
+        st, _, body = s.post("/orders", order("fresh%d" % i))
+        assert st == 201, body
+    assert count(cluster, name) == 3
+
+
 def test_one_key_racing_on_two_instances(make_server, cluster, pgdb):
     """The same key posted to two instances at once: one order stored;
     both get its answer (or 409 while it is in flight)."""

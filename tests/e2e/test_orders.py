@@ -1,12 +1,12 @@
 """POST /orders, GET /orders, GET /orders/{id}: validation, exact money,
 pagination, Idempotency-Key (the restart cases are in test_durability.py)."""
 import json
-import sqlite3
 import threading
 
 import pytest
 
-from conftest import sqlite_only
+from pg import bulk_orders
+
 
 MODULES = ["orders", "analytics"]
 GOOD = {"product_id": "101", "quantity": 2, "price": 25.50,
@@ -291,7 +291,6 @@ def test_idempotency_key_concurrent_retries(make_server):
     assert count(srv) == 200
 
 
-@sqlite_only
 def test_product_filter_reads_a_bounded_window(make_server):
     """GET /orders?product_id= walks ids newest first without an index;
     one page looks at no more than 100,000 ids and says where to go on,
@@ -299,16 +298,15 @@ def test_product_filter_reads_a_bounded_window(make_server):
     srv = make_server(["orders"], start=False)
     srv.start()
     assert srv.stop() == 0
-    con = sqlite3.connect(srv.db)
-    with con:
-        con.execute("""
-            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c
-                                    WHERE i < 150000)
-            INSERT INTO orders(id, product_id, quantity, price, date,
-                               price_micros, received_at)
-            SELECT i, CASE WHEN i = 10 THEN 'rare' ELSE 'common' END, 1, 1,
-                   '2025-01-01T00:00:00Z', 1000000, 0 FROM c""")
-    con.close()
+    # One statement inside the database, its insert trigger included.
+    rows = """INSERT INTO orders(id, product_id, quantity, price, date,
+                                 price_micros, received_at)
+              SELECT i, CASE WHEN i = 10 THEN 'rare' ELSE 'common' END,
+                     1, 1, '2025-01-01T00:00:00Z', 1000000, 0 FROM """
+    srv.execute(sqlite="""
+        WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c
+                                WHERE i < 150000) """ + rows + "c",
+        postgres=bulk_orders(rows + "generate_series(1, 150000) i"))
     srv.start()
     st, _, page = srv.get("/orders?product_id=rare&limit=5")
     assert st == 200 and page["orders"] == []

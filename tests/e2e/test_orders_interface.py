@@ -15,7 +15,7 @@ import re
 import sqlite3
 import subprocess
 
-from conftest import ROOT
+from conftest import ROOT, postgres_only, sqlite_only
 
 DOC = os.path.join(ROOT, "docs", "MODULES.md")
 SECTION = "### The orders module's public interface"
@@ -82,6 +82,9 @@ def analytics_sql():
     return stmts
 
 
+# SQLite only: runs SQLite's migration files (PostgreSQL's views: the
+# test at the end).
+@sqlite_only
 def test_views_have_the_documented_columns(tmp_path):
     db = orders_db(str(tmp_path / "o.db"))
     for view, cols in documented_views().items():
@@ -92,6 +95,9 @@ def test_views_have_the_documented_columns(tmp_path):
         assert kind == ("view",), view
 
 
+# SQLite only: runs SQLite's migration files (PostgreSQL's views: the
+# test at the end).
+@sqlite_only
 def test_views_carry_exact_money(tmp_path):
     db = orders_db(str(tmp_path / "o.db"))
     db.execute("INSERT INTO orders(product_id, quantity, price, "
@@ -117,6 +123,9 @@ def test_views_carry_exact_money(tmp_path):
         assert db.execute("SELECT count(*) FROM %s" % view).fetchone()[0]
 
 
+# SQLite only: SQLite's authorizer names the view behind each read
+# (analytics' SQL is one text for both drivers).
+@sqlite_only
 def test_analytics_reads_orders_only_through_the_views(tmp_path):
     published = set(documented_views())
     db = orders_db(str(tmp_path / "o.db"))
@@ -155,6 +164,8 @@ def test_analytics_reads_orders_only_through_the_views(tmp_path):
                          % (bad, sorted(published)), sql)
 
 
+# SQLite only: SQLite's authorizer.
+@sqlite_only
 def test_check_catches_a_direct_read(tmp_path):
     """The check above fails on the SQL analytics had before the views."""
     published = set(documented_views())
@@ -171,3 +182,34 @@ def test_check_catches_a_direct_read(tmp_path):
     assert bad and set(bad) == {"product_totals"}
     lits = c_literals('f("SELECT a " "FROM t", \'"\', "b\\"c");')
     assert lits == ["SELECT a FROM t", 'b"c'], lits
+
+
+@postgres_only
+def test_postgres_views_are_the_documented_ones(make_server):
+    """PostgreSQL's views (sql/orders/postgres): the documented columns,
+    none of them floating point, and exact money, on orders a server
+    took."""
+    srv = make_server(["orders"])
+    for pid, qty, price in (("a", 3, 0.1), ("a", 1, 999999999.999999),
+                            ("b", 2, 25.5)):
+        st, _, body = srv.post("/orders", {"product_id": pid,
+                                           "quantity": qty, "price": price})
+        assert st == 201, body
+    assert srv.stop() == 0
+    for view, cols in documented_views().items():
+        got = srv.sql("SELECT column_name, data_type FROM "
+                      "information_schema.columns WHERE table_schema = "
+                      "current_schema() AND table_name = '%s' ORDER BY "
+                      "ordinal_position" % view)
+        assert [c for c, _ in got] == cols, (view, got, cols)
+        for name, kind in got:
+            assert kind not in ("real", "double precision"), (view, name)
+        assert srv.sql("SELECT table_type FROM information_schema.tables "
+                       "WHERE table_schema = current_schema() AND "
+                       "table_name = '%s'" % view) == [("VIEW",)]
+    assert srv.sql("SELECT product_id, quantity, price_micros FROM orders_v1 "
+                   "ORDER BY id") == [("a", 3, 100000),
+                                      ("a", 1, 999999999999999),
+                                      ("b", 2, 25500000)]
+    assert srv.sql("SELECT * FROM product_totals_v1 ORDER BY 1") == [
+        ("a", 2, 4, 1000000000, 299999), ("b", 1, 2, 51, 0)]

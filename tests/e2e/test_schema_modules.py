@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 
-from conftest import ROOT, SALESD
+from conftest import ROOT, SALESD, sqlite_only
 
 MODULES = ["orders", "analytics"]
 # What main shipped before orders' public views (003), and what it has now.
@@ -51,6 +51,9 @@ def rows(path, sql):
         db.close()
 
 
+# SQLite only: the one-folder layout before modules owned migrations
+# never had a PostgreSQL driver.
+@sqlite_only
 def test_old_database_upgrades_in_place(make_server):
     # What a server writes (orders, totals, an idempotency record), made
     # by a scratch server, then carried into a database of the old layout.
@@ -112,6 +115,8 @@ def test_old_database_upgrades_in_place(make_server):
         len(ORDERS_FILES)
 
 
+# SQLite only: the PostgreSQL driver came after orders' views.
+@sqlite_only
 def test_database_of_main_before_views_upgrades(make_server, tmp_path):
     """A database that main made before orders published orders_v1 and
     product_totals_v1 (its migrations were 001 and 002, recorded per
@@ -167,14 +172,23 @@ def test_database_of_main_before_views_upgrades(make_server, tmp_path):
 def test_only_loaded_modules_get_their_tables(make_server):
     srv = make_server(["dashboard"])
     assert srv.stop() == 0
-    assert rows(srv.db, "SELECT name FROM sqlite_master WHERE name IN "
-                "('orders', 'schema_modules')") == []
+    assert tables(srv, "'orders', 'schema_modules'") == []
     srv.write_config({"modules": {"load": "orders"}})
     srv.start()
     assert srv.stop() == 0
-    assert rows(srv.db, "SELECT module, version FROM schema_modules "
-                "ORDER BY version") == [("orders", i + 1)
-                                        for i in range(len(ORDERS_FILES))]
+    assert srv.sql("SELECT module, version FROM schema_modules "
+                   "ORDER BY version") == [("orders", i + 1)
+                                           for i in range(len(ORDERS_FILES))]
+
+
+def tables(srv, names):
+    """Which of names (an SQL list) are tables of srv's database."""
+    if srv.pg_db is None:
+        return srv.sql("SELECT name FROM sqlite_master WHERE name IN (%s)"
+                       % names)
+    return srv.sql("SELECT table_name FROM information_schema.tables WHERE "
+                   "table_schema = current_schema() AND table_name IN (%s)"
+                   % names)
 
 
 def write_sql(d, name, text):
@@ -185,27 +199,33 @@ def write_sql(d, name, text):
 
 def test_module_by_path_brings_its_own_migrations(make_server, tmp_path):
     # A module loaded by path: its migrations are <name>.sql/ beside it,
-    # numbered on their own (001 again, beside orders' 001).
+    # numbered on their own (001 again, beside orders' 001); PostgreSQL's
+    # in its postgres/ folder, as orders' are.
     ext = tmp_path / "ext"
     ext.mkdir()
     so = os.path.join(os.path.dirname(SALESD), "test-modules", "echo.so")
     os.symlink(so, str(ext / "echo.so"))
-    write_sql(str(ext / "echo.sql"), "001_echo.sql",
-              "CREATE TABLE echo_log (id INTEGER PRIMARY KEY, msg TEXT);\n")
     srv = make_server(["orders"], start=False)
+    mig = str(ext / "echo.sql")
+    if srv.pg_db is not None:
+        write_sql(mig, "001_echo.sql", "-- SQLite's; see postgres/\n")
+        mig = os.path.join(mig, "postgres")
+    write_sql(mig, "001_echo.sql",
+              "CREATE TABLE echo_log (id BIGINT PRIMARY KEY, msg TEXT);\n")
     srv.write_config({"modules": {"load": "orders %s" % (ext / "echo.so")}})
     srv.start()
     assert srv.stop() == 0
-    assert rows(srv.db, "SELECT module, version, name FROM schema_modules "
-                "ORDER BY module, version") == [
+    assert srv.sql("SELECT module, version, name FROM schema_modules "
+                   "ORDER BY module, version") == [
         ("echo", 1, "001_echo.sql")] + [
         ("orders", i + 1, f) for i, f in enumerate(ORDERS_FILES)]
-    assert rows(srv.db, "SELECT count(*) FROM echo_log") == [(0,)]
+    assert srv.sql("SELECT count(*) AS n FROM echo_log") == [(0,)]
 
     # --check says what it would apply, per module, and changes nothing.
-    write_sql(str(ext / "echo.sql"), "002_more.sql",
-              "ALTER TABLE echo_log ADD COLUMN at INTEGER;\n")
-    before = os.stat(srv.db).st_mtime_ns
+    write_sql(mig, "002_more.sql",
+              "ALTER TABLE echo_log ADD COLUMN at BIGINT;\n")
+    if srv.pg_db is None:
+        before = os.stat(srv.db).st_mtime_ns
     p = subprocess.run([SALESD, "-c", srv.config, "--check"],
                        capture_output=True, timeout=30, cwd=srv.tmpdir)
     out = (p.stdout + p.stderr).decode(errors="replace")
@@ -213,12 +233,13 @@ def test_module_by_path_brings_its_own_migrations(make_server, tmp_path):
     assert 'module "orders": schema up to date (%d migration(s)' \
         % len(ORDERS_FILES) in out, out
     assert 'module "echo": 1 migration(s) pending, would be applied' in out
-    assert os.stat(srv.db).st_mtime_ns == before
-    assert len(rows(srv.db, "SELECT * FROM schema_modules")) == \
+    if srv.pg_db is None:
+        assert os.stat(srv.db).st_mtime_ns == before
+    assert len(srv.sql("SELECT * FROM schema_modules")) == \
         1 + len(ORDERS_FILES)
 
     # A broken migration stops the start, naming module and file.
-    write_sql(str(ext / "echo.sql"), "003_bad.sql", "CREATE TABLE (;\n")
+    write_sql(mig, "003_bad.sql", "CREATE TABLE (;\n")
     try:
         srv.start()
     except RuntimeError:

@@ -459,6 +459,32 @@ pg_constraint(PGresult *r)
 	return state != NULL && strncmp(state, "23", 2) == 0;
 }
 
+/*
+ * Is the error the database's rather than the statement's: it cannot
+ * take writes now (read-only, disk full, out of resources, shut down,
+ * an I/O error, the connection lost), whichever unit were run?
+ * SQLite loses the transaction on such errors, and so the store
+ * counts them as storage faults; PostgreSQL keeps the savepoint, so
+ * rollback_to says so itself.
+ */
+static int
+pg_fault(PGresult *r)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	static const char *const classes[] = { "08", "53", "57", "58",
+	    "XX" };
+	size_t i;
+
+	if (state == NULL)
+		return 1;	/* no answer from the server at all */
+	if (strcmp(state, "25006") == 0)	/* read_only_sql_transaction */
+		return 1;
+	for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (strncmp(state, classes[i], 2) == 0)
+			return 1;
+	return 0;
+}
+
 int
 pg_exec(void *conn, const struct sales_store_stmt *stmt,
     struct sales_store_result **res, int *constraint, char *err,
@@ -536,6 +562,8 @@ pg_exec(void *conn, const struct sales_store_stmt *stmt,
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
 		pg_result_error(c, r, err, errlen);
 		*constraint = pg_constraint(r);
+		if (pg_fault(r))
+			c->lost = 1;
 		goto done;
 	}
 	if (res != NULL) {
@@ -576,7 +604,7 @@ pg_begin(void *conn, char *err, size_t errlen)
 {
 	struct pg_conn *c = conn;
 
-	c->wrote = 0;
+	c->wrote = c->lost = 0;
 	if (!c->writer)
 		return pg_simple(c, "BEGIN", err, errlen);
 	return pg_simple(c, "BEGIN; " PG_COMMIT_LOCK, err, errlen);
@@ -621,7 +649,7 @@ pg_rollback(void *conn)
 {
 	struct pg_conn *c = conn;
 
-	c->wrote = 0;
+	c->wrote = c->lost = 0;
 	switch (PQtransactionStatus(c->pg)) {
 	case PQTRANS_INTRANS:
 	case PQTRANS_INERROR:
@@ -651,6 +679,8 @@ pg_rollback_to(void *conn)
 
 	if (t != PQTRANS_INTRANS && t != PQTRANS_INERROR)
 		return -1;	/* the transaction itself is gone */
+	if (c->lost)
+		return -1;	/* so is the database, for writes */
 	return pg_simple(c, "ROLLBACK TO SAVEPOINT unit", NULL, 0);
 }
 
@@ -694,6 +724,32 @@ pg_check(void *conn, char *err, size_t errlen)
 	return -1;
 }
 
+/*
+ * Can the transaction write?  A read-only one (default_transaction_read_
+ * only, set by an operator or for a database being moved) still takes
+ * a transaction id and commits: only its setting tells.
+ */
+static int
+pg_writable(struct pg_conn *c, char *err, size_t errlen)
+{
+	PGresult *r;
+	int ok;
+
+	c->last_used = pg_host->mono_ms();
+	r = PQexec(c->pg, "SELECT current_setting('transaction_read_only')");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		pg_result_error(c, r, err, errlen);
+		PQclear(r);
+		return -1;
+	}
+	ok = strcmp(PQgetvalue(r, 0, 0), "off") == 0;
+	PQclear(r);
+	if (!ok)
+		snprintf(err, errlen, "database \"%s\" is read-only "
+		    "(default_transaction_read_only is on)", c->where);
+	return ok ? 0 : -1;
+}
+
 /* A real commit, as small as can be: one that takes a transaction id. */
 static int
 pg_probe(void *conn, char *err, size_t errlen)
@@ -704,6 +760,7 @@ pg_probe(void *conn, char *err, size_t errlen)
 		return -1;
 	if (pg_simple(c, "BEGIN", err, errlen) == -1 ||
 	    pg_simple(c, "SELECT txid_current()", err, errlen) == -1 ||
+	    pg_writable(c, err, errlen) == -1 ||
 	    pg_commit(c, err, errlen) == -1) {
 		pg_rollback(c);
 		return -1;

@@ -33,6 +33,7 @@ struct pg_conn {
 	int64_t		 last_reset;	/* ms, monotonic */
 	int64_t		 last_used;	/* ms, monotonic: a round trip */
 	int		 wrote;		/* the open transaction ran exec */
+	int		 lost;		/* ... and a storage fault failed it */
 	char		 where[256];	/* host:port/db, for messages */
 };
 
