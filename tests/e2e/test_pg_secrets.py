@@ -210,7 +210,8 @@ def unstarted(tmp_path, sub, url):
 
 def test_password_never_shown_when_it_cannot_connect(make_server, secure,
                                                      tmp_path):
-    lite = make_server(["orders", "analytics"], subdir="lite")
+    lite = make_server(["orders", "analytics"], subdir="lite",
+                       config={"storage": {"driver": "sqlite"}})
     assert lite.stop() == 0
     db = newdb(secure)
     for i, (what, url, says) in enumerate(bad_urls(secure, db)):
@@ -224,7 +225,8 @@ def test_password_never_shown_when_it_cannot_connect(make_server, secure,
 
 def test_migrate_data_never_shows_the_password(make_server, secure,
                                                tmp_path):
-    lite = make_server(["orders", "analytics"], subdir="lite")
+    lite = make_server(["orders", "analytics"], subdir="lite",
+                       config={"storage": {"driver": "sqlite"}})
     assert lite.post("/orders", {"product_id": "m", "quantity": 1,
                                  "price": 1})[0] == 201
     assert lite.stop() == 0
