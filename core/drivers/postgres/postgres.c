@@ -244,6 +244,7 @@ pg_session(struct pg_conn *c, char *err, size_t errlen)
 
 	snprintf(c->where, sizeof(c->where), "%s:%s/%s", PQhost(c->pg),
 	    PQport(c->pg), PQdb(c->pg));
+	pg_secret_hide(c->where, sizeof(c->where));	/* in every message */
 	if (pg_simple(c, "SET client_encoding = 'UTF8'", err, errlen) == -1 ||
 	    pg_simple(c, "SET TimeZone = 'UTC'", err, errlen) == -1)
 		return -1;
