@@ -1,7 +1,7 @@
 /*
  * postgres_secret.c - keeps the password of [storage] url out of what
- * the driver says (issue 9: secrets never appear in a log line, a
- * response or a metric).  libpq's messages can quote the url: one it
+ * the driver says: a secret never appears in a log line, a response or
+ * a metric.  libpq's messages can quote the url: one it
  * cannot parse is repeated whole ("... in URI: \"postgresql://...\""),
  * a bad percent escape or a key=value string quotes the piece at
  * fault.  Every message of libpq goes through pg_secret_hide(), which
