@@ -712,7 +712,8 @@ pg_check(void *conn, char *err, size_t errlen)
 			pg_forget(c);
 			if (pg_session(c, err, errlen) == 0) {
 				pg_host->log(SALES_LOG_INFO, "database \"%s\": "
-				    "connected again", c->where);
+				    "connected again (%s)", c->where,
+				    c->writer ? "writer" : "reader");
 				return 0;
 			}
 			return -1;
