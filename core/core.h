@@ -10,7 +10,10 @@
 
 #include <sales/module.h>
 
-#define CORE_VERSION	"0.1.0"
+/* project(VERSION) of CMakeLists.txt, given by the build. */
+#ifndef CORE_VERSION
+#error "CORE_VERSION comes from CMakeLists.txt (target salescore)"
+#endif
 
 /* The one event loop; loop thread only. */
 extern struct event_base	*core_base;

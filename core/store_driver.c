@@ -79,9 +79,16 @@ driver_open(const char *name, const char *path, char *err, size_t errlen)
 	void *h;
 
 	if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		snprintf(err, errlen, "storage driver \"%s\": cannot load "
-		    "\"%s\": %s; is it built (and its client library "
-		    "installed)?", name, path, dlerror());
+		/* A named driver ships as the package salesd-<name>. */
+		if (strchr(name, '/') == NULL)
+			snprintf(err, errlen, "storage driver \"%s\": cannot "
+			    "load \"%s\": %s; install the salesd-%s package "
+			    "(from source: build the driver, with its client "
+			    "library installed)", name, path, dlerror(), name);
+		else
+			snprintf(err, errlen, "storage driver \"%s\": cannot "
+			    "load \"%s\": %s; is it built (and its client "
+			    "library installed)?", name, path, dlerror());
 		return NULL;
 	}
 	*(void **)&init = dlsym(h, SALES_STORE_DRIVER_SYMBOL);

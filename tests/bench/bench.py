@@ -287,7 +287,9 @@ def wsfan(build):
     BENCH_WSLOAD_CLIENTS (default "1000 10000"), BENCH_WSLOAD_ORDERS
     orders each (default 20), posted one at a time: back to back, or at
     BENCH_WSLOAD_RATE orders/s (wsload -r); salesd once for each
-    [server] io_threads in BENCH_WSLOAD_IO_THREADS (default "0 2")."""
+    [server] io_threads in BENCH_WSLOAD_IO_THREADS (default "0 2"),
+    with the modules in BENCH_WSLOAD_MODULES (default "orders analytics";
+    "orders" alone sends only newOrder, as wsceil does)."""
     wsload = os.path.join(build, "bench", "wsload")
     if not os.path.exists(wsload):
         print("bench: %s not built; skipping the fan-out runs" % wsload)
@@ -305,7 +307,9 @@ def wsfan(build):
         for who in ["salesd/%s" % t for t in iots] + ["wsceil"]:
             if who.startswith("salesd"):
                 cmd = [sys.executable, os.path.join(HERE, "ws_load.py"),
-                       "--io-threads", who.split("/")[1]] + (
+                       "--io-threads", who.split("/")[1], "--modules",
+                       os.environ.get("BENCH_WSLOAD_MODULES",
+                                      "orders analytics")] + (
                            ["--rate", rate] if rate else []) + [
                        wsload, n, orders]
                 ceil = None

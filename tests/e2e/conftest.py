@@ -39,6 +39,14 @@ def pg_database_url():
 
 
 
+def project_version():
+    """project(salesd VERSION x.y.z) of CMakeLists.txt: the one version
+    that salesd -v, /health, /metrics, the .pc files and packages say."""
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        return re.search(r"^project\(salesd VERSION (\S+)", f.read(),
+                         re.M).group(1)
+
+
 def sqlite_only(fn):
     """For a test that reads the server's SQLite file itself."""
     return pytest.mark.skipif(TEST_DRIVER != "sqlite",

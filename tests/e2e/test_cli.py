@@ -6,13 +6,19 @@ import re
 import signal
 import subprocess
 
-from conftest import SALESD, Server, run_check
+from conftest import ROOT, SALESD, Server, project_version, run_check
 
 
 def test_version_and_help():
     p = subprocess.run([SALESD, "--version"], capture_output=True, timeout=10)
     assert p.returncode == 0
     assert p.stdout.startswith(b"salesd ") and b"ABI 1." in p.stdout
+    # One version everywhere: the project's, the binary's, the API's.
+    version = project_version()
+    assert p.stdout.split()[1].decode() == version, p.stdout
+    with open(os.path.join(ROOT, "docs", "openapi.yaml")) as f:
+        assert re.search(r"^  version: (\S+)$", f.read(),
+                         re.M).group(1) == version
     p = subprocess.run([SALESD, "--help"], capture_output=True, timeout=10)
     assert p.returncode == 0 and b"--check" in p.stdout
     p = subprocess.run([SALESD, "--bogus"], capture_output=True, timeout=10)
@@ -75,6 +81,7 @@ def test_health_and_metrics(make_server):
     st, _, body = s.get("/health")
     assert st == 200
     assert body["status"] == "ok"
+    assert body["version"] == project_version()
     assert body["modules"] == [{"name": "echo", "version": "1.0"}]
     assert body["storage"]["driver"] == "sqlite"
     st, h, text = s.get("/metrics")

@@ -23,7 +23,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, project_version
 
 UNIT = "usr/lib/systemd/system/salesd.service"
 ORDER = {"product_id": "101", "quantity": 2, "price": 25.50,
@@ -391,6 +391,97 @@ def test_dpkg_install_server_runs_on_sqlite_without_libpq(installed):
     assert os.stat("/var/lib/salesd/sales.db").st_uid == pw.pw_uid
 
 
+SPLIT = "0.2.0"     # the first salesd without the driver in it
+
+
+def old_dpkg(tmp, *args):
+    """dpkg on a database of its own under tmp (no maintainer script of
+    these packages runs on --unpack: salesd has no preinst)."""
+    p = subprocess.run(["dpkg", "--root", os.path.join(tmp, "root")] +
+                       list(args), capture_output=True, timeout=120)
+    return p.returncode, (p.stdout + p.stderr).decode()
+
+
+def test_postgres_package_takes_over_from_the_single_package(debs,
+                                                             tmp_path):
+    """Up to 0.1.0 the driver was in salesd itself: salesd-postgres
+    Breaks and Replaces salesd (<< 0.2.0), so that upgrading the single
+    package to the two is no file conflict (Debian policy 7.6.1).
+    Shown with dpkg itself on a database of its own: an old salesd with
+    the driver's files; the new salesd-postgres alone is refused while
+    it stays; both together (as apt unpacks them, the driver first)
+    take the files over; without Replaces they would conflict."""
+    path, root = debs["salesd-postgres"]
+    server_path, _ = debs["salesd"]
+    version = field(server_path, "Version")
+    assert version == project_version() == field(path, "Version")
+    assert field(path, "Breaks") == "salesd (<< %s)" % SPLIT
+    assert field(path, "Replaces") == "salesd (<< %s)" % SPLIT
+    # Not broken by itself: the salesd it depends on is past the split.
+    assert subprocess.run(["dpkg", "--compare-versions", version, "ge",
+                           SPLIT]).returncode == 0
+    if os.geteuid() != 0:
+        pytest.skip("dpkg --root needs root to own what it unpacks")
+
+    tmp = str(tmp_path)
+    driver = [f for f in files_of(path) if f.endswith(".so")][0]
+    old = os.path.join(tmp, "old")
+    shutil.copytree(root, old)
+    os.makedirs(os.path.join(old, "DEBIAN"))
+    with open(os.path.join(old, "DEBIAN", "control"), "w") as f:
+        f.write("Package: salesd\nVersion: 0.1.0\nArchitecture: %s\n"
+                "Maintainer: salesd developers <salesd@localhost>\n"
+                "Description: the single package of 0.1.0\n" % field(
+                    path, "Architecture"))
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", old,
+                    old + ".deb"], check=True, capture_output=True,
+                   timeout=120)
+    # The same salesd-postgres without Replaces, to see what it is for.
+    bare = os.path.join(tmp, "bare")
+    subprocess.run(["dpkg-deb", "-R", path, bare], check=True, timeout=60)
+    ctl = os.path.join(bare, "DEBIAN", "control")
+    with open(ctl) as f:
+        text = f.read()
+    with open(ctl, "w") as f:
+        f.write(re.sub(r"^Replaces: .*\n", "", text, flags=re.M))
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", bare,
+                    bare + ".deb"], check=True, capture_output=True,
+                   timeout=120)
+
+    def fresh():
+        db = os.path.join(tmp, "root", "var", "lib", "dpkg")
+        shutil.rmtree(os.path.join(tmp, "root"), ignore_errors=True)
+        for d in ("info", "updates"):
+            os.makedirs(os.path.join(db, d))
+        os.makedirs(os.path.join(tmp, "root", "var", "log"))
+        for f in ("status", "available"):
+            open(os.path.join(db, f), "w").close()
+        rc, out = old_dpkg(tmp, "-i", old + ".deb")
+        assert rc == 0, out
+
+    fresh()
+    rc, out = old_dpkg(tmp, "--unpack", path)
+    assert rc != 0 and "salesd-postgres breaks salesd (<< %s)" % SPLIT \
+        in out, out
+    rc, out = old_dpkg(tmp, "--auto-deconfigure", "--unpack", path,
+                       server_path)
+    assert rc == 0, out
+    rc, out = old_dpkg(tmp, "-S", "/" + driver)
+    assert rc == 0 and out.startswith("salesd-postgres: "), out
+    out = subprocess.run(["dpkg-query", "--root", os.path.join(tmp, "root"),
+                          "-W", "-f", "${Package} ${Version}\n"],
+                         capture_output=True, check=True,
+                         timeout=60).stdout.decode()
+    assert sorted(out.split()) == sorted(
+        ["salesd", version, "salesd-postgres", version]), out
+    assert os.path.isfile(os.path.join(tmp, "root", driver))
+
+    fresh()
+    rc, out = old_dpkg(tmp, "--auto-deconfigure", "--unpack",
+                       bare + ".deb", server_path)
+    assert rc != 0 and "trying to overwrite '/%s'" % driver in out, out
+
+
 def missing(out):
     """The driver path of salesd's "cannot load", normalised (while the
     default directory does not exist it is named by bin/../lib/...)."""
@@ -419,9 +510,11 @@ def test_dpkg_install_postgres_driver(installed):
                     "[storage]\ndriver = postgres\nurl = %s\n" % url)
         os.chmod(config, 0o644)
 
-        # Without the package: the driver's default place, named.
+        # Without the package: the driver's default place, named, and
+        # what to install.
         rc, out = check(config)
         assert rc != 0 and missing(out) == driver, out
+        assert "; install the salesd-postgres package (from source:" in out
 
         rc, out = dpkg("-i", path)
         assert rc == 0, out

@@ -151,7 +151,12 @@ def test_check_changes_nothing(tmp_path, cluster, pgdb):
     ({"driver": "postgres", "url": "postgresql://salesd@127.0.0.1:1/x"},
      r"cannot connect to PostgreSQL \(\[storage\] url\)"),
     ({"driver": "oracle"}, r'storage driver "oracle": cannot load .*'
-     r'oracle\.so'),
+     r'oracle\.so.*; install the salesd-oracle package \(from source: '
+     r'build the driver, with its client library installed\)$'),
+    # A driver given by path is no package's: the build hint alone.
+    ({"driver": "/nonexistent/oracle.so"}, r'cannot load '
+     r'"/nonexistent/oracle\.so": .*; is it built \(and its client '
+     r'library installed\)\?$'),
     ({"driver": "Bad-Name"}, r"a name is \[a-z0-9_\]\+"),
     ({"driver": os.path.join(BUILD, "modules", "orders.so")},
      r"is not a storage driver \(no sales_store_driver_init\)"),
@@ -328,7 +333,10 @@ def test_idle_server_reconnects_before_the_next_order(make_server, cluster,
                               "price": 1})[0] == 201
     cluster.stop()
     cluster.start()
-    s.wait_log(r"store: database .* connected again", timeout=60)
+    # The writer's own reconnect: the reader's may come first (a /health
+    # look), and an order sent then would meet the writer's dead session.
+    s.wait_log(r"store: database .* connected again \(writer\)",
+               timeout=60)
     st, _, b = s.post("/orders", {"product_id": "i", "quantity": 1,
                                   "price": 1})
     assert st == 201, b

@@ -64,7 +64,10 @@ pg_hash(const char *s, size_t len)
 	return h;
 }
 
-/* libpq's message on one line: its newlines and tabs folded. */
+/*
+ * libpq's message on one line: its newlines and tabs folded, and the
+ * url's password masked wherever it quotes it.
+ */
 static void
 pg_msg(const char *m, char *out, size_t outlen)
 {
@@ -84,6 +87,7 @@ pg_msg(const char *m, char *out, size_t outlen)
 		out[n++] = *m;
 	}
 	out[n] = '\0';
+	pg_secret_hide(out, outlen);
 }
 
 /*
@@ -139,21 +143,26 @@ pg_simple(struct pg_conn *c, const char *sql, char *err, size_t errlen)
 static void
 pg_notice(void *arg, const char *message)
 {
+	char m[768];
+
 	(void)arg;
-	pg_host->log(SALES_LOG_DEBUG, "postgres: %s", message);
+	pg_msg(message, m, sizeof(m));
+	pg_host->log(SALES_LOG_DEBUG, "postgres: %s", m);
 }
 
 /*
  * Connects with [storage] url (a postgresql:// URL or key=value
- * string).  The url is never repeated in a message: it may hold a
- * password.  A connect timeout applies unless the url sets one.
+ * string).  The url is never repeated in a message and its password
+ * is masked in libpq's (postgres_secret.c).  A connect timeout applies
+ * unless the url sets one.
  */
 PGconn *
 pg_connect(const struct sales_store_driver_config *cfg, char *err,
     size_t errlen)
 {
 	const char *keys[4], *vals[4];
-	char m[768];
+	PQconninfoOption *opts;
+	char m[768], *perr = NULL;
 	PGconn *pg;
 	int n = 0;
 
@@ -163,6 +172,18 @@ pg_connect(const struct sales_store_driver_config *cfg, char *err,
 		    "(or url = ${DATABASE_URL})");
 		return NULL;
 	}
+	pg_secret_url(cfg->url);
+	/* libpq's parse errors quote the url: see pg_secret_parse_error. */
+	if ((opts = PQconninfoParse(cfg->url, &perr)) == NULL) {
+		pg_msg(perr != NULL ? perr : "out of memory", m, sizeof(m));
+		PQfreemem(perr);
+		pg_secret_parse_error(m, sizeof(m), cfg->url);
+		snprintf(err, errlen, "cannot connect to PostgreSQL ([storage] "
+		    "url): %s; give url = postgresql://user:password@host/db "
+		    "or a key=value string", m);
+		return NULL;
+	}
+	PQconninfoFree(opts);
 	keys[n] = "dbname";
 	vals[n++] = cfg->url;
 	keys[n] = "fallback_application_name";
@@ -213,6 +234,7 @@ pg_session(struct pg_conn *c, char *err, size_t errlen)
 
 	snprintf(c->where, sizeof(c->where), "%s:%s/%s", PQhost(c->pg),
 	    PQport(c->pg), PQdb(c->pg));
+	pg_secret_hide(c->where, sizeof(c->where));	/* in every message */
 	if (pg_simple(c, "SET client_encoding = 'UTF8'", err, errlen) == -1 ||
 	    pg_simple(c, "SET TimeZone = 'UTC'", err, errlen) == -1)
 		return -1;
@@ -714,7 +736,8 @@ pg_check(void *conn, char *err, size_t errlen)
 			pg_forget(c);
 			if (pg_session(c, err, errlen) == 0) {
 				pg_host->log(SALES_LOG_INFO, "database \"%s\": "
-				    "connected again", c->where);
+				    "connected again (%s)", c->where,
+				    c->writer ? "writer" : "reader");
 				return 0;
 			}
 			return -1;

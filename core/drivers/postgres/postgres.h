@@ -106,4 +106,9 @@ int	pg_plan_module(const struct sales_store_driver_config *cfg,
 	    const char *module, const struct sales_store_migration *list,
 	    size_t n, size_t *applied, char *err, size_t errlen);
 
+/* postgres_secret.c: the url's password out of every message. */
+void	pg_secret_url(const char *url);
+void	pg_secret_hide(char *msg, size_t size);
+void	pg_secret_parse_error(char *msg, size_t size, const char *url);
+
 #endif /* PG_DRIVER_H */
