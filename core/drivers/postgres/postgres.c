@@ -717,7 +717,7 @@ pg_rollback_to(void *conn)
  * has been idle for a second is pinged first, so that the writer's idle
  * look finds a lost server before a client's order does.
  */
-static int
+int
 pg_check(void *conn, char *err, size_t errlen)
 {
 	struct pg_conn *c = conn;

@@ -79,6 +79,7 @@ void	pg_args_free(struct pg_args *a);
 int	pg_result(PGresult *r, struct sales_store_result **res);
 void	pg_forget(struct pg_conn *c);
 int	pg_session(struct pg_conn *c, char *err, size_t errlen);
+int	pg_check(void *conn, char *err, size_t errlen);
 PGconn	*pg_connect(const struct sales_store_driver_config *cfg, char *err,
 	    size_t errlen);
 void	pg_result_error(struct pg_conn *c, PGresult *r, char *err,

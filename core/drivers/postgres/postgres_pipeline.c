@@ -217,6 +217,13 @@ pg_exec_group(void *conn, const struct sales_store_stmt *stmts, size_t n,
 		}
 		if (ret == 0 || err[0] == '\0')
 			pg_result_error(c, NULL, err, errlen);
+		/*
+		 * The server may have said why before it went (an
+		 * administrator's termination): the fault to report is
+		 * whether it can be reached now, as check() would say
+		 * before the next group.
+		 */
+		(void)pg_check(c, err, errlen);
 		ret = -1;
 	}
 	if (ret == 0 && !failed) {
