@@ -458,6 +458,61 @@ unit_exec(struct job *j, size_t k, int *constraint, char *err,
 	    errlen);
 }
 
+/* Does the driver have op (an optional member appended later)? */
+#define DRV_HAS(drv, op)						\
+	(offsetof(struct sales_store_driver, op) +			\
+	    sizeof((drv)->op) <= (drv)->size && (drv)->op != NULL)
+
+/*
+ * Writer thread, the first try's statements through the driver's
+ * exec_group (a network database: the group in one round trip rather
+ * than one per statement).  0: they ran, the transaction is open; 1 or
+ * -1 as exec_group (after -1 the group has failed); 2 when the driver
+ * has none or there is no memory for the statement list: the caller
+ * runs them one by one.
+ */
+static int
+run_group_batch(struct job *first, size_t n)
+{
+	struct sales_store_stmt *stmts;
+	struct sales_store_result ***res;
+	struct job *j;
+	char err[STORE_ERRLEN];
+	size_t i, k, total = 0, at = 0;
+	int rc;
+
+	if (!DRV_HAS(st.drv, exec_group))
+		return 2;
+	for (i = 0, j = first; i < n; i++, j = j->next)
+		total += j->nstmts;
+	stmts = calloc(total ? total : 1, sizeof(*stmts));
+	res = calloc(total ? total : 1, sizeof(*res));
+	if (stmts == NULL || res == NULL) {
+		free(stmts);
+		free(res);
+		return 2;
+	}
+	for (i = 0, j = first; i < n; i++, j = j->next)
+		for (k = 0; k < j->nstmts; k++, at++) {
+			stmts[at] = j->stmts[k];
+			if (j->rows != NULL) {
+				core_store_result_free(j->rows[k]);
+				j->rows[k] = NULL;
+				res[at] = &j->rows[k];
+			}
+		}
+	err[0] = '\0';
+	rc = st.drv->exec_group(st.wconn, stmts, total, res, err,
+	    sizeof(err));
+	free(stmts);
+	free(res);
+	if (rc == -1) {
+		st.drv->rollback(st.wconn);
+		group_fail(first, n, "begin failed", err);
+	}
+	return rc;
+}
+
 /*
  * Writer thread, first try: the group in one transaction without
  * savepoints.  Returns 0 when committed (or failed as a whole, which
@@ -475,15 +530,19 @@ run_group_fast(struct job *first, size_t n)
 	struct job *j;
 	char err[STORE_ERRLEN];
 	size_t i, k;
-	int constraint;
+	int constraint, rc;
 
 	err[0] = '\0';
-	if (drv->begin(c, err, sizeof(err)) == -1) {
+	if ((rc = run_group_batch(first, n)) == -1)
+		return 0;
+	if (rc == 1)
+		return 1;
+	if (rc == 2 && drv->begin(c, err, sizeof(err)) == -1) {
 		drv->rollback(c);
 		group_fail(first, n, "begin failed", err);
 		return 0;
 	}
-	for (i = 0, j = first; i < n; i++, j = j->next)
+	for (i = 0, j = first; i < n && rc == 2; i++, j = j->next)
 		for (k = 0; k < j->nstmts; k++)
 			if (unit_exec(j, k, &constraint, err,
 			    sizeof(err)) == -1) {
@@ -594,11 +653,6 @@ store_deadline(struct timespec *ts, int ms)
 		ts->tv_nsec -= 1000000000;
 	}
 }
-
-/* Does the driver have op (an optional member appended later)? */
-#define DRV_HAS(drv, op)						\
-	(offsetof(struct sales_store_driver, op) +			\
-	    sizeof((drv)->op) <= (drv)->size && (drv)->op != NULL)
 
 /* Any thread: the watchers are to be called (flags: WATCH_*). */
 static void

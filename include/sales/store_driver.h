@@ -220,6 +220,25 @@ struct sales_store_driver {
 	int	 (*listen)(void *conn, char *err, size_t errlen);
 	int	 (*wait)(void *conn, int timeout_ms, char *err,
 		    size_t errlen);
+	/*
+	 * Optional (read only when size covers it; NULL: the core calls
+	 * begin and exec): the group commit's first try, for a driver to
+	 * which each call is a network round trip.  It begins and runs
+	 * stmts[0 .. n) (the group's units one after another) as begin
+	 * and exec of each would, in as few round trips as it can.
+	 * res[i] NULL: the rows of statement i are discarded; else
+	 * *res[i] gets them.  Returns 0 when every statement ran: the
+	 * transaction is open and the core calls commit (or rollback);
+	 * 1 when a statement failed or the driver could not run the group
+	 * so: nothing of it is stored, no transaction is left open, no
+	 * *res[i] is set, and the core runs the group again with a
+	 * savepoint per unit; -1 with err when begin failed or the
+	 * connection was lost: the group fails as a whole.
+	 */
+	int	 (*exec_group)(void *conn,
+		    const struct sales_store_stmt *stmts, size_t n,
+		    struct sales_store_result **res[], char *err,
+		    size_t errlen);
 };
 
 typedef const struct sales_store_driver *(*sales_store_driver_init_fn)(

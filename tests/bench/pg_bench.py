@@ -6,8 +6,10 @@ analytics) on SQLite; then a throwaway PostgreSQL (Debian's, fsync and
 synchronous_commit on, as tests/e2e/pg.py starts it) with one salesd on
 it; then three salesd instances on that one database, one wrk each, run
 at the same time.  wrk posts BENCH_CONNECTIONS connections in all for
-BENCH_SECONDS per row.  Prints one table; every 201 is then counted in
-the database, so an acknowledged order that went missing would show.
+BENCH_SECONDS per row.  Prints one table, with the CPU time (user +
+system, from /proc) that salesd and PostgreSQL's processes spent per
+order answered; every 201 is then counted in the database, so an
+acknowledged order that went missing would show.
 Everything is bounded in time and removed at the end.  Not a test.
 """
 import os
@@ -26,6 +28,30 @@ import bench  # noqa: E402  (wrk, free_port, wait_port, stop)
 import pg  # noqa: E402  (Cluster)
 
 CONNS = bench.CONNS
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(roots):
+    """User + system CPU time of roots and their descendants (salesd,
+    the postmaster and its backends), from /proc: per order, a figure a
+    shared machine moves far less than orders per second."""
+    parent, times = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent.setdefault(int(fields[1]), []).append(int(d))
+        times[int(d)] = int(fields[11]) + int(fields[12])
+    total, todo = 0, list(roots)
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0)
+        todo.extend(parent.get(pid, []))
+    return total / TICK
 
 
 class Instance:
@@ -53,9 +79,14 @@ class Instance:
         self.log.close()
 
 
-def posts(instances):
-    """wrk on every instance at once, CONNS connections in all: the sum."""
+def posts(instances, cluster=None):
+    """wrk on every instance at once, CONNS connections in all: the sum,
+    and the CPU time salesd and PostgreSQL spent per order answered."""
     out = [None] * len(instances)
+    roots = [i.proc.pid for i in instances]
+    if cluster is not None:
+        roots.append(cluster.proc.pid)
+    cpu0 = cpu_seconds(roots)
     conns = max(1, CONNS // len(instances))
 
     def one(i):
@@ -70,15 +101,18 @@ def posts(instances):
         t.start()
     for t in threads:
         t.join()
+    cpu = cpu_seconds(roots) - cpu0
     for r in out:
         if isinstance(r, Exception):
             raise r
+    requests = sum(r.get("requests", 0) for r in out)
     return {"rps": sum(r["rps"] for r in out),
+            "cpu_us": cpu / max(1, requests) * 1e6,
             "p50_ms": max(r["p50_ms"] for r in out),
             "p99_ms": max(r["p99_ms"] for r in out),
             "non2xx": sum(r["non2xx"] for r in out),
             "errors": sum(r["errors"] for r in out),
-            "requests": sum(r.get("requests", 0) for r in out)}
+            "requests": requests}
 
 
 def main():
@@ -110,22 +144,23 @@ def main():
         running.append(first)
         print("pg_bench: POST /orders, PostgreSQL, 1 instance ...",
               flush=True)
-        rows.append(("PostgreSQL, 1 instance", posts([first])))
+        rows.append(("PostgreSQL, 1 instance", posts([first], cluster)))
         # The schema exists now: the others start on it.
         for _ in range(2):
             running.append(Instance(build, tmp, storage, env))
         print("pg_bench: POST /orders, PostgreSQL, 3 instances ...",
               flush=True)
-        rows.append(("PostgreSQL, 3 instances", posts(running)))
+        rows.append(("PostgreSQL, 3 instances", posts(running, cluster)))
         stored = int(cluster.psql("bench", "SELECT count(*) FROM orders"))
         acked = sum(r["requests"] - r["non2xx"] for _, r in rows[1:])
 
         print()
-        print("%-26s %10s %8s %8s" % ("POST /orders", "orders/s", "p50 ms",
-                                      "p99 ms"))
+        print("%-26s %10s %8s %8s %12s" % ("POST /orders", "orders/s",
+                                            "p50 ms", "p99 ms",
+                                            "CPU us/order"))
         for name, r in rows:
-            line = "%-26s %10.0f %8.2f %8.2f" % (name, r["rps"], r["p50_ms"],
-                                                 r["p99_ms"])
+            line = "%-26s %10.0f %8.2f %8.2f %12.0f" % (
+                name, r["rps"], r["p50_ms"], r["p99_ms"], r["cpu_us"])
             if r["non2xx"] or r["errors"]:
                 line += "  (%d non-2xx, %d socket errors)" % (
                     r["non2xx"], r["errors"])

@@ -342,3 +342,85 @@ def test_idle_server_reconnects_before_the_next_order(make_server, cluster,
     assert st == 201, b
     assert s.get("/orders?limit=5")[0] == 200
     assert cluster.psql(name, "SELECT count(*) FROM orders") == "2"
+
+
+def test_failing_unit_in_a_pipelined_group_fails_alone(make_server,
+                                                       cluster, pgdb):
+    """A group's statements go to PostgreSQL as one pipeline, which an
+    error aborts whole: the group is rolled back and run again with a
+    savepoint per unit, so the failing unit (an Idempotency-Key another
+    session stored meanwhile: a replay) fails alone and the others of
+    its group commit, ids in commit order."""
+    import concurrent.futures
+    import time
+    name, url = pgdb
+    s = pg_server(make_server, url)
+    body = {"product_id": "held", "quantity": 2, "price": 4.25}
+    st, _, first = s.post("/orders", body, headers={"Idempotency-Key": "k1"})
+    assert st == 201, first
+    # Another session: the cluster's commit lock (our writer waits on it)
+    # and the same request under key k2, both uncommitted.
+    other = subprocess.Popen(
+        cluster.cmd("psql", "-h", "127.0.0.1", "-p", str(cluster.port),
+                    "-U", "salesd", "-d", name, "-q", "-v",
+                    "ON_ERROR_STOP=1"),
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, cwd=cluster.dir)
+
+    def pending():
+        _, _, m = s.get("/metrics")
+        return float(re.search(rb"^salesd_storage_pending (\S+)$", m,
+                               re.M).group(1))
+
+    try:
+        other.stdin.write(b"BEGIN;\nSELECT pg_advisory_xact_lock("
+                          b"8314892176479268212);\nINSERT INTO idempotency "
+                          b"SELECT 'k2', request_hash, status, response, "
+                          b"location, created_at FROM idempotency WHERE "
+                          b"key = 'k1';\n")
+        other.stdin.flush()
+        deadline = time.time() + 30
+        while cluster.psql(name, "SELECT count(*) FROM pg_stat_activity "
+                           "WHERE datname = '%s' AND state = 'idle in "
+                           "transaction'" % name) == "0":
+            assert time.time() < deadline and other.poll() is None, \
+                other.stderr.read()
+            time.sleep(0.05)
+        with concurrent.futures.ThreadPoolExecutor(7) as ex:
+            # The writer takes o0 and waits for the lock; the rest queue
+            # and become the next group, k2 among them.
+            futs = [ex.submit(s.post, "/orders",
+                              {"product_id": "o0", "quantity": 1,
+                               "price": 1.5}, timeout=60)]
+            deadline = time.time() + 30
+            while pending() < 1:
+                assert time.time() < deadline
+                time.sleep(0.05)
+            futs += [ex.submit(s.post, "/orders",
+                               {"product_id": "o%d" % i, "quantity": 1,
+                                "price": 1.5}, timeout=60)
+                     for i in range(1, 6)]
+            futs.append(ex.submit(s.post, "/orders", body,
+                                  headers={"Idempotency-Key": "k2"},
+                                  timeout=60))
+            while pending() != 7:
+                assert time.time() < deadline, pending()
+                assert not any(f.done() for f in futs)
+                time.sleep(0.05)
+            other.stdin.write(b"COMMIT;\n")
+            other.stdin.close()
+            assert other.wait(30) == 0, other.stderr.read()
+            answers = [f.result() for f in futs]
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+    st, h, got = answers[-1]
+    assert st == 201 and got == first, (st, got)
+    assert h.get("idempotent-replayed") == "true"
+    assert all(a[0] == 201 for a in answers[:-1]), answers
+    o0 = answers[0][2]["id"]
+    rest = sorted(a[2]["id"] for a in answers[1:-1])
+    assert len(set(rest)) == 5 and min(rest) > o0, (o0, rest)
+    assert cluster.psql(name, "SELECT count(*) FROM orders") == "7"
+    assert cluster.psql(name, "SELECT count(*) FROM idempotency") == "2"

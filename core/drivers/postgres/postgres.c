@@ -32,18 +32,8 @@
 #define PG_CACHE_MAX	1024	/* statements kept per connection */
 #define PG_RESET_MS	1000	/* reconnect attempts, at most */
 #define PG_IDLE_MS	1000	/* an idle connection is pinged by check */
-#define PG_PARAMS_SMALL	16
 #define PG_LISTEN_IDLE_MS 5000	/* a silent listener is pinged */
 
-/*
- * The cluster's commit order: every write transaction of every
- * instance takes this lock first ("salescmt"), so they commit one at a
- * time and a value read inside one (max(id) + 1) follows commit order.
- * Its commit notifies the channel; the payload names this process, so
- * that a listener can tell its own commits from the others'.
- */
-#define PG_COMMIT_LOCK	"SELECT pg_advisory_xact_lock(8314892176479268212)"
-#define PG_CHANNEL	"salesd_commit"
 
 /* Type oids (pg_type.h, stable across versions). */
 #define OID_BOOL	16
@@ -217,7 +207,7 @@ pg_connect(const struct sales_store_driver_config *cfg, char *err,
 	return pg;
 }
 
-static void
+void
 pg_forget(struct pg_conn *c)
 {
 	struct pg_prep *p, *next;
@@ -237,7 +227,7 @@ pg_forget(struct pg_conn *c)
  * The session: UTC, UTF-8, and for the writer synchronous commits
  * whatever the server's default, for the readers read-only.
  */
-static int
+int
 pg_session(struct pg_conn *c, char *err, size_t errlen)
 {
 	char sql[256];
@@ -316,7 +306,7 @@ pg_open(const struct sales_store_driver_config *cfg, int writer, char *err,
  * use.  Past PG_CACHE_MAX statements, *transient is set and the
  * unnamed statement is used: the caller frees the entry.
  */
-static struct pg_prep *
+struct pg_prep *
 pg_prepare(struct pg_conn *c, const char *sql, int *transient, char *err,
     size_t errlen)
 {
@@ -460,6 +450,97 @@ pg_constraint(PGresult *r)
 	return state != NULL && strncmp(state, "23", 2) == 0;
 }
 
+void
+pg_args_free(struct pg_args *a)
+{
+	if (a->vals != a->vsmall)
+		free(a->vals);
+	if (a->lens != a->lsmall)
+		free(a->lens);
+	if (a->fmts != a->fsmall)
+		free(a->fmts);
+	if (a->num != a->nsmall)
+		free(a->num);
+	a->vals = NULL;
+	a->lens = NULL;
+	a->fmts = NULL;
+	a->num = NULL;
+}
+
+int
+pg_args_set(struct pg_args *a, const struct sales_store_stmt *stmt,
+    char *err, size_t errlen)
+{
+	const struct sales_value *v;
+	size_t i, n = stmt->nparams;
+
+	a->vals = a->vsmall;
+	a->lens = a->lsmall;
+	a->fmts = a->fsmall;
+	a->num = a->nsmall;
+	if (n > PG_PARAMS_SMALL) {
+		a->vals = calloc(n, sizeof(*a->vals));
+		a->lens = calloc(n, sizeof(*a->lens));
+		a->fmts = calloc(n, sizeof(*a->fmts));
+		a->num = calloc(n, sizeof(*a->num));
+		if (a->vals == NULL || a->lens == NULL || a->fmts == NULL ||
+		    a->num == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		v = &stmt->params[i];
+		a->lens[i] = 0;
+		a->fmts[i] = 0;
+		switch (v->type) {
+		case SALES_VALUE_NULL:
+			a->vals[i] = NULL;
+			break;
+		case SALES_VALUE_INT:
+			snprintf(a->num[i], sizeof(a->num[i]), "%lld",
+			    (long long)v->i);
+			a->vals[i] = a->num[i];
+			break;
+		case SALES_VALUE_REAL:
+			/* 17 digits: the same double comes back. */
+			snprintf(a->num[i], sizeof(a->num[i]), "%.17g", v->d);
+			a->vals[i] = a->num[i];
+			break;
+		case SALES_VALUE_TEXT:
+			a->vals[i] = v->s != NULL ? v->s : "";
+			break;
+		case SALES_VALUE_BLOB:
+			if (v->len > INT_MAX) {
+				snprintf(err, errlen, "parameter %zu too long",
+				    i + 1);
+				return -1;
+			}
+			a->vals[i] = v->s != NULL ? v->s : "";
+			a->lens[i] = (int)v->len;
+			a->fmts[i] = 1;
+			break;
+		default:
+			snprintf(err, errlen, "parameter %zu has no valid type",
+			    i + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A statement's rows into a new result set, *res; -1 out of memory. */
+int
+pg_result(PGresult *r, struct sales_store_result **res)
+{
+	if ((*res = pg_host->result_new((size_t)PQnfields(r))) != NULL &&
+	    pg_rows(r, *res) == 0)
+		return 0;
+	pg_host->result_free(*res);
+	*res = NULL;
+	return -1;
+}
+
 /*
  * Is the error the database's rather than the statement's: it cannot
  * take writes now (read-only, disk full, out of resources, shut down,
@@ -492,15 +573,11 @@ pg_exec(void *conn, const struct sales_store_stmt *stmt,
     size_t errlen)
 {
 	struct pg_conn *c = conn;
-	const char *vsmall[PG_PARAMS_SMALL], **vals = vsmall;
-	int lsmall[PG_PARAMS_SMALL], *lens = lsmall;
-	int fsmall[PG_PARAMS_SMALL], *fmts = fsmall;
-	char nsmall[PG_PARAMS_SMALL][32], (*num)[32] = nsmall;
-	const struct sales_value *v;
+	struct pg_args a;
 	struct pg_prep *p;
 	PGresult *r = NULL;
 	ExecStatusType s;
-	size_t i, n = stmt->nparams;
+	size_t n = stmt->nparams;
 	int transient, ret = -1;
 
 	*constraint = 0;
@@ -508,57 +585,19 @@ pg_exec(void *conn, const struct sales_store_stmt *stmt,
 		*res = NULL;
 	if ((p = pg_prepare(c, stmt->sql, &transient, err, errlen)) == NULL)
 		return -1;
+	memset(&a, 0, sizeof(a));
 	if (n != (size_t)p->nparams) {
 		snprintf(err, errlen, "statement takes %d parameters, got %zu",
 		    p->nparams, n);
 		goto done;
 	}
-	if (n > PG_PARAMS_SMALL && ((vals = calloc(n, sizeof(*vals))) ==
-	    NULL || (lens = calloc(n, sizeof(*lens))) == NULL ||
-	    (fmts = calloc(n, sizeof(*fmts))) == NULL ||
-	    (num = calloc(n, sizeof(*num))) == NULL))
-		goto oom;
-	for (i = 0; i < n; i++) {
-		v = &stmt->params[i];
-		lens[i] = 0;
-		fmts[i] = 0;
-		switch (v->type) {
-		case SALES_VALUE_NULL:
-			vals[i] = NULL;
-			break;
-		case SALES_VALUE_INT:
-			snprintf(num[i], sizeof(num[i]), "%lld",
-			    (long long)v->i);
-			vals[i] = num[i];
-			break;
-		case SALES_VALUE_REAL:
-			/* 17 digits: the same double comes back. */
-			snprintf(num[i], sizeof(num[i]), "%.17g", v->d);
-			vals[i] = num[i];
-			break;
-		case SALES_VALUE_TEXT:
-			vals[i] = v->s != NULL ? v->s : "";
-			break;
-		case SALES_VALUE_BLOB:
-			if (v->len > INT_MAX) {
-				snprintf(err, errlen, "parameter %zu too long",
-				    i + 1);
-				goto done;
-			}
-			vals[i] = v->s != NULL ? v->s : "";
-			lens[i] = (int)v->len;
-			fmts[i] = 1;
-			break;
-		default:
-			snprintf(err, errlen, "parameter %zu has no valid type",
-			    i + 1);
-			goto done;
-		}
-	}
+	if (pg_args_set(&a, stmt, err, errlen) == -1)
+		goto done;
 	c->last_used = pg_host->mono_ms();
 	if (PQtransactionStatus(c->pg) == PQTRANS_INTRANS)
 		c->wrote = 1;
-	r = PQexecPrepared(c->pg, p->name, (int)n, vals, lens, fmts, 0);
+	r = PQexecPrepared(c->pg, p->name, (int)n, a.vals, a.lens, a.fmts,
+	    0);
 	s = PQresultStatus(r);
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
 		pg_result_error(c, r, err, errlen);
@@ -567,29 +606,14 @@ pg_exec(void *conn, const struct sales_store_stmt *stmt,
 			c->lost = 1;
 		goto done;
 	}
-	if (res != NULL) {
-		if ((*res = pg_host->result_new((size_t)PQnfields(r))) ==
-		    NULL || pg_rows(r, *res) == -1)
-			goto oom;
+	if (res != NULL && pg_result(r, res) == -1) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
 	}
 	ret = 0;
-	goto done;
-oom:
-	snprintf(err, errlen, "out of memory");
 done:
-	if (ret == -1 && res != NULL) {
-		pg_host->result_free(*res);
-		*res = NULL;
-	}
 	PQclear(r);
-	if (vals != vsmall)
-		free(vals);
-	if (lens != lsmall)
-		free(lens);
-	if (fmts != fsmall)
-		free(fmts);
-	if (num != nsmall)
-		free(num);
+	pg_args_free(&a);
 	if (transient)
 		free(p);
 	return ret;
@@ -693,7 +717,7 @@ pg_rollback_to(void *conn)
  * has been idle for a second is pinged first, so that the writer's idle
  * look finds a lost server before a client's order does.
  */
-static int
+int
 pg_check(void *conn, char *err, size_t errlen)
 {
 	struct pg_conn *c = conn;
@@ -895,6 +919,7 @@ static const struct sales_store_driver pg_driver = {
 	.bulk = pg_bulk,
 	.listen = pg_listen,
 	.wait = pg_wait,
+	.exec_group = pg_exec_group,
 };
 
 SALES_STORE_DRIVER(host)
