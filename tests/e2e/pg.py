@@ -141,6 +141,15 @@ class Cluster:
         return self.run("psql", "-h", "127.0.0.1", "-p", str(self.port),
                         "-U", "salesd", "-d", db, "-At", "-c", sql).strip()
 
+    def session(self, db):
+        """A psql session on db fed by the test through its stdin: another
+        instance's transaction, held open as long as the test wants."""
+        return subprocess.Popen(
+            self.cmd("psql", "-h", "127.0.0.1", "-p", str(self.port),
+                     "-U", "salesd", "-d", db, "-q", "-v", "ON_ERROR_STOP=1"),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, cwd=self.dir)
+
     def destroy(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

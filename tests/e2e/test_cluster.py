@@ -154,12 +154,7 @@ def test_key_stored_elsewhere_while_our_write_waits(make_server, cluster,
     st, _, first = a.post("/orders", body, headers={"Idempotency-Key": "k1"})
     assert st == 201, first
     # The other instance: the same request under key k2, uncommitted.
-    other = subprocess.Popen(
-        cluster.cmd("psql", "-h", "127.0.0.1", "-p", str(cluster.port),
-                    "-U", "salesd", "-d", name, "-q", "-v",
-                    "ON_ERROR_STOP=1"),
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, cwd=cluster.dir)
+    other = cluster.session(name)
     try:
         other.stdin.write(b"BEGIN;\nINSERT INTO idempotency SELECT 'k2', "
                           b"request_hash, status, response, location, "

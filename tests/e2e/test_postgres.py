@@ -360,12 +360,7 @@ def test_failing_unit_in_a_pipelined_group_fails_alone(make_server,
     assert st == 201, first
     # Another session: the cluster's commit lock (our writer waits on it)
     # and the same request under key k2, both uncommitted.
-    other = subprocess.Popen(
-        cluster.cmd("psql", "-h", "127.0.0.1", "-p", str(cluster.port),
-                    "-U", "salesd", "-d", name, "-q", "-v",
-                    "ON_ERROR_STOP=1"),
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, cwd=cluster.dir)
+    other = cluster.session(name)
 
     def pending():
         _, _, m = s.get("/metrics")
