@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -386,7 +385,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 # The main context around the README's block: the one test_proxy uses.
-from test_proxy import MAIN as NGINX_MAIN  # noqa: E402
+from test_proxy import MAIN as NGINX_MAIN, run_nginx  # noqa: E402
 
 
 def readme_example(name):
@@ -466,32 +465,9 @@ def start_nginx(tmp, block):
     port = free_port()
     block = re.sub(r"listen 80;", "listen 127.0.0.1:%d;" % port, block)
     conf = write_nginx_conf(tmp, block)
-    for dirpath, _, files in os.walk(tmp):
-        os.chown(dirpath, uid, gid)
-        for f in files:
-            os.chown(os.path.join(dirpath, f), uid, gid)
-    err = open(os.path.join(tmp, "stderr"), "wb")
-    proc = subprocess.Popen(prefix + [NGINX, "-p", tmp, "-e",
-                                      os.path.join(tmp, "error.log"),
-                                      "-c", conf], stdout=err, stderr=err)
-    deadline = time.time() + 20
-    while True:
-        if proc.poll() is not None:
-            err.close()
-            with open(os.path.join(tmp, "stderr")) as f:
-                text = f.read()
-            if "Address already in use" in text:
-                return None, None
-            raise AssertionError("nginx exited: " + text)
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return proc, port
-        except OSError:
-            if time.time() > deadline:
-                proc.kill()
-                proc.wait()
-                raise AssertionError("nginx did not listen")
-            time.sleep(0.05)
+    proc = run_nginx(prefix, uid, gid, tmp, conf, port,
+                     ("-e", os.path.join(tmp, "error.log")))
+    return (proc, port) if proc is not None else (None, None)
 
 
 def test_nginx_in_front_of_two_instances(make_server, cluster, pgdb):

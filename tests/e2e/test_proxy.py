@@ -76,13 +76,20 @@ def start_nginx(prefix, uid, gid, tmp, port, upstream, crt, key):
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(MAIN.format(tmp=tmp, snippet=snippet))
+    return run_nginx(prefix, uid, gid, tmp, conf, port)
+
+
+def run_nginx(prefix, uid, gid, tmp, conf, port, args=()):
+    """nginx on conf, as uid:gid in tmp (which it is given), until it
+    listens on port; None if the port was taken meanwhile."""
     for dirpath, _, files in os.walk(tmp):
         os.chown(dirpath, uid, gid)
         for name in files:
             os.chown(os.path.join(dirpath, name), uid, gid)
     out = os.path.join(tmp, "stderr")
     with open(out, "wb") as errlog:
-        proc = subprocess.Popen(prefix + [NGINX, "-p", tmp, "-c", conf],
+        proc = subprocess.Popen(prefix + [NGINX, "-p", tmp, *args,
+                                          "-c", conf],
                                 stdout=errlog, stderr=errlog)
     deadline = time.time() + 20
     while True:
