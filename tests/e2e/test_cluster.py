@@ -48,6 +48,16 @@ def figures(s):
                               "totalQuantity", "topProducts")}
 
 
+def converged(insts, timeout=30):
+    """Every instance's figures, once all are equal (or at the bound)."""
+    deadline = time.time() + timeout
+    while True:
+        got = [figures(s) for s in insts]
+        if all(g == got[0] for g in got) or time.time() > deadline:
+            return got
+        time.sleep(0.1)
+
+
 def test_idempotency_key_retried_on_another_instance(make_server, cluster,
                                                      pgdb):
     name, url = pgdb
@@ -283,12 +293,7 @@ def test_kill9_under_load_loses_no_acknowledged_order(make_server, cluster,
     assert got["totalOrders"] == len(stored), got
     assert got["totalRevenue"] == round(len(stored) * 0.1, 6), got
     # The others converge on the same figures.
-    deadline = time.time() + 30
-    while True:
-        all3 = [figures(s) for s in insts]
-        if all3[0] == all3[1] == all3[2] or time.time() > deadline:
-            break
-        time.sleep(0.1)
+    all3 = converged(insts)
     assert all3[0] == all3[1] == all3[2] == got, all3
 
 
@@ -369,12 +374,7 @@ def test_analytics_equal_on_every_instance(make_server, cluster, pgdb):
         st, _, b = insts[i % 3].post("/orders", order("a%d" % (i % 7),
                                                       0.1, i % 4 + 1))
         acked += st == 201
-    deadline = time.time() + 30
-    while True:
-        got = [figures(s) for s in insts]
-        if got[0] == got[1] == got[2] or time.time() > deadline:
-            break
-        time.sleep(0.1)
+    got = converged(insts)
     assert got[0] == got[1] == got[2], got
     assert got[0]["totalOrders"] == acked == count(cluster, name)
 
