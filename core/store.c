@@ -514,6 +514,35 @@ run_group_batch(struct job *first, size_t n)
 }
 
 /*
+ * Writer thread, the first try's statements one round trip each, as
+ * run_group_batch's: 0 they ran, the transaction is open; 1 one failed
+ * (rolled back); -1 begin failed (the group has failed).
+ */
+static int
+run_group_each(struct job *first, size_t n)
+{
+	struct job *j;
+	char err[STORE_ERRLEN];
+	size_t i, k;
+	int constraint;
+
+	err[0] = '\0';
+	if (st.drv->begin(st.wconn, err, sizeof(err)) == -1) {
+		st.drv->rollback(st.wconn);
+		group_fail(first, n, "begin failed", err);
+		return -1;
+	}
+	for (i = 0, j = first; i < n; i++, j = j->next)
+		for (k = 0; k < j->nstmts; k++)
+			if (unit_exec(j, k, &constraint, err,
+			    sizeof(err)) == -1) {
+				st.drv->rollback(st.wconn);
+				return 1;
+			}
+	return 0;
+}
+
+/*
  * Writer thread, first try: the group in one transaction without
  * savepoints.  Returns 0 when committed (or failed as a whole, which
  * group_fail recorded), 1 when a unit failed: the transaction is then
@@ -527,28 +556,16 @@ run_group_fast(struct job *first, size_t n)
 {
 	const struct sales_store_driver *drv = st.drv;
 	void *c = st.wconn;
-	struct job *j;
 	char err[STORE_ERRLEN];
-	size_t i, k;
-	int constraint, rc;
+	int rc;
 
-	err[0] = '\0';
-	if ((rc = run_group_batch(first, n)) == -1)
-		return 0;
+	if ((rc = run_group_batch(first, n)) == 2)
+		rc = run_group_each(first, n);
+	if (rc == -1)
+		return 0;	/* failed as a whole, recorded */
 	if (rc == 1)
 		return 1;
-	if (rc == 2 && drv->begin(c, err, sizeof(err)) == -1) {
-		drv->rollback(c);
-		group_fail(first, n, "begin failed", err);
-		return 0;
-	}
-	for (i = 0, j = first; i < n && rc == 2; i++, j = j->next)
-		for (k = 0; k < j->nstmts; k++)
-			if (unit_exec(j, k, &constraint, err,
-			    sizeof(err)) == -1) {
-				drv->rollback(c);
-				return 1;
-			}
+	err[0] = '\0';
 	if (drv->commit(c, err, sizeof(err)) == -1) {
 		drv->rollback(c);
 		group_fail(first, n, "commit failed", err);
