@@ -48,6 +48,7 @@
 #include "timer.h"
 #include "ws.h"
 #include "ws_io.h"
+#include "ws_ring.h"
 
 #define SHUTDOWN_GRACE_MS	10000
 #define SPARE_FDS		64	/* listener, storage, logs, upstreams */
@@ -202,7 +203,8 @@ parse_port(const char *what, const char *s)
 /* Reads [server] into the HTTP and WebSocket settings. */
 static int
 read_server_config(struct core_config *cfg, struct core_http_config *http,
-    struct core_ws_config *ws, size_t *max_output_memory, int *io_threads)
+    struct core_ws_config *ws, size_t *max_output_memory, int *io_threads,
+    int *io_uring)
 {
 	long long port, max_body, max_header, hto, bto, ito, pipe, conns;
 	long long backlog;
@@ -238,7 +240,8 @@ read_server_config(struct core_config *cfg, struct core_http_config *http,
 	    0, 1LL << 40, &outmem) ||
 	    core_config_int(cfg, "server", "max_conn_output", 256LL << 10,
 	    4096, 1LL << 30, &connout) ||
-	    core_config_bool(cfg, "server", "access_log", 0, &access))
+	    core_config_bool(cfg, "server", "access_log", 0, &access) ||
+	    core_config_bool(cfg, "server", "io_uring", 1, io_uring))
 		return -1;
 	*max_output_memory = (size_t)outmem;
 	http->port = (int)port;
@@ -374,7 +377,7 @@ reload(void)
 		{ "storage", "driver" }, { "storage", "path" },
 		{ "storage", "migrations" }, { "storage", "max_group" },
 		{ "storage", "url" }, { "storage", "driver_dir" },
-		{ "server", "io_threads" }
+		{ "server", "io_threads" }, { "server", "io_uring" }
 	};
 	struct core_http_config http;
 	struct core_ws_config ws;
@@ -382,7 +385,7 @@ reload(void)
 	const char *level;
 	char err[512];
 	size_t i, outmem, changes;
-	int json, iot;
+	int json, iot, ring;
 
 	if ((cfg = core_config_load(cfg_path, err, sizeof(err))) == NULL) {
 		log_error("reload refused, the running configuration stays: "
@@ -397,7 +400,7 @@ reload(void)
 		goto refuse;
 	}
 	cfg_old = p;
-	if (read_server_config(cfg, &http, &ws, &outmem, &iot) == -1 ||
+	if (read_server_config(cfg, &http, &ws, &outmem, &iot, &ring) == -1 ||
 	    core_guard_prepare(cfg, guard_host) == -1)
 		goto refuse;
 	if (core_modules_reload_check(cfg) == -1) {
@@ -532,7 +535,7 @@ main(int argc, char **argv)
 	const char *host = NULL, *port = NULL, *portfrom = "--port";
 	char err[512];
 	const char *copy_from = NULL;
-	int ch, check = 0, rc = 1, store_open = 0, unknown, json, iot;
+	int ch, check = 0, rc = 1, store_open = 0, unknown, json, iot, ring;
 	size_t i, outmem;
 
 	while ((ch = getopt_long(argc, argv, "c:tH:p:vVh", longopts,
@@ -590,7 +593,7 @@ main(int argc, char **argv)
 		goto out;
 	core_log_set_level(level);
 	core_log_set_format(json);
-	if (read_server_config(cfg, &http, &ws, &outmem, &iot) == -1 ||
+	if (read_server_config(cfg, &http, &ws, &outmem, &iot, &ring) == -1 ||
 	    read_storage_config(cfg, &st) == -1)
 		goto out;
 	if (copy_from != NULL) {
@@ -634,6 +637,12 @@ main(int argc, char **argv)
 	core_ws_configure(&ws);
 	if (!check && core_ws_io_start(iot) == -1)
 		goto out;
+	/*
+	 * One writer thread submits to the ring: with I/O threads the
+	 * slice's writes are spread with send() instead.
+	 */
+	if (!check && iot == 0 && ring)
+		(void)core_ws_ring_start();
 	if (core_bus_init() == -1 || core_httpc_init() == -1 ||
 	    core_ops_register() == -1)
 		goto out;
@@ -688,6 +697,7 @@ out:
 	core_http_stop_accepting();
 	core_ws_shutdown();
 	core_ws_io_stop();
+	core_ws_ring_stop();
 	core_httpc_shutdown();
 	if (store_open)
 		core_store_close();

@@ -15,10 +15,12 @@
  * frame built once, that is written with sendmsg(2) straight to the
  * socket, many frames at once, from the loop: clients with new output
  * go on a pending list written a slice a loop turn, so HTTP is
- * served while a broadcast goes out.  A write event is armed only while
- * the socket would block.  wslay's own frames (pongs, close
- * echoes, pings) are collected while wslay_event_send() runs and queued
- * as one frame, so its frames and ours never interleave inside a frame.
+ * served while a broadcast goes out.  A slice's sends go to the kernel
+ * in one io_uring call (core/ws_ring.c) where it can, else one send
+ * each.  A write event is armed only while the socket would block.
+ * wslay's own frames (pongs, close echoes, pings) are collected while
+ * wslay_event_send() runs and queued as one frame, so its frames and
+ * ours never interleave inside a frame.
  * What a client holds is counted in real bytes (entries, frames and
  * their allocation overhead), not message lengths: against
  * ws_max_buffered with whole frames, against the server-wide budget of
@@ -77,6 +79,7 @@
 #include "ws.h"
 #include "ws_events.h"
 #include "ws_io.h"
+#include "ws_ring.h"
 
 #define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_GRACE_MS	2000	/* CLOSING, LINGER: no progress this long */
@@ -89,6 +92,8 @@
 #define WS_MALLOC	16	/* allocator overhead per allocation */
 #define WS_SLICE	256	/* clients written per loop turn, at most */
 #define WS_SLICE_US	1000	/* and for about this long */
+#define WS_RING_SLICE	32	/* clients per io_uring_enter() */
+#define WS_RING_IOV	8	/* frames per client in one */
 #define WS_BATCH_MIN	10	/* batchMs bounds */
 #define WS_BATCH_MAX	10000
 
@@ -192,6 +197,9 @@ static int	ws_after(struct ws_client *);
 static int	ws_before(struct ws_client *);
 static int	ws_finish(struct ws_client *);
 static void	ws_write(void *);
+static void	ws_write_more(struct ws_client *);
+static int	ws_iov(struct ws_out *, size_t, struct iovec *, int,
+		    struct ws_out **);
 static void	ws_sent(struct ws_client *);
 static void	ws_free(struct ws_client *);
 static int	ws_batch_flush(struct ws_client *);
@@ -411,39 +419,21 @@ ws_next_pending(void)
 }
 
 /*
- * A slice with I/O threads ([server] io_threads): the loop thread
- * takes the slice off the pending list and prepares each client
- * (wslay's frames queued, its socket looked up), the slice's socket
- * writes are spread over the threads and the loop thread
- * (core_ws_io_run(), which returns when all are done), then the loop
- * thread alone does the bookkeeping.  What was sent is taken off every
- * queue before any budget check: the budget may cut a client of the
- * slice (ws_cut() drops its queue), which must not fall between its
- * write and its accounting.
+ * The slice's bookkeeping once its writes are done, on the loop
+ * thread: what was sent is taken off every queue before any budget
+ * check (the budget may cut a client of the slice, and ws_cut() drops
+ * its queue, which must not fall between its write and its
+ * accounting); then a client whose write failed goes.
  */
 static void
-ws_flush_threads(void)
+ws_settle(struct ws_client **slice, size_t n)
 {
-	struct ws_client *slice[WS_SLICE], *c;
-	size_t i, k, n;
+	struct ws_client *c;
+	size_t i;
 
-	for (n = 0; n < WS_SLICE && (c = ws_next_pending()) != NULL; n++)
-		slice[n] = c;
-	/* Frees only the client it is given: the rest stay valid. */
-	for (i = k = 0; i < n; i++) {
-		c = slice[i];
-		if (ws_before(c) == -1)
-			continue;
-		if (STAILQ_EMPTY(&c->outq)) {
-			ws_finish(c);
-			continue;
-		}
-		slice[k++] = c;
-	}
-	core_ws_io_run((void **)slice, k, ws_write);
-	for (i = 0; i < k; i++)
+	for (i = 0; i < n; i++)
 		ws_sent(slice[i]);
-	for (i = 0; i < k; i++) {
+	for (i = 0; i < n; i++) {
 		c = slice[i];
 		if (c->werr != 0) {
 			core_log("ws", SALES_LOG_DEBUG, "client %llu: write: "
@@ -455,6 +445,103 @@ ws_flush_threads(void)
 		core_outmem_set(&c->om, c->mem);
 		ws_finish(c);
 	}
+}
+
+/*
+ * Takes up to max clients off the pending list and prepares each
+ * (wslay's frames queued): those with something to send are put in
+ * slice, in order, and counted in the return.  Frees only a client
+ * that fails: the rest stay valid.
+ */
+static size_t
+ws_take(struct ws_client **slice, size_t max)
+{
+	struct ws_client *c;
+	size_t k = 0;
+
+	while (k < max && (c = ws_next_pending()) != NULL) {
+		if (ws_before(c) == -1)
+			continue;
+		if (STAILQ_EMPTY(&c->outq)) {
+			ws_finish(c);
+			continue;
+		}
+		slice[k++] = c;
+	}
+	return k;
+}
+
+/*
+ * A slice with I/O threads ([server] io_threads): the loop thread
+ * takes the slice and prepares each client, the slice's socket writes
+ * are spread over the threads and the loop thread (core_ws_io_run(),
+ * which returns when all are done), then the loop thread alone does
+ * the bookkeeping.
+ */
+static void
+ws_flush_threads(void)
+{
+	struct ws_client *slice[WS_SLICE];
+	size_t k;
+
+	k = ws_take(slice, WS_SLICE);
+	core_ws_io_run((void **)slice, k, ws_write);
+	ws_settle(slice, k);
+}
+
+/*
+ * A slice through io_uring (core/ws_ring.c): WS_RING_SLICE clients'
+ * sends in one system call, then the same bookkeeping as any write.
+ * A client with more than WS_RING_IOV frames, or whose send went only
+ * in part, finishes with send() (ws_write_more()): the ring's first
+ * try is the fan-out's usual case, one frame that goes whole.
+ */
+static void
+ws_flush_ring(void)
+{
+	static struct iovec iov[WS_RING_SLICE][WS_RING_IOV];
+	static struct core_ws_send s[WS_RING_SLICE];
+	struct ws_client *slice[WS_RING_SLICE], *c;
+	struct ws_out *last[WS_RING_SLICE];
+	size_t i, k, len, done = 0;
+	int64_t until = core_mono_us() + WS_SLICE_US;
+	int j;
+
+	do {
+		k = ws_take(slice, WS_RING_SLICE);
+		for (i = 0; i < k; i++) {
+			c = slice[i];
+			c->wrote = 0;
+			c->wagain = 0;
+			c->werr = 0;
+			s[i].fd = c->wfd;
+			s[i].mh.msg_iov = iov[i];
+			s[i].mh.msg_iovlen = ws_iov(STAILQ_FIRST(&c->outq),
+			    c->off, iov[i], WS_RING_IOV, &last[i]);
+		}
+		core_ws_ring_send(s, k);
+		for (i = 0; i < k; i++) {
+			c = slice[i];
+			if (s[i].res == -EAGAIN || s[i].res == -EWOULDBLOCK) {
+				c->wagain = 1;
+				continue;
+			}
+			if (s[i].res < 0 && s[i].res != -ECANCELED &&
+			    s[i].res != -EINTR) {
+				c->werr = (int)-s[i].res;
+				continue;
+			}
+			for (j = 0, len = 0; j < (int)s[i].mh.msg_iovlen; j++)
+				len += iov[i][j].iov_len;
+			if (s[i].res > 0)
+				c->wrote = (size_t)s[i].res;
+			if (c->wrote < len || STAILQ_NEXT(last[i], entry))
+				ws_write_more(c);
+		}
+		ws_settle(slice, k);
+		done += k;
+	} while (k > 0 && done < WS_SLICE && !TAILQ_EMPTY(&pending) &&
+	    core_mono_us() < until);
 }
 
 /*
@@ -479,6 +566,8 @@ ws_flushcb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (core_ws_io_threads() > 0)
 		ws_flush_threads();
+	else if (core_ws_ring_on())
+		ws_flush_ring();
 	else {
 		until = core_mono_us() + WS_SLICE_US;
 		for (n = 1; n <= WS_SLICE && (c = ws_next_pending()) != NULL;
@@ -639,38 +728,61 @@ ws_wslay(struct ws_client *c)
 }
 
 /*
- * The write step: sends the queue from c->off on c->wfd until all of it
- * went or the socket would block, and records the bytes sent (wrote)
- * and how it stopped (wagain, werr).  It reads the queue and its
- * frames and writes those three fields, nothing else, so it may run on
- * an I/O thread while the loop thread waits (core/ws_io.c): the loop
- * thread changes no queue, frame or refcount until all writes of the
- * slice are done.
+ * Fills iov with the queue's bytes from frame at, offset off: at most
+ * max frames.  Returns how many, and in *last the last one taken.
+ */
+static int
+ws_iov(struct ws_out *at, size_t off, struct iovec *iov, int max,
+    struct ws_out **last)
+{
+	struct ws_out *o;
+	int i = 0;
+
+	for (o = at; o != NULL && i < max; o = STAILQ_NEXT(o, entry)) {
+		iov[i].iov_base = o->frame->data + (i ? 0 : off);
+		iov[i].iov_len = o->frame->len - (i ? 0 : off);
+		*last = o;
+		i++;
+	}
+	return i;
+}
+
+/* Moves (*at, *off) on by n bytes of the queue. */
+static void
+ws_skip(struct ws_out **at, size_t *off, size_t n)
+{
+	while (n > 0) {
+		if (n < (*at)->frame->len - *off) {
+			*off += n;
+			return;
+		}
+		n -= (*at)->frame->len - *off;
+		*off = 0;
+		*at = STAILQ_NEXT(*at, entry);
+	}
+}
+
+/*
+ * Sends the queue from c->off plus what c->wrote counts already, until
+ * all of it went or the socket would block, adding to wrote and saying
+ * how it stopped (wagain, werr).  Reads the queue and its frames and
+ * writes those three fields, nothing else (see ws_write()).
  */
 static void
-ws_write(void *arg)
+ws_write_more(struct ws_client *c)
 {
-	struct ws_client *c = arg;
 	struct iovec iov[WS_IOV];
 	struct msghdr mh;
-	struct ws_out *o, *at;
-	size_t left, off;
+	struct ws_out *at, *last;
+	size_t off;
 	ssize_t n;
 	int i;
 
-	c->wrote = 0;
-	c->wagain = 0;
-	c->werr = 0;
 	at = STAILQ_FIRST(&c->outq);
 	off = c->off;
+	ws_skip(&at, &off, c->wrote);
 	while (at != NULL) {
-		i = 0;
-		for (o = at; o != NULL && i < WS_IOV;
-		    o = STAILQ_NEXT(o, entry)) {
-			iov[i].iov_base = o->frame->data + (i ? 0 : off);
-			iov[i].iov_len = o->frame->len - (i ? 0 : off);
-			i++;
-		}
+		i = ws_iov(at, off, iov, WS_IOV, &last);
 		memset(&mh, 0, sizeof(mh));
 		mh.msg_iov = iov;
 		mh.msg_iovlen = i;
@@ -687,16 +799,28 @@ ws_write(void *arg)
 			break;
 		}
 		c->wrote += (size_t)n;
-		for (left = (size_t)n; left > 0; ) {
-			if (left < at->frame->len - off) {
-				off += left;
-				break;
-			}
-			left -= at->frame->len - off;
-			off = 0;
-			at = STAILQ_NEXT(at, entry);
-		}
+		ws_skip(&at, &off, (size_t)n);
 	}
+}
+
+/*
+ * The write step: sends the queue from c->off on c->wfd until all of it
+ * went or the socket would block, and records the bytes sent (wrote)
+ * and how it stopped (wagain, werr).  It reads the queue and its
+ * frames and writes those three fields, nothing else, so it may run on
+ * an I/O thread while the loop thread waits (core/ws_io.c): the loop
+ * thread changes no queue, frame or refcount until all writes of the
+ * slice are done.
+ */
+static void
+ws_write(void *arg)
+{
+	struct ws_client *c = arg;
+
+	c->wrote = 0;
+	c->wagain = 0;
+	c->werr = 0;
+	ws_write_more(c);
 }
 
 static void

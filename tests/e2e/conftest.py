@@ -92,6 +92,9 @@ class Server:
         # make test-tsan runs the suite with WebSocket I/O threads on.
         if os.environ.get("SALESD_IO_THREADS"):
             sections["server"]["io_threads"] = os.environ["SALESD_IO_THREADS"]
+        # make test runs the WebSocket tests again with io_uring off.
+        if os.environ.get("SALESD_IO_URING"):
+            sections["server"]["io_uring"] = os.environ["SALESD_IO_URING"]
         if TEST_DRIVER == "postgres" and "driver" not in (
                 (config or {}).get("storage") or {}):
             self.pg_db, url = pg_database_url()
