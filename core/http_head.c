@@ -31,8 +31,8 @@
 /* Content-Length digits accepted: more is past any body limit anyway. */
 #define HEAD_MAX_CL_DIGITS	18
 
-static int
-tchar(unsigned char c)
+int
+core_http_tchar(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	    (c >= '0' && c <= '9') || (c != '\0' &&
@@ -66,7 +66,7 @@ check_request_line(struct core_http_head *h, const char *p, size_t n)
 {
 	size_t i = 0, t;
 
-	while (i < n && tchar((unsigned char)p[i]))
+	while (i < n && core_http_tchar((unsigned char)p[i]))
 		i++;
 	if (i == 0 || i == n || p[i] != ' ')
 		return -1;
@@ -127,7 +127,7 @@ check_field_line(struct core_http_head *h, const char *p, size_t n)
 	if (p[0] == ' ' || p[0] == '\t')
 		return head_bad(h, 400, "obsolete line folding (a header line "
 		    "starting with a space or tab) is not accepted");
-	while (i < n && tchar((unsigned char)p[i]))
+	while (i < n && core_http_tchar((unsigned char)p[i]))
 		i++;
 	if (i == 0 || i == n || p[i] != ':')
 		return head_bad(h, 400, "invalid header line (a token, then "

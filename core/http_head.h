@@ -39,5 +39,7 @@ void	core_http_head_init(struct core_http_head *h);
  */
 int	core_http_head_check(struct core_http_head *h, const char *p,
 	    size_t len);
+/* RFC 9110 tchar: a character of a token (a method, a header name). */
+int	core_http_tchar(unsigned char c);
 
 #endif /* CORE_HTTP_HEAD_H */

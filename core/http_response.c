@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "core.h"
+#include "http_head.h"
 #include "http_int.h"
 #include "log.h"
 #include "metrics.h"
@@ -51,14 +52,6 @@ struct http_series {
 static struct http_series	*series;
 static size_t			 nseries;
 uint64_t			 core_http_by_class[6];
-
-static int
-token_char(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~",
-	    c) != NULL);
-}
 
 static int
 field_value_ok(const char *s)
@@ -114,7 +107,7 @@ core_http_add_header(struct sales_request *req, const char *name,
 	if (req->answered || name == NULL || value == NULL || *name == '\0')
 		goto bad;
 	for (p = name; *p; p++)
-		if (!token_char((unsigned char)*p))
+		if (!core_http_tchar((unsigned char)*p))
 			goto bad;
 	if (!field_value_ok(value))
 		goto bad;
