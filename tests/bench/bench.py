@@ -287,7 +287,8 @@ def wsfan(build):
     BENCH_WSLOAD_CLIENTS (default "1000 10000"), BENCH_WSLOAD_ORDERS
     orders each (default 20), posted one at a time: back to back, or at
     BENCH_WSLOAD_RATE orders/s (wsload -r); salesd once for each
-    [server] io_threads in BENCH_WSLOAD_IO_THREADS (default "0 2"),
+    [server] io_threads in BENCH_WSLOAD_IO_THREADS (default "0 0s 2";
+    an "s" suffix turns [server] io_uring off: writes with send()),
     with the modules in BENCH_WSLOAD_MODULES (default "orders analytics";
     "orders" alone sends only newOrder, as wsceil does)."""
     wsload = os.path.join(build, "bench", "wsload")
@@ -297,7 +298,7 @@ def wsfan(build):
     orders = os.environ.get("BENCH_WSLOAD_ORDERS", "20")
     rate = os.environ.get("BENCH_WSLOAD_RATE", "")
     rflag = ["-r", rate] if rate else []
-    iots = os.environ.get("BENCH_WSLOAD_IO_THREADS", "0 2").split()
+    iots = os.environ.get("BENCH_WSLOAD_IO_THREADS", "0 0s 2").split()
     print()
     print("%-8s %-9s %9s %9s %9s %9s %9s %9s %9s %11s" % (
         "clients", "server", "frames/s", "dlv p50", "dlv p99", "POST p50", "POST p99",
@@ -306,8 +307,10 @@ def wsfan(build):
     for n in os.environ.get("BENCH_WSLOAD_CLIENTS", "1000 10000").split():
         for who in ["salesd/%s" % t for t in iots] + ["wsceil"]:
             if who.startswith("salesd"):
+                t = who.split("/")[1]
                 cmd = [sys.executable, os.path.join(HERE, "ws_load.py"),
-                       "--io-threads", who.split("/")[1], "--modules",
+                       "--io-threads", t.rstrip("s"), "--io-uring",
+                       "off" if t.endswith("s") else "on", "--modules",
                        os.environ.get("BENCH_WSLOAD_MODULES",
                                       "orders analytics")] + (
                            ["--rate", rate] if rate else []) + [
@@ -338,7 +341,8 @@ def wsfan(build):
                 r["get_p99_ms"], r["rss_per_client"],
                 r["cpu_user_us_per_frame"], r["cpu_sys_us_per_frame"]))
     print("(latencies in ms; delivery: POST sent, or due with a rate, to "
-          "newOrder read; salesd/N: io_threads = N; us/frame: the "
+          "newOrder read; salesd/N: io_threads = N, salesd/Ns: and io_uring "
+          "off; us/frame: the "
           "server's user+system CPU per frame delivered)")
 
 

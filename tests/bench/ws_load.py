@@ -4,11 +4,12 @@ Starts $SALESD_BUILD/salesd (modules orders + analytics, or those
 --modules names: "orders" alone sends what wsceil sends) and runs
 BUILD/bench/wsload against it: CLIENTS connections, ORDERS orders posted
 one at a time, back to back or, with --rate, at RATE orders a second
-(wsload -r).  --io-threads sets [server] io_threads.  Prints wsload's
+(wsload -r).  --io-threads sets [server] io_threads, --io-uring
+[server] io_uring.  Prints wsload's
 "RESULT {json}" line.
 
     SALESD_BUILD=build /usr/bin/python3 ws_load.py [--rate R]
-        [--io-threads N] [--modules "orders analytics"] WSLOAD CLIENTS ORDERS
+        [--io-threads N] [--io-uring on|off] [--modules "orders analytics"] WSLOAD CLIENTS ORDERS
 """
 import argparse
 import os
@@ -22,11 +23,12 @@ from conftest import Server  # noqa: E402
 
 
 def main(wsload, clients, orders, rate=0, io_threads=0,
-         modules=("orders", "analytics")):
+         modules=("orders", "analytics"), io_uring="on"):
     with tempfile.TemporaryDirectory() as tmp:
         srv = Server(tmp, list(modules), {
             "server": {"max_connections": clients + 100,
                        "io_threads": io_threads,
+                       "io_uring": io_uring,
                        "log_level": "info"},
             "analytics": {"broadcast_interval_ms": 100}})
         srv.start()
@@ -49,10 +51,11 @@ if __name__ == "__main__":
     ap.add_argument("--rate", type=float, default=0,
                     help="orders per second (0: back to back)")
     ap.add_argument("--io-threads", type=int, default=0)
+    ap.add_argument("--io-uring", choices=("on", "off"), default="on")
     ap.add_argument("--modules", default="orders analytics")
     ap.add_argument("wsload")
     ap.add_argument("clients", type=int)
     ap.add_argument("orders", type=int)
     a = ap.parse_args()
     main(a.wsload, a.clients, a.orders, a.rate, a.io_threads,
-         a.modules.split())
+         a.modules.split(), a.io_uring)

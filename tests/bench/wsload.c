@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,17 @@ poster(void *arg)
 	int fd, i, n;
 
 	(void)arg;
+	/*
+	 * The poster runs first when its answer comes: on a box whose
+	 * cores the fan-out fills (the server's loop and our reader), a
+	 * woken thread of ordinary priority can wait milliseconds for a
+	 * CPU, which would be counted as the server's latency.  Needs
+	 * root; without it the figures include that wait.
+	 */
+	if (pthread_setschedparam(pthread_self(), SCHED_FIFO,
+	    &(struct sched_param){ .sched_priority = 1 }) != 0)
+		fprintf(stderr, "wsload: poster not SCHED_FIFO: HTTP "
+		    "latencies include waits for a CPU\n");
 	if ((fd = dial()) == -1)
 		return NULL;
 	start = now_ms();
