@@ -13,7 +13,7 @@
 #include "log.h"
 #include "ws_ring.h"
 
-#define WS_RING_ENTRIES	256	/* sends per io_uring_enter() */
+#define WS_RING_ENTRIES	256	/* the ring: sends in one call, at most */
 
 static struct io_uring	ring;
 static int		on;

@@ -49,8 +49,10 @@ def fan_out(srv, clients=60, messages=5, size=0, rcvbuf=None):
     fleet.close()
 
 
-def test_the_ring_is_used_by_default(make_server):
-    srv = make_server(["echo"], RING)
+def test_the_ring_is_used_by_default(make_server, monkeypatch):
+    monkeypatch.delenv("SALESD_IO_URING", raising=False)
+    monkeypatch.delenv("SALESD_IO_THREADS", raising=False)
+    srv = make_server(["echo"])
     srv.wait_log(r"WebSocket writes through io_uring")
     assert ring_fds(srv) == 1
     fan_out(srv)
