@@ -224,6 +224,23 @@ label_value(struct sales_buf *b, const char *s)
 	}
 }
 
+/*
+ * A fan-out slice: what an HTTP request may wait behind, and what tells
+ * a stall of the server's loop from one of the machine (a slow delivery
+ * with no slow slice).  Slices aim at about 1 ms.
+ */
+static const double	ws_slice_bounds[] = {
+	0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 1
+};
+static struct core_hist	ws_slices;
+
+void
+core_metrics_ws_slice(double seconds)
+{
+	core_hist_observe(&ws_slices, ws_slice_bounds,
+	    sizeof(ws_slice_bounds) / sizeof(ws_slice_bounds[0]), seconds);
+}
+
 static void
 ws_render(struct sales_buf *b)
 {
@@ -248,4 +265,10 @@ ws_render(struct sales_buf *b)
 			    (k ? ws_types[i].dropped : ws_types[i].sent));
 		}
 	}
+	core_buf_printf(b, "# HELP salesd_websocket_write_slice_seconds "
+	    "time the loop spent writing one slice of a fan-out\n"
+	    "# TYPE salesd_websocket_write_slice_seconds histogram\n");
+	core_hist_render(b, "salesd_websocket_write_slice_seconds", "",
+	    ws_slice_bounds, sizeof(ws_slice_bounds) /
+	    sizeof(ws_slice_bounds[0]), &ws_slices);
 }

@@ -62,5 +62,7 @@ void	core_hist_render(struct sales_buf *b, const char *name,
 int	core_metrics_ws_type(const char *type);
 void	core_metrics_ws_sent(int type);
 void	core_metrics_ws_dropped(int type, uint64_t n);
+/* One fan-out slice written, in seconds (ws.c's flush, loop thread). */
+void	core_metrics_ws_slice(double seconds);
 
 #endif /* CORE_METRICS_H */

@@ -558,18 +558,19 @@ ws_flushcb(evutil_socket_t fd, short what, void *arg)
 {
 	static const struct timeval now = { 0, 0 };
 	struct ws_client *c;
-	int64_t until;
+	int64_t start, until;
 	int n;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
+	start = core_mono_us();
 	if (core_ws_io_threads() > 0)
 		ws_flush_threads();
 	else if (core_ws_ring_on())
 		ws_flush_ring();
 	else {
-		until = core_mono_us() + WS_SLICE_US;
+		until = start + WS_SLICE_US;
 		for (n = 1; n <= WS_SLICE && (c = ws_next_pending()) != NULL;
 		    n++) {
 			ws_after(c);
@@ -577,6 +578,7 @@ ws_flushcb(evutil_socket_t fd, short what, void *arg)
 				break;
 		}
 	}
+	core_metrics_ws_slice((double)(core_mono_us() - start) / 1e6);
 	if (!TAILQ_EMPTY(&pending))
 		evtimer_add(flusher, &now);
 }

@@ -13,6 +13,7 @@ import signal
 import pytest
 
 from conftest import run_check
+from test_ops import scrape
 from test_ws import Poster
 from test_ws_threads import Fleet
 
@@ -56,6 +57,27 @@ def test_the_ring_is_used_by_default(make_server, monkeypatch):
     srv.wait_log(r"WebSocket writes through io_uring")
     assert ring_fds(srv) == 1
     fan_out(srv)
+
+
+def slices(srv):
+    """(count, sum, count under 1 s) of the slice histogram."""
+    m = scrape(srv)
+    name = "salesd_websocket_write_slice_seconds"
+    return (m[(name + "_count", ())], m[(name + "_sum", ())],
+            m[(name + "_bucket", (("le", "1"),))])
+
+
+@pytest.mark.parametrize("ring", ["on", "off"])
+def test_every_slice_is_timed(make_server, ring):
+    # 300 clients are more than one slice (256 at most): each broadcast
+    # is written over at least two loop turns, and each turn is counted.
+    srv = make_server(["echo"], {"server": dict(RING["server"],
+                                                io_uring=ring)})
+    assert slices(srv)[0] == 0
+    fan_out(srv, clients=300, messages=3)
+    n, total, under_1s = slices(srv)
+    assert n >= 6 and under_1s == n, (n, under_1s)
+    assert 0 < total < n, total
 
 
 def test_sends_that_go_in_part_finish_in_order(make_server):
