@@ -300,9 +300,9 @@ def wsfan(build):
     rflag = ["-r", rate] if rate else []
     iots = os.environ.get("BENCH_WSLOAD_IO_THREADS", "0 0s 2").split()
     print()
-    print("%-8s %-9s %9s %9s %9s %9s %9s %9s %9s %11s" % (
+    print("%-8s %-9s %9s %9s %9s %9s %9s %9s %9s %11s %9s" % (
         "clients", "server", "frames/s", "dlv p50", "dlv p99", "POST p50", "POST p99",
-        "GET p99", "B/client", "us/frame"))
+        "GET p99", "B/client", "us/frame", "slow sl."))
     env = dict(os.environ, SALESD_BUILD=build)
     for n in os.environ.get("BENCH_WSLOAD_CLIENTS", "1000 10000").split():
         for who in ["salesd/%s" % t for t in iots] + ["wsceil"]:
@@ -334,16 +334,20 @@ def wsfan(build):
                     n, who, p.stdout, p.stderr))
                 continue
             r = json.loads(m.group(1))
+            sl = re.search(r"^SLICES (\{.*\})$", p.stdout, re.M)
+            sl = json.loads(sl.group(1)) if sl else None
             print(("%-8d %-9s %9.0f %9.1f %9.1f %9.2f %9.2f %9.2f %9.0f"
-                   " %5.2f+%.2f") % (
+                   " %5.2f+%.2f %9s") % (
                 r["clients"], who, r["frames_per_s"], r["delivery_p50_ms"],
                 r["delivery_p99_ms"], r["post_p50_ms"], r["post_p99_ms"],
                 r["get_p99_ms"], r["rss_per_client"],
-                r["cpu_user_us_per_frame"], r["cpu_sys_us_per_frame"]))
+                r["cpu_user_us_per_frame"], r["cpu_sys_us_per_frame"],
+                "%d/%d" % (sl["over_5ms"], sl["over_25ms"]) if sl else "-"))
     print("(latencies in ms; delivery: POST sent, or due with a rate, to "
           "newOrder read; salesd/N: io_threads = N, salesd/Ns: and io_uring "
           "off; us/frame: the "
-          "server's user+system CPU per frame delivered)")
+          "server's user+system CPU per frame delivered; slow sl.: fan-out "
+          "slices over 5 ms / over 25 ms, from salesd's /metrics)")
 
 
 if __name__ == "__main__":
