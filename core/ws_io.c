@@ -12,7 +12,11 @@
  * Taking the mutex on both sides is what makes the items' fields
  * written by a worker visible to the loop thread afterwards.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE		/* sched_getaffinity, CPU_COUNT */
+#endif
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -81,6 +85,22 @@ ws_io_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The CPUs this process may run on: its affinity, which is what a
+ * container's cpuset or taskset leaves it, not the machine's count.
+ */
+static long
+ws_io_cpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 &&
+	    (n = CPU_COUNT(&set)) > 0)
+		return n;
+	return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 int
 core_ws_io_start(int n)
 {
@@ -89,11 +109,11 @@ core_ws_io_start(int n)
 
 	if (n <= 0 || nthreads > 0)
 		return 0;
-	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cpus = ws_io_cpus();
 	max = 4 * (cpus > 0 ? (int)cpus : 1);
 	if (n > max) {
-		log_warn("[server] io_threads = %d is more than 4 per online "
-		    "CPU (%ld); using %d", n, cpus, max);
+		log_warn("[server] io_threads = %d is more than 4 per CPU "
+		    "this process may use (%ld); using %d", n, cpus, max);
 		n = max;
 	}
 	if ((threads = calloc((size_t)n, sizeof(*threads))) == NULL) {

@@ -16,9 +16,10 @@
 typedef void (*core_ws_io_fn)(void *item);
 
 /*
- * Starts n threads (0: none), at most 4 per online CPU: more is
- * clamped with a warning.  -1 (logged) when a thread cannot start, and
- * then none runs.  Call once, from the loop thread.
+ * Starts n threads (0: none), at most 4 per CPU the process may run on
+ * (its affinity: a cpuset, taskset): more is clamped with a warning.
+ * -1 (logged) when a thread cannot start, and then none runs.  Call
+ * once, from the loop thread.
  */
 int	core_ws_io_start(int n);
 /* Threads running (after the clamp). */

@@ -2,9 +2,13 @@
  * test_ws_io.c - the WebSocket I/O thread pool: every item of a run is
  * done exactly once, the caller's share on the caller, the others on
  * the threads, all visible when core_ws_io_run() returns; small runs
- * stay on the caller; the count is clamped; stop and start again.
+ * stay on the caller; the count is clamped to the CPUs the process may
+ * use; stop and start again.
  * Built with -DSALES_TSAN=ON this is also the pool's race check.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE		/* sched_getaffinity, CPU_COUNT */
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +17,8 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -125,25 +131,64 @@ test_restart_after_stop(void **state)
 	core_ws_io_stop();
 }
 
-static void
-test_clamped_to_four_per_cpu(void **state)
+/* The CPUs the calling thread may run on, as the pool counts them. */
+static long
+affinity_cpus(void)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	char *log;
+	cpu_set_t set;
 
-	(void)state;
-	if (4 * cpus >= CORE_WS_IO_MAX)
-		skip();
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	return CPU_COUNT(&set);
+}
+
+static void
+clamp_check(long cpus)
+{
+	char want[128], *log;
+
 	unit_capture_begin();
 	assert_int_equal(core_ws_io_start(CORE_WS_IO_MAX), 0);
 	log = unit_capture_end();
 	assert_int_equal(core_ws_io_threads(), 4 * cpus);
-	assert_non_null(strstr(log, "io_threads = 64 is more than 4 per "
-	    "online CPU"));
+	snprintf(want, sizeof(want), "io_threads = 64 is more than 4 per CPU "
+	    "this process may use (%ld); using %ld", cpus, 4 * cpus);
+	assert_non_null(strstr(log, want));
 	reset();
 	core_ws_io_run(ptrs, NITEMS, work);
 	assert_int_equal(items[NITEMS - 1].runs, 1);
 	core_ws_io_stop();
+}
+
+static void
+test_clamped_to_four_per_cpu(void **state)
+{
+	long cpus = affinity_cpus();
+
+	(void)state;
+	if (4 * cpus >= CORE_WS_IO_MAX)
+		skip();
+	clamp_check(cpus);
+}
+
+/*
+ * A cpuset or taskset that leaves one CPU: the clamp follows it, not
+ * the machine's count of online CPUs.
+ */
+static void
+test_clamp_counts_the_cpus_allowed(void **state)
+{
+	cpu_set_t all, one;
+	int cpu;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	for (cpu = 0; !CPU_ISSET(cpu, &all); cpu++)
+		;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	clamp_check(1);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 }
 
 int
@@ -154,6 +199,7 @@ main(void)
 		cmocka_unit_test(test_shares_spread_over_threads),
 		cmocka_unit_test(test_restart_after_stop),
 		cmocka_unit_test(test_clamped_to_four_per_cpu),
+		cmocka_unit_test(test_clamp_counts_the_cpus_allowed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
