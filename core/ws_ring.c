@@ -52,7 +52,12 @@ core_ws_ring_on(void)
 	return on;
 }
 
-/* Queues s[0..n), n at most the ring's size, and reaps every result. */
+/*
+ * Queues s[0..n), n at most the ring's size, and reaps every result.
+ * A send the ring never took says -ECANCELED (the caller makes it with
+ * send()); one whose fate is unknown, -EIO (the caller drops the
+ * client: a send made twice would break its stream).
+ */
 static void
 ws_ring_batch(struct core_ws_send *s, size_t n)
 {
@@ -60,10 +65,13 @@ ws_ring_batch(struct core_ws_send *s, size_t n)
 	struct io_uring_sqe *sqe;
 	size_t i, got;
 	unsigned head, seen;
-	int e;
+	int e, taken = 0;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		s[i].res = -ECANCELED;
+	if (!on)
+		return;
+	for (i = 0; i < n; i++) {
 		sqe = io_uring_get_sqe(&ring);
 		if (s[i].mh.msg_iovlen == 1)
 			io_uring_prep_send(sqe, s[i].fd,
@@ -73,22 +81,21 @@ ws_ring_batch(struct core_ws_send *s, size_t n)
 		else
 			io_uring_prep_sendmsg(sqe, s[i].fd, &s[i].mh,
 			    MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* Marks the entry as not reaped yet. */
+		s[i].res = -EIO;
 		io_uring_sqe_set_data64(sqe, i);
 	}
 	for (got = 0; got < n; ) {
 		e = io_uring_submit_and_wait(&ring, 1);
 		if (e < 0 && e != -EINTR && e != -EAGAIN && e != -EBUSY) {
-			/*
-			 * Not seen with valid entries.  Should it happen, the
-			 * ring goes: sends not reaped say -ECANCELED, and the
-			 * caller makes them with send(), as from now on.
-			 */
+			/* Not seen with valid entries: the ring goes. */
 			core_log("core", SALES_LOG_ERROR, "io_uring_submit: "
 			    "%s; WebSocket writes go one send() at a time",
 			    strerror(-e));
-			core_ws_ring_stop();
-			return;
+			break;
 		}
+		if (e >= 0)
+			taken = 1;
 		seen = 0;
 		io_uring_for_each_cqe(&ring, head, cqe) {
 			if (cqe->user_data < n)
@@ -97,6 +104,13 @@ ws_ring_batch(struct core_ws_send *s, size_t n)
 		}
 		io_uring_cq_advance(&ring, seen);
 		got += seen;
+	}
+	if (got < n) {
+		if (!taken)
+			for (i = 0; i < n; i++)
+				if (s[i].res == -EIO)
+					s[i].res = -ECANCELED;
+		core_ws_ring_stop();
 	}
 }
 

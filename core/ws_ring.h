@@ -20,7 +20,8 @@ struct core_ws_send {
 	int		 fd;
 	struct msghdr	 mh;	/* msg_iov and msg_iovlen: the bytes */
 	ssize_t		 res;	/* bytes sent, or -errno; -ECANCELED: not
-				   tried, make it with send() */
+				   tried, make it with send(); -EIO: the
+				   ring failed, fate unknown */
 };
 
 /*
