@@ -494,7 +494,8 @@ ws_flush_threads(void)
  * sends in one system call, then the same bookkeeping as any write.
  * A client with more than WS_RING_IOV frames, or whose send went only
  * in part, finishes with send() (ws_write_more()): the ring's first
- * try is the fan-out's usual case, one frame that goes whole.
+ * try is the fan-out's usual case, one frame that goes whole.  So does
+ * a send the ring did not take (-ECANCELED: it failed, and is off).
  */
 static void
 ws_flush_ring(void)
