@@ -56,6 +56,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "thread.h"
 
 #define STORE_MAX_GROUP		1024
 #define STORE_MAX_QUEUE		65536	/* queued write units before refusing */
@@ -879,28 +880,6 @@ store_reader(void *arg)
 }
 
 /*
- * Helper threads take no signals: those are the loop's.  Except the
- * synchronous ones: the kernel kills a thread that faults with them
- * blocked, without running the handler.
- */
-static int
-thread_start(pthread_t *t, void *(*fn)(void *))
-{
-	sigset_t all, old;
-	int rc;
-
-	sigfillset(&all);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(t, NULL, fn, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc == 0 ? 0 : -1;
-}
-
-/*
  * A driver that maps its files into memory (SALES_STORE_MAPPED): when a
  * write through the mapping cannot be backed (the file made immutable,
  * a read-only remount, a failed disk) the kernel answers with SIGBUS,
@@ -1008,14 +987,14 @@ core_store_open(const struct core_store_config *cfg)
 	atomic_store(&store_pending, 0);
 	atomic_store(&store_commits, 0);
 	atomic_store(&store_units, 0);
-	if (thread_start(&st.writer, store_writer) == -1) {
+	if (core_thread_start(&st.writer, store_writer, NULL) == -1) {
 		core_log("store", SALES_LOG_ERROR,
 		    "cannot start the storage writer thread");
 		core_store_close();
 		return -1;
 	}
 	st.writer_started = 1;
-	if (thread_start(&st.reader, store_reader) == -1) {
+	if (core_thread_start(&st.reader, store_reader, NULL) == -1) {
 		core_log("store", SALES_LOG_ERROR,
 		    "cannot start the storage reader thread");
 		core_store_close();
@@ -1394,7 +1373,7 @@ core_store_watch(const char *module, sales_store_watch_cb cb, void *arg)
 	}
 	if (st.listener_started)
 		return 0;
-	if (thread_start(&st.listener, store_listener) == -1) {
+	if (core_thread_start(&st.listener, store_listener, NULL) == -1) {
 		core_log("store", SALES_LOG_ERROR,
 		    "cannot start the storage listener thread");
 		*pp = NULL;

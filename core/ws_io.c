@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "thread.h"
 #include "ws_io.h"
 
 #define WS_IO_MIN_SHARE	16	/* fewer items per share run inline */
@@ -125,8 +126,8 @@ core_ws_io_start(int n)
 	gen_start = gen;
 	pthread_mutex_unlock(&lock);
 	for (i = 0; i < n; i++) {
-		if (pthread_create(&threads[i], NULL, ws_io_main,
-		    (void *)(uintptr_t)(i + 1)) != 0) {
+		if (core_thread_start(&threads[i], ws_io_main,
+		    (void *)(uintptr_t)(i + 1)) == -1) {
 			log_error("io_threads: cannot start thread %d of %d",
 			    i + 1, n);
 			nthreads = i;

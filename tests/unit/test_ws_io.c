@@ -3,7 +3,7 @@
  * done exactly once, the caller's share on the caller, the others on
  * the threads, all visible when core_ws_io_run() returns; small runs
  * stay on the caller; the count is clamped to the CPUs the process may
- * use; stop and start again.
+ * use; the threads take no SIGTERM; stop and start again.
  * Built with -DSALES_TSAN=ON this is also the pool's race check.
  */
 #ifndef _GNU_SOURCE
@@ -16,8 +16,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -131,6 +133,54 @@ test_restart_after_stop(void **state)
 	core_ws_io_stop();
 }
 
+/*
+ * Threads of this process with SIGTERM blocked, from /proc: SigBlk is
+ * the mask in hex, SIGTERM its bit 15 (signal 15 is bit 14 from 0).
+ */
+static int
+sigterm_blocked(void)
+{
+	char path[320], line[256];
+	unsigned long long mask;
+	struct dirent *d;
+	DIR *dir;
+	FILE *f;
+	int n = 0;
+
+	assert_non_null(dir = opendir("/proc/self/task"));
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status",
+		    d->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;	/* a thread that just ended */
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "SigBlk: %llx", &mask) == 1 &&
+			    (mask & (1ULL << (SIGTERM - 1))))
+				n++;
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+/*
+ * The threads take no SIGTERM (nor SIGINT, SIGHUP): those must reach
+ * the loop's thread, whose handlers act on them.
+ */
+static void
+test_threads_leave_signals_to_the_loop(void **state)
+{
+	int before = sigterm_blocked();
+
+	(void)state;
+	assert_int_equal(core_ws_io_start(2), 0);
+	assert_int_equal(sigterm_blocked(), before + 2);
+	core_ws_io_stop();
+	assert_int_equal(sigterm_blocked(), before);
+}
+
 /* The CPUs the calling thread may run on, as the pool counts them. */
 static long
 affinity_cpus(void)
@@ -200,6 +250,7 @@ main(void)
 		cmocka_unit_test(test_restart_after_stop),
 		cmocka_unit_test(test_clamped_to_four_per_cpu),
 		cmocka_unit_test(test_clamp_counts_the_cpus_allowed),
+		cmocka_unit_test(test_threads_leave_signals_to_the_loop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
