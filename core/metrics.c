@@ -232,13 +232,15 @@ label_value(struct sales_buf *b, const char *s)
 static const double	ws_slice_bounds[] = {
 	0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 1
 };
+#define WS_SLICE_NBOUNDS \
+	(sizeof(ws_slice_bounds) / sizeof(ws_slice_bounds[0]))
 static struct core_hist	ws_slices;
 
 void
 core_metrics_ws_slice(double seconds)
 {
-	core_hist_observe(&ws_slices, ws_slice_bounds,
-	    sizeof(ws_slice_bounds) / sizeof(ws_slice_bounds[0]), seconds);
+	core_hist_observe(&ws_slices, ws_slice_bounds, WS_SLICE_NBOUNDS,
+	    seconds);
 }
 
 static void
@@ -269,6 +271,5 @@ ws_render(struct sales_buf *b)
 	    "time the loop spent writing one slice of a fan-out\n"
 	    "# TYPE salesd_websocket_write_slice_seconds histogram\n");
 	core_hist_render(b, "salesd_websocket_write_slice_seconds", "",
-	    ws_slice_bounds, sizeof(ws_slice_bounds) /
-	    sizeof(ws_slice_bounds[0]), &ws_slices);
+	    ws_slice_bounds, WS_SLICE_NBOUNDS, &ws_slices);
 }

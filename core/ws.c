@@ -198,8 +198,7 @@ static int	ws_before(struct ws_client *);
 static int	ws_finish(struct ws_client *);
 static void	ws_write(void *);
 static void	ws_write_more(struct ws_client *);
-static int	ws_iov(struct ws_out *, size_t, struct iovec *, int,
-		    struct ws_out **);
+static int	ws_iov(struct ws_out *, size_t, struct iovec *, int);
 static void	ws_sent(struct ws_client *);
 static void	ws_free(struct ws_client *);
 static int	ws_batch_flush(struct ws_client *);
@@ -490,23 +489,21 @@ ws_flush_threads(void)
 }
 
 /*
- * A slice through io_uring (core/ws_ring.c): WS_RING_SLICE clients'
- * sends in one system call, then the same bookkeeping as any write.
- * A client with more than WS_RING_IOV frames, or whose send went only
- * in part, finishes with send() (ws_write_more()): the ring's first
- * try is the fan-out's usual case, one frame that goes whole.  So does
- * a send the ring did not take (-ECANCELED: it failed, and is off).
+ * A slice through io_uring (core/ws_ring.c), until the monotonic time
+ * until: WS_RING_SLICE clients' sends in one system call, then the same
+ * bookkeeping as any write.  Whatever a client's queue holds past what
+ * the ring sent (more than WS_RING_IOV frames, a send that went only in
+ * part, one the ring did not take: -ECANCELED, it failed and is off)
+ * goes with send() (ws_write_more(), which sends nothing when all
+ * went): the ring's try is the fan-out's usual case, one frame whole.
  */
 static void
-ws_flush_ring(void)
+ws_flush_ring(int64_t until)
 {
 	static struct iovec iov[WS_RING_SLICE][WS_RING_IOV];
 	static struct core_ws_send s[WS_RING_SLICE];
 	struct ws_client *slice[WS_RING_SLICE], *c;
-	struct ws_out *last[WS_RING_SLICE];
-	size_t i, k, len, done = 0;
-	int64_t until = core_mono_us() + WS_SLICE_US;
-	int j;
+	size_t i, k, done = 0;
 
 	do {
 		k = ws_take(slice, WS_RING_SLICE);
@@ -518,7 +515,7 @@ ws_flush_ring(void)
 			s[i].fd = c->wfd;
 			s[i].mh.msg_iov = iov[i];
 			s[i].mh.msg_iovlen = ws_iov(STAILQ_FIRST(&c->outq),
-			    c->off, iov[i], WS_RING_IOV, &last[i]);
+			    c->off, iov[i], WS_RING_IOV);
 		}
 		core_ws_ring_send(s, k);
 		for (i = 0; i < k; i++) {
@@ -532,12 +529,9 @@ ws_flush_ring(void)
 				c->werr = (int)-s[i].res;
 				continue;
 			}
-			for (j = 0, len = 0; j < (int)s[i].mh.msg_iovlen; j++)
-				len += iov[i][j].iov_len;
 			if (s[i].res > 0)
 				c->wrote = (size_t)s[i].res;
-			if (c->wrote < len || STAILQ_NEXT(last[i], entry))
-				ws_write_more(c);
+			ws_write_more(c);
 		}
 		ws_settle(slice, k);
 		done += k;
@@ -569,7 +563,7 @@ ws_flushcb(evutil_socket_t fd, short what, void *arg)
 	if (core_ws_io_threads() > 0)
 		ws_flush_threads();
 	else if (core_ws_ring_on())
-		ws_flush_ring();
+		ws_flush_ring(start + WS_SLICE_US);
 	else {
 		until = start + WS_SLICE_US;
 		for (n = 1; n <= WS_SLICE && (c = ws_next_pending()) != NULL;
@@ -732,11 +726,10 @@ ws_wslay(struct ws_client *c)
 
 /*
  * Fills iov with the queue's bytes from frame at, offset off: at most
- * max frames.  Returns how many, and in *last the last one taken.
+ * max frames.  Returns how many.
  */
 static int
-ws_iov(struct ws_out *at, size_t off, struct iovec *iov, int max,
-    struct ws_out **last)
+ws_iov(struct ws_out *at, size_t off, struct iovec *iov, int max)
 {
 	struct ws_out *o;
 	int i = 0;
@@ -744,7 +737,6 @@ ws_iov(struct ws_out *at, size_t off, struct iovec *iov, int max,
 	for (o = at; o != NULL && i < max; o = STAILQ_NEXT(o, entry)) {
 		iov[i].iov_base = o->frame->data + (i ? 0 : off);
 		iov[i].iov_len = o->frame->len - (i ? 0 : off);
-		*last = o;
 		i++;
 	}
 	return i;
@@ -776,7 +768,7 @@ ws_write_more(struct ws_client *c)
 {
 	struct iovec iov[WS_IOV];
 	struct msghdr mh;
-	struct ws_out *at, *last;
+	struct ws_out *at;
 	size_t off;
 	ssize_t n;
 	int i;
@@ -785,7 +777,7 @@ ws_write_more(struct ws_client *c)
 	off = c->off;
 	ws_skip(&at, &off, c->wrote);
 	while (at != NULL) {
-		i = ws_iov(at, off, iov, WS_IOV, &last);
+		i = ws_iov(at, off, iov, WS_IOV);
 		memset(&mh, 0, sizeof(mh));
 		mh.msg_iov = iov;
 		mh.msg_iovlen = i;

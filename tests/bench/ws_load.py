@@ -5,11 +5,10 @@ Starts $SALESD_BUILD/salesd (modules orders + analytics, or those
 BUILD/bench/wsload against it: CLIENTS connections, ORDERS orders posted
 one at a time, back to back or, with --rate, at RATE orders a second
 (wsload -r).  --io-threads sets [server] io_threads, --io-uring
-[server] io_uring.  Then prints "SLICES {json}": the server's fan-out
-slices from /metrics (how many, their mean, how many took over 5 and
-over 25 ms), which tells a slow delivery of the server's from one of
-the machine's.  Prints wsload's
-"RESULT {json}" line.
+[server] io_uring.  Prints wsload's "RESULT {json}" line, then
+"SLICES {json}": the server's fan-out slices from /metrics (how many,
+their mean, how many took over 5 and over 25 ms), which tells a slow
+delivery of the server's from one of the machine's.
 
     SALESD_BUILD=build /usr/bin/python3 ws_load.py [--rate R]
         [--io-threads N] [--io-uring on|off] [--modules "orders analytics"] WSLOAD CLIENTS ORDERS
@@ -17,7 +16,6 @@ the machine's.  Prints wsload's
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,24 +23,19 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "e2e"))
 from conftest import Server  # noqa: E402
+from test_ops import scrape  # noqa: E402
 
 
 def slices(srv):
     """The slice histogram of srv's /metrics, summed up."""
+    m = scrape(srv)
     name = "salesd_websocket_write_slice_seconds"
-    _, _, body = srv.get("/metrics")
-    le, n, total = {}, 0, 0.0
-    for line in body.decode().splitlines():
-        m = re.match(r'^%s_bucket\{le="([^"]+)"\} (\d+)$' % name, line)
-        if m:
-            le[m.group(1)] = int(m.group(2))
-        elif line.startswith(name + "_count "):
-            n = int(line.split()[1])
-        elif line.startswith(name + "_sum "):
-            total = float(line.split()[1])
+    n, total = int(m[(name + "_count", ())]), m[(name + "_sum", ())]
+
+    def over(le):
+        return n - int(m[(name + "_bucket", (("le", le),))])
     return {"slices": n, "mean_ms": round(total * 1e3 / n, 3) if n else 0,
-            "over_5ms": n - le.get("0.005", n),
-            "over_25ms": n - le.get("0.025", n)}
+            "over_5ms": over("0.005"), "over_25ms": over("0.025")}
 
 
 def main(wsload, clients, orders, rate=0, io_threads=0,
